@@ -1,0 +1,333 @@
+"""The command line and the composition root: builds the store, the fetcher, the runner and the schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import NoReturn
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from monitor import __version__
+from monitor.config import keys_reference, load_catalogue
+from monitor.domain import Catalogue, CheckRecord, Grade
+from monitor.errors import ConfigError, MonitorError, Problem
+from monitor.extract import validate_selector
+from monitor.fetch import Fetcher
+from monitor.pipeline import Target
+from monitor.runner import Runner
+from monitor.schedule import Schedule
+from monitor.status import ServiceStatus, State, service_statuses
+from monitor.store.engine import make_engine, upgrade
+from monitor.store.repository import Store
+
+logger = logging.getLogger("monitor")
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+GRADE_STYLE = {Grade.FRESH: "green", Grade.DUE: "yellow", Grade.OVERDUE: "dark_orange", Grade.DELINQUENT: "red",
+               Grade.UNKNOWN: "dim"}
+STATE_STYLE = {State.OK: "green", State.DOWN: "red", State.DEGRADED: "yellow", State.PENDING: "dim",
+               State.UNMONITORED: "magenta", State.SUSPENDED: "blue"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "apscheduler", "hpack", "h2", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def default_targets() -> str:
+    return os.environ.get("MONITOR_TARGETS", "targets.toml")
+
+
+def selector_problems(catalogue: Catalogue) -> list[Problem]:
+    problems = []
+    for svc in catalogue.services:
+        for page in svc.pages:
+            for key, selectors in (("content", [page.content] if page.content else []), ("exclude", page.exclude)):
+                for sel in selectors:
+                    complaint = validate_selector(sel)
+                    if complaint:
+                        problems.append(Problem(where=f"service {svc.id!r} page {page.position} key {key!r}",
+                                                message=f"invalid CSS selector {sel!r}: {complaint}"))
+    return problems
+
+
+def load(path: str) -> Catalogue:
+    """Load and fully validate the catalogue (selectors included); exit 2 with every problem on failure."""
+    try:
+        catalogue = load_catalogue(path)
+        problems = selector_problems(catalogue)
+        if problems:
+            raise ConfigError(path, problems)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
+    return catalogue
+
+
+def open_store(catalogue: Catalogue, *, auto_upgrade: bool | None = None) -> Store:
+    try:
+        return Store.open(catalogue.settings.database_url, auto_upgrade=auto_upgrade)
+    except MonitorError as exc:
+        fail(str(exc))
+    except Exception as exc:  # a driver error before we have a store to translate it
+        fail(f"cannot open the database {catalogue.settings.database_url.split('@')[-1]}: {exc}")
+
+
+def local(t: datetime | None, tz: str) -> str:
+    return t.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") if t else "-"
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    days, rem = divmod(int(seconds), 86400)
+    return f"{days}d {rem // 3600}h" if days else f"{rem // 3600}h {rem % 3600 // 60}m"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="monitor")
+@click.option("--targets", "-t", "targets_path", default=default_targets, show_default="targets.toml",
+              help="The catalogue file (env MONITOR_TARGETS).")
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
+@click.pass_context
+def main(ctx: click.Context, targets_path: str, log_level: str) -> None:
+    """Website freshness monitor for city web services."""
+    setup_logging(log_level)
+    ctx.obj = {"targets": targets_path}
+
+
+# --- targets ----------------------------------------------------------------------------------
+
+
+@main.group()
+def targets() -> None:
+    """Validate and document the catalogue."""
+
+
+@targets.command("check")
+@click.argument("file", required=False)
+@click.pass_context
+def targets_check(ctx: click.Context, file: str | None) -> None:
+    """Validate FILE (default: the --targets file) without running anything."""
+    path = file or ctx.obj["targets"]
+    catalogue = load(path)
+    pages = len(catalogue.pages)
+    unmonitored = sum(1 for s in catalogue.services if not s.pages)
+    click.echo(f"{path}: OK: {len(catalogue.services)} services, {pages} pages, {unmonitored} unmonitored, "
+               f"{sum(1 for s in catalogue.services if s.suspended)} suspended")
+
+
+@targets.command("keys")
+def targets_keys() -> None:
+    """Print the reference of every table and key of targets.toml (Markdown)."""
+    click.echo(keys_reference())
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.option("--database-url", default=None, help="Overrides the catalogue's settings.database_url.")
+@click.pass_context
+def db_upgrade(ctx: click.Context, database_url: str | None) -> None:
+    """Create or upgrade the database schema to this version."""
+    url = database_url or load(ctx.obj["targets"]).settings.database_url
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    except Exception as exc:
+        fail(f"upgrade failed: {exc}")
+    finally:
+        engine.dispose()
+    click.echo("database schema is up to date")
+
+
+# --- run and check ----------------------------------------------------------------------------
+
+
+async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
+                 on_started: Callable[[Runner], None] | None = None) -> None:
+    async with Fetcher(catalogue.settings) as fetcher:
+        runner = Runner(catalogue, store, fetcher)
+        targets = runner.prepare()
+        writer = asyncio.create_task(runner.recorder.run())
+        schedule = Schedule(check=lambda t, at: runner.check(t, scheduled_at=at),
+                            heartbeat=lambda: asyncio.to_thread(runner.heartbeat))
+        unmonitored = [s.id for s in catalogue.services if not s.pages]
+        logger.info("monitor %s: %d services, %d pages, %d unmonitored (%s)", __version__,
+                    len(catalogue.services), len(targets), len(unmonitored), ", ".join(unmonitored) or "none")
+        schedule.start(targets, runner.states, utcnow())
+        if on_started is not None:
+            on_started(runner)
+        await stop.wait()
+        logger.info("stopping: waiting for running checks")
+        await schedule.stop()
+        if not await runner.recorder.drain(timeout_s=30):
+            logger.error("%d checks could not be written before stopping", len(runner.recorder.pending))
+        writer.cancel()
+        try:
+            runner.heartbeat(stopped=True)
+        except MonitorError as exc:
+            logger.warning("final heartbeat not recorded: %s", exc)
+        logger.info("stopped")
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the monitor: check every page on its schedule until stopped (SIGTERM/SIGINT)."""
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue)
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await _serve(catalogue, store, stop)
+
+    try:
+        asyncio.run(main_loop())
+    finally:
+        store.close()
+
+
+def _select(runner: Runner, services: Sequence[str]) -> list[Target]:
+    known = {s.id for s in runner.catalogue.services}
+    unknown = [s for s in services if s not in known]
+    if unknown:
+        fail(f"unknown service(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return runner.select(services)
+
+
+@main.command()
+@click.argument("services", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
+    """Check every page (or SERVICES' pages) once now and show the result. Exit 1 if a page failed."""
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue)
+    console = Console(stderr=True)
+
+    async def one_round() -> list[tuple[Target, CheckRecord]]:
+        async with Fetcher(catalogue.settings) as fetcher:
+            runner = Runner(catalogue, store, fetcher)
+            runner.prepare()
+            selected = _select(runner, services)
+            writer = asyncio.create_task(runner.recorder.run())
+            results: list[tuple[Target, CheckRecord]] = []
+            if console.is_terminal and selected:
+                from rich.progress import Progress
+
+                with Progress(console=console, transient=True) as progress:
+                    task = progress.add_task("checking", total=len(selected))
+                    await runner.round(selected, on_done=lambda t, r: (results.append((t, r)),
+                                                                       progress.advance(task)))
+            else:
+                await runner.round(selected, on_done=lambda t, r: results.append((t, r)))
+            await runner.recorder.drain(timeout_s=60)
+            writer.cancel()
+            try:
+                runner.heartbeat()
+            except MonitorError as exc:
+                logger.warning("heartbeat not recorded: %s", exc)
+            return sorted(results, key=lambda tr: (tr[0].service.id, tr[0].page.position))
+
+    try:
+        results = asyncio.run(one_round())
+    finally:
+        store.close()
+    failed = [r for _, r in results if not r.outcome.success]
+    if as_json:
+        click.echo(json.dumps([{"service": t.service.id, "page": t.page.position, "url": t.page.url,
+                                "outcome": r.outcome.value, "status": r.fetch.status,
+                                "change": r.verdict.change_class.value if r.verdict else None,
+                                "real_update": r.is_real, "error": r.fetch.error,
+                                "duration_s": round(r.fetch.elapsed_s, 3)} for t, r in results],
+                              ensure_ascii=False, indent=2))
+    else:
+        table = Table(title=f"{len(results)} pages checked, {len(failed)} failed")
+        for col in ("service", "page", "outcome", "HTTP", "change", "seconds", "note"):
+            table.add_column(col)
+        for t, r in results:
+            change = r.verdict.change_class.value if r.verdict else "-"
+            if r.is_real:
+                change += " (real update)"
+            table.add_row(t.service.id, str(t.page.position),
+                          f"[{'green' if r.outcome.success else 'red'}]{r.outcome.value}[/]",
+                          str(r.fetch.status or "-"), change, f"{r.fetch.elapsed_s:.2f}", r.fetch.error[:80])
+        Console(width=max(120, Console().width)).print(table)
+        unmonitored = [s.id for s in catalogue.services if not s.pages and (not services or s.id in services)]
+        if unmonitored:
+            click.echo(f"unmonitored (no known address): {', '.join(unmonitored)}")
+    sys.exit(EXIT_PROBLEM if failed else EXIT_OK)
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def statuses(catalogue: Catalogue, store: Store, now: datetime) -> list[ServiceStatus]:
+    return service_statuses(catalogue, store.pages(), now)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Where each service stands: regulation, last check, last real update, grade."""
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue)
+    try:
+        rows = statuses(catalogue, store, utcnow())
+        workers = store.workers()
+    finally:
+        store.close()
+    tz = catalogue.settings.timezone
+    if as_json:
+        click.echo(json.dumps({"generated_at": utcnow().isoformat(), "services": [r.as_dict() for r in rows],
+                               "workers": [{"id": w.id, "heartbeat_at": w.heartbeat_at.isoformat(),
+                                            "stopped": w.stopped_at is not None} for w in workers]},
+                              ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{len(rows)} services — {local(utcnow(), tz)} ({tz})")
+    for col in ("service", "regulation", "state", "grade", "last check", "last real update", "age", "deadline"):
+        table.add_column(col)
+    for r in rows:
+        since = "" if r.last_real_update_at or not r.monitoring_since else " (none seen)"
+        table.add_row(r.id, r.regulation.value, f"[{STATE_STYLE[r.state]}]{r.state.value}[/]",
+                      f"[{GRADE_STYLE[r.grade]}]{r.grade.value}[/]" if r.state is not State.UNMONITORED else "-",
+                      local(r.last_check_at, tz), local(r.last_real_update_at, tz) + since, age(r.age_s),
+                      local(r.deadline, tz))
+    Console(width=max(120, Console().width)).print(table)
+    if workers:
+        w = workers[0]
+        click.echo(f"last heartbeat: {local(w.heartbeat_at, tz)} from {w.id}"
+                   f"{' (stopped)' if w.stopped_at else ''}")
+

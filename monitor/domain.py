@@ -1,0 +1,366 @@
+"""Frozen records and vocabularies passed between the pipeline stages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Regulation(StrEnum):
+    """How often a service must be updated: the order's annex 2 plus data.gov.ua's frequencies."""
+
+    MORE_THAN_DAILY = "more_than_daily"  # data.gov.ua "більше одного разу на день"
+    DAILY = "daily"  # "Щодня"
+    WEEKLY = "weekly"  # "Щоразу зі зміною даних, але не рідше ніж 1 раз на тиждень"
+    MONTHLY = "monthly"  # "... не рідше ніж 1 раз на місяць"
+    QUARTERLY = "quarterly"  # "... не рідше ніж 1 раз в квартал"
+    HALF_YEARLY = "half_yearly"  # data.gov.ua "раз на пів року"
+    YEARLY = "yearly"  # data.gov.ua "щороку"
+    AS_NEEDED = "as_needed"  # "За потреби": no deadline, silence is shown
+
+
+class Kind(StrEnum):
+    """What a page is, which decides how it is fetched, extracted and compared."""
+
+    HTML = "html"
+
+
+class Outcome(StrEnum):
+    """The outcome class of one check. Everything that can go wrong ends as one of these."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"  # 304 to a conditional GET: same content as the last full fetch
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    TIMEOUT = "timeout"
+    HTTP_STATUS = "http_status"  # 4xx/5xx
+    TOO_LARGE = "too_large"
+    REDIRECTS = "redirects"  # too many, a loop, or a bad Location
+    BLOCKED = "blocked"  # refused by policy (private address, non-http scheme)
+    PROTOCOL = "protocol"  # malformed response, reset mid-body, bad encoding
+    BAD_CAPTURE = "bad_capture"  # a 200 that is not the content: soft 404, WAF, maintenance, empty
+    ERROR = "error"  # a bug in the monitor; logged with a traceback
+
+    @property
+    def success(self) -> bool:
+        return self in (Outcome.OK, Outcome.NOT_MODIFIED)
+
+
+class ChangeClass(StrEnum):
+    """How a version differs from the previous one, most significant first."""
+
+    CONTENT = "content"
+    DOCUMENTS = "documents"
+    LINKS = "links"
+    DATE_ONLY = "date_only"
+    COSMETIC = "cosmetic"
+    NONE = "none"
+
+    @property
+    def rank(self) -> int:
+        return _CHANGE_ORDER.index(self)
+
+
+_CHANGE_ORDER = list(ChangeClass)
+
+DEFAULT_REAL_CLASSES: frozenset[ChangeClass] = frozenset({ChangeClass.CONTENT, ChangeClass.DOCUMENTS})
+
+
+class Grade(StrEnum):
+    """Staleness against the regulation (after OCHA HDX's data freshness)."""
+
+    FRESH = "fresh"
+    DUE = "due"
+    OVERDUE = "overdue"
+    DELINQUENT = "delinquent"
+    UNKNOWN = "unknown"  # no successful check yet: nothing to grade
+
+    @property
+    def severity(self) -> int:
+        return {"fresh": 0, "due": 1, "overdue": 2, "delinquent": 3, "unknown": -1}[self.value]
+
+
+# --- configuration records -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    database_url: str = "sqlite:///monitor.db"
+    user_agent: str = "CityFreshnessMonitor/0.1 (+mailto:it@example.org)"
+    concurrency: int = 8
+    per_host_concurrency: int = 1
+    per_host_delay_s: float = 1.0
+    metrics_listen: str = "127.0.0.1:9464"
+    timezone: str = "Europe/Kyiv"
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 10
+    retries: int = 2
+    full_fetch_every_s: int = 86_400
+    anti_flap_versions: int = 5
+    working_days_holidays: str = "UA"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageConfig:
+    """One monitored address of a service."""
+
+    service_id: str
+    position: int  # 1-based, as in targets.toml
+    url: str
+    kind: Kind = Kind.HTML
+    name: str = ""
+    interval_s: int | None = None
+    timeout_s: float | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # values already resolved from the environment
+    header_templates: tuple[tuple[str, str], ...] = ()  # as written, safe to store and show
+    content: str | None = None  # CSS selector of the main content
+    exclude: tuple[str, ...] = ()  # CSS selectors removed before extraction
+    allow_private: bool = False  # allow fetching loopback/private addresses (tests, intranet)
+
+    @property
+    def key(self) -> str:
+        return f"{self.service_id}#{self.position}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceConfig:
+    id: str
+    name: str
+    department: str
+    regulation: Regulation
+    department_id: str = ""
+    suspended: bool = False
+    responsible: str = ""
+    contact: str = ""
+    working_days: bool = False
+    real_update_classes: frozenset[ChangeClass] = DEFAULT_REAL_CLASSES
+    aliases: tuple[str, ...] = ()
+    pages: tuple[PageConfig, ...] = ()
+
+    @property
+    def monitored(self) -> bool:
+        return bool(self.pages)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Catalogue:
+    settings: Settings
+    services: tuple[ServiceConfig, ...]
+    source: str = "targets.toml"
+
+    def service(self, service_id: str) -> ServiceConfig:
+        for s in self.services:
+            if s.id == service_id:
+                return s
+        raise KeyError(service_id)
+
+    @property
+    def pages(self) -> tuple[PageConfig, ...]:
+        return tuple(p for s in self.services for p in s.pages)
+
+
+# --- fetch ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Validators:
+    """What a conditional GET sends back to the server."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchResult:
+    url: str
+    final_url: str
+    outcome: Outcome
+    started_at: datetime
+    elapsed_s: float
+    status: int | None = None
+    body: bytes | None = None
+    content_type: str = ""
+    charset: str | None = None  # as declared in the Content-Type header
+    etag: str | None = None
+    last_modified: str | None = None
+    redirects: int = 0
+    http_version: str = ""
+    tls_expires_at: datetime | None = None
+    retry_after_s: float | None = None
+    attempts: int = 1
+    error: str = ""
+
+    @property
+    def size(self) -> int:
+        return len(self.body) if self.body is not None else 0
+
+
+# --- content model --------------------------------------------------------------------------
+
+
+class Region(StrEnum):
+    MAIN = "main"
+    CHROME = "chrome"  # header, navigation, footer, asides
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Block:
+    path: str  # structural path, e.g. "main/article[2]/p[3]"
+    text: str  # normalised text (not masked)
+    region: Region = Region.MAIN
+    volatile: str = ""  # changes by itself, by its markup: "numbers" (a view counter) or "all" (a clock, a slider)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Link:
+    url: str  # absolute, canonical
+    text: str = ""
+
+
+class Quality(StrEnum):
+    """Whether a capture is the page's content at all."""
+
+    OK = "ok"
+    EMPTY = "empty"
+    SOFT_404 = "soft_404"
+    CHALLENGE = "challenge"  # bot wall / WAF
+    MAINTENANCE = "maintenance"
+    SERVER_ERROR = "server_error"  # an error page served with 200
+    HOME_REDIRECT = "home_redirect"
+    TRUNCATED = "truncated"
+    UNREADABLE = "unreadable"  # not parseable as the declared kind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Content:
+    """The common model every kind extracts into: ordered blocks, links, documents, declared dates."""
+
+    title: str = ""
+    blocks: tuple[Block, ...] = ()
+    links: tuple[Link, ...] = ()  # links found in the main content
+    documents: tuple[Link, ...] = ()  # linked documents (pdf, docx, xlsx...) in the main content
+    declared_at: datetime | None = None  # a date the source itself states ("оновлено ...")
+    quality: Quality = Quality.OK
+    quality_reason: str = ""
+
+    @property
+    def main_blocks(self) -> tuple[Block, ...]:
+        return tuple(b for b in self.blocks if b.region is Region.MAIN)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fingerprints:
+    """Layered fingerprints of one capture (hex digests)."""
+
+    raw: str  # bytes as served
+    text: str  # all visible text
+    main: str  # main-content text
+    main_dated: str  # main text with volatile tokens masked except dates
+    main_masked: str  # main text with every volatile token masked
+    links: str
+    documents: str
+
+    @property
+    def version_key(self) -> tuple[str, str, str]:
+        """What makes a new stored version: anything a person would call a change, beyond cosmetics."""
+        return (self.main_dated, self.links, self.documents)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """What changed, compactly: counts and a readable diff."""
+
+    added: int = 0
+    removed: int = 0
+    edited: int = 0
+    diff: str = ""  # unified-style diff of main text
+    links_added: tuple[str, ...] = ()
+    links_removed: tuple[str, ...] = ()
+    documents_added: tuple[str, ...] = ()
+    documents_removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    change_class: ChangeClass
+    evidence: Evidence = field(default_factory=Evidence)
+    flapped: bool = False  # equal to an older version: not a new change
+
+
+def dump_content(content: Content) -> bytes:
+    """A stable JSON form of a Content, for storage and evidence."""
+    data = {
+        "title": content.title,
+        "blocks": [[b.path, b.region.value, b.text, b.volatile] for b in content.blocks],
+        "links": [[link.url, link.text] for link in content.links],
+        "documents": [[d.url, d.text] for d in content.documents],
+        "declared_at": content.declared_at.isoformat() if content.declared_at else None,
+        "quality": content.quality.value,
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def load_content(data: bytes) -> Content:
+    raw = json.loads(data)
+    return Content(
+        title=raw.get("title", ""),
+        blocks=tuple(Block(path=p, region=Region(r), text=t, volatile=v) for p, r, t, v in raw.get("blocks", [])),
+        links=tuple(Link(url=u, text=t) for u, t in raw.get("links", [])),
+        documents=tuple(Link(url=u, text=t) for u, t in raw.get("documents", [])),
+        declared_at=datetime.fromisoformat(raw["declared_at"]) if raw.get("declared_at") else None,
+        quality=Quality(raw.get("quality", "ok")),
+    )
+
+
+# --- state and records exchanged with the store -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VersionRef:
+    """A stored version, as much as detection needs without loading its content."""
+
+    key_hash: str
+    fingerprints: Fingerprints
+    version_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageState:
+    """What the pipeline needs to know about a page's past (loaded from the store at start)."""
+
+    page_id: int
+    last_check_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_full_fetch_at: datetime | None = None
+    validators: Validators = field(default_factory=Validators)
+    recent: tuple[VersionRef, ...] = ()  # newest last; the last one is the current version
+
+    @property
+    def current(self) -> VersionRef | None:
+        return self.recent[-1] if self.recent else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckRecord:
+    """Everything one check produced, written by the store in one transaction."""
+
+    page_id: int
+    fetch: FetchResult
+    outcome: Outcome
+    worker: str = ""
+    quality: Quality | None = None
+    fingerprints: Fingerprints | None = None
+    version_key: str | None = None  # hash of Fingerprints.version_key
+    new_version: bool = False  # a version key this page has not had before
+    content_blob: bytes | None = None  # serialised Content, only with a new version
+    raw_blob: bytes | None = None  # bytes as served, only with a new version
+    declared_at: datetime | None = None
+    verdict: Verdict | None = None
+    is_real: bool = False
+    window_start: datetime | None = None  # the previous successful check
+    full_fetch: bool = False  # a 200 with a body (not a 304)

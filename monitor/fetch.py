@@ -1,0 +1,502 @@
+"""Fetching pages over HTTP: the only module that imports httpx (and its engine, httpcore).
+
+Failures never raise: each ends as an Outcome on the FetchResult. The exception translation
+happens in one place, ``_classify``. Politeness (one request at a time per host, a minimum pause),
+retries with backoff and Retry-After, bounded redirects, a body cap enforced while streaming
+(decompression included), conditional GET and the SSRF guard are all here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import logging
+import random
+import socket
+import ssl
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import brotli
+import httpcore
+import httpx
+
+from monitor import __version__
+from monitor.domain import FetchResult, Outcome, Settings, Validators
+
+logger = logging.getLogger(__name__)
+
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+TRANSIENT = frozenset({Outcome.TIMEOUT, Outcome.CONNECT, Outcome.PROTOCOL})
+ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,application/json;q=0.9,*/*;q=0.8"
+MAX_RETRY_AFTER_S = 3600.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- errors raised inside the transport, translated by _classify -----------------------------
+
+
+class _Refused(Exception):
+    """A fetch the policy does not allow (private address, bad scheme)."""
+
+
+class _DNSFailure(Exception):
+    """The host name does not resolve."""
+
+
+class _TooLarge(Exception):
+    """The body exceeds the cap (counted after decompression)."""
+
+
+class _BadEncoding(Exception):
+    """The body's Content-Encoding cannot be decoded."""
+
+
+# --- the SSRF guard: checked on the address actually connected to -----------------------------
+
+
+def is_public_address(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return not (addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_multicast
+                or addr.is_reserved or addr.is_unspecified)
+
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise _DNSFailure(f"cannot resolve {host}: {exc.strerror or exc}") from exc
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host itself, refuses non-public addresses, and connects to the checked address,
+    so a DNS answer that changes between the check and the connection cannot get around the guard."""
+
+    def __init__(self, resolver: Resolver, *, allow_private: bool) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._resolve = resolver
+        self._allow_private = allow_private
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        addresses = await self._resolve(host, port)
+        if not self._allow_private:
+            public = [a for a in addresses if is_public_address(a)]
+            if not public:
+                raise _Refused(f"{host} resolves to a non-public address ({', '.join(addresses)}); "
+                               "set allow_private = true on the page to allow it")
+            addresses = public
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                                      socket_options=socket_options)
+            except httpcore.ConnectError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        raise _Refused("unix sockets are not fetched")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+# --- bounded decompression -------------------------------------------------------------------
+
+
+class _Decoder:
+    """Decodes a Content-Encoding chain while never producing more than `limit` bytes in total."""
+
+    def __init__(self, encodings: list[str], limit: int) -> None:
+        self.limit = limit
+        self.produced = 0
+        self._stages: list[Any] = []
+        for enc in reversed(encodings):  # applied in order, so undone in reverse
+            if enc in ("gzip", "x-gzip"):
+                self._stages.append(("z", zlib.decompressobj(16 + zlib.MAX_WBITS)))
+            elif enc == "deflate":
+                self._stages.append(("deflate", None))
+            elif enc == "br":
+                self._stages.append(("br", brotli.Decompressor()))
+            elif enc in ("identity", ""):
+                continue
+            else:
+                raise _BadEncoding(f"unsupported Content-Encoding {enc!r}")
+
+    def _room(self) -> int:
+        return self.limit - self.produced + 1
+
+    def _stage(self, index: int, data: bytes) -> bytes:
+        kind, obj = self._stages[index]
+        out = []
+        if kind == "deflate":  # raw deflate or zlib-wrapped: decide on the first bytes
+            wbits = zlib.MAX_WBITS if data[:1] and (data[0] & 0x0F) == 8 else -zlib.MAX_WBITS
+            obj = zlib.decompressobj(wbits)
+            self._stages[index] = ("z", obj)
+            kind = "z"
+        try:
+            if kind == "z":
+                chunk = obj.decompress(data, self._room())
+                out.append(chunk)
+                while obj.unconsumed_tail:
+                    if sum(map(len, out)) > self.limit:
+                        raise _TooLarge()
+                    out.append(obj.decompress(obj.unconsumed_tail, self._room()))
+            else:
+                out.append(obj.process(data, output_buffer_limit=self._room()))
+                while not obj.can_accept_more_data():
+                    if sum(map(len, out)) > self.limit:
+                        raise _TooLarge()
+                    out.append(obj.process(b"", output_buffer_limit=self._room()))
+        except (zlib.error, brotli.error) as exc:
+            raise _BadEncoding(f"corrupt compressed body: {exc}") from exc
+        return b"".join(out)
+
+    def feed(self, data: bytes) -> bytes:
+        for i in range(len(self._stages)):
+            data = self._stage(i, data)
+        self.produced += len(data)
+        if self.produced > self.limit:
+            raise _TooLarge()
+        return data
+
+
+# --- per-host politeness ---------------------------------------------------------------------
+
+
+class _HostGate:
+    """At most `concurrency` requests at a time to one host, starting at least `delay_s` apart."""
+
+    def __init__(self, concurrency: int, delay_s: float) -> None:
+        self.concurrency = concurrency
+        self.delay_s = delay_s
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._next_start: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, host: str) -> None:
+        sem = self._slots.setdefault(host, asyncio.Semaphore(self.concurrency))
+        await sem.acquire()
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_start.get(host, 0.0))
+            self._next_start[host] = start + self.delay_s
+        if start > now:
+            await asyncio.sleep(start - now)
+
+    def release(self, host: str) -> None:
+        self._slots[host].release()
+
+    def defer(self, host: str, seconds: float) -> None:
+        """A server asked us to wait (Retry-After): nobody starts a request to it before then."""
+        self._next_start[host] = max(self._next_start.get(host, 0.0), time.monotonic() + seconds)
+
+
+# --- the fetcher -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Hop:
+    """The outcome of one HTTP request (no redirects followed)."""
+
+    outcome: Outcome
+    status: int | None = None
+    headers: Mapping[str, str] | None = None
+    body: bytes | None = None
+    http_version: str = ""
+    tls_expires_at: datetime | None = None
+    error: str = ""
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER_S)
+
+
+def _cert_expiry(response: httpx.Response) -> datetime | None:
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return None
+    ssl_object = stream.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    cert = ssl_object.getpeercert()
+    if not cert or "notAfter" not in cert:
+        return None
+    return datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), UTC)
+
+
+def _classify(exc: BaseException) -> tuple[Outcome, str]:
+    """The one place where foreign exceptions become outcome classes."""
+    if isinstance(exc, _Refused):
+        return Outcome.BLOCKED, str(exc)
+    if isinstance(exc, _DNSFailure):
+        return Outcome.DNS, str(exc)
+    if isinstance(exc, _TooLarge):
+        return Outcome.TOO_LARGE, "body exceeds max_body_bytes"
+    if isinstance(exc, _BadEncoding):
+        return Outcome.PROTOCOL, str(exc)
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return Outcome.TIMEOUT, f"timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return Outcome.BLOCKED, f"unsupported scheme: {exc}"
+    if isinstance(exc, httpx.ConnectError):
+        chain = [exc, exc.__cause__, exc.__context__]
+        if any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in str(exc) or "certificate" in str(exc):
+            return Outcome.TLS, f"TLS: {exc}"
+        return Outcome.CONNECT, f"cannot connect: {exc}"
+    if isinstance(exc, ssl.SSLError):
+        return Outcome.TLS, f"TLS: {exc}"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError | httpx.DecodingError
+                  | httpx.LocalProtocolError | httpx.InvalidURL | h2_errors()):
+        return Outcome.PROTOCOL, f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, httpx.TransportError | OSError):
+        return Outcome.CONNECT, f"{type(exc).__name__}: {exc}"
+    return Outcome.ERROR, f"{type(exc).__name__}: {exc}"
+
+
+def h2_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import h2.exceptions
+
+        return (h2.exceptions.H2Error,)
+    except ImportError:  # pragma: no cover
+        return ()
+
+
+class Fetcher:
+    """One shared pair of HTTP clients (guarded and, for allowed pages, unguarded) for every check."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resolver: Resolver | None = None,
+        verify: ssl.SSLContext | bool = True,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._gate = _HostGate(settings.per_host_concurrency, settings.per_host_delay_s)
+        resolve = resolver or system_resolve
+        timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
+        headers = {"User-Agent": settings.user_agent, "Accept": ACCEPT, "Accept-Language": "uk,en;q=0.8,ru;q=0.5",
+                   "Accept-Encoding": "gzip, deflate, br"}
+        limits = httpx.Limits(max_connections=max(settings.concurrency * 2, 10), max_keepalive_connections=20,
+                              keepalive_expiry=30)
+        self._clients: dict[bool, httpx.AsyncClient] = {}
+        for allow in (False, True):
+            if transport is not None:
+                t: httpx.AsyncBaseTransport = transport
+            else:
+                ht = httpx.AsyncHTTPTransport(http2=True, verify=verify, limits=limits, retries=0)
+                ht._pool = httpcore.AsyncConnectionPool(  # our backend: the SSRF guard and our resolver
+                    ssl_context=ht._pool._ssl_context, max_connections=limits.max_connections,
+                    max_keepalive_connections=limits.max_keepalive_connections,
+                    keepalive_expiry=limits.keepalive_expiry, http1=True, http2=True, retries=0,
+                    network_backend=_GuardedBackend(resolve, allow_private=allow),
+                )
+                t = ht
+            self._clients[allow] = httpx.AsyncClient(transport=t, timeout=timeout, headers=headers,
+                                                     follow_redirects=False, trust_env=False)
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        timeout_s: float | None = None,
+        validators: Validators | None = None,
+        allow_private: bool = False,
+    ) -> FetchResult:
+        """Fetch `url` (following redirects, retrying transient failures) within one total deadline."""
+        started_at = self._clock()
+        t0 = time.monotonic()
+        total_s = timeout_s or self.settings.timeout_s
+        deadline = t0 + total_s
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
+                    result = await self._follow(url, headers, validators, allow_private, deadline)
+            except TimeoutError:
+                result = _Result(final_url=url, hop=_Hop(outcome=Outcome.TIMEOUT,
+                                                         error=f"no complete response within {total_s:g}s"))
+            hop = result.hop
+            retry_after = parse_retry_after((hop.headers or {}).get("retry-after"), self._clock())
+            transient = hop.outcome in TRANSIENT or (hop.outcome is Outcome.HTTP_STATUS and hop.status in RETRY_STATUSES)
+            if retry_after is not None:
+                self._gate.defer(_host(result.final_url), retry_after)
+            if not transient or attempts > self.settings.retries:
+                break
+            backoff = retry_after if retry_after is not None else random.uniform(0, min(30.0, 0.5 * 2 ** attempts))
+            if time.monotonic() + backoff >= deadline:
+                break  # no time left for another attempt: report what we have
+            logger.debug("retrying %s in %.1fs after %s", url, backoff, hop.outcome)
+            await self._sleep(backoff)
+        hdrs = hop.headers or {}
+        content_type = hdrs.get("content-type", "")
+        charset = None
+        for param in content_type.split(";")[1:]:
+            k, _, v = param.partition("=")
+            if k.strip().lower() == "charset":
+                charset = v.strip().strip("'\"").lower() or None
+        return FetchResult(
+            url=url,
+            final_url=result.final_url,
+            outcome=hop.outcome,
+            started_at=started_at,
+            elapsed_s=time.monotonic() - t0,
+            status=hop.status,
+            body=hop.body if hop.outcome.success else None,
+            content_type=content_type.split(";")[0].strip().lower(),
+            charset=charset,
+            etag=hdrs.get("etag"),
+            last_modified=hdrs.get("last-modified"),
+            redirects=result.redirects,
+            http_version=hop.http_version,
+            tls_expires_at=hop.tls_expires_at,
+            retry_after_s=retry_after,
+            attempts=attempts,
+            error=hop.error,
+        )
+
+    async def _follow(self, url: str, headers: Iterable[tuple[str, str]], validators: Validators | None,
+                      allow_private: bool, deadline: float) -> _Result:
+        current = url
+        seen = {url}
+        redirects = 0
+        extra = dict(headers)
+        while True:
+            req_headers = dict(extra)
+            if validators is not None and current == url:
+                if validators.etag:
+                    req_headers["If-None-Match"] = validators.etag
+                if validators.last_modified:
+                    req_headers["If-Modified-Since"] = validators.last_modified
+            hop = await self._request(current, req_headers, allow_private)
+            if hop.status in REDIRECT_CODES and hop.headers is not None and hop.headers.get("location"):
+                target = urljoin(current, hop.headers["location"].strip())
+                if urlsplit(target).scheme not in ("http", "https"):
+                    return _Result(final_url=current, redirects=redirects,
+                                   hop=_Hop(outcome=Outcome.REDIRECTS, status=hop.status,
+                                            error=f"redirect to a non-http location {target[:200]!r}"))
+                if target in seen:
+                    return _Result(final_url=current, redirects=redirects,
+                                   hop=_Hop(outcome=Outcome.REDIRECTS, status=hop.status,
+                                            error=f"redirect loop back to {target[:200]}"))
+                redirects += 1
+                if redirects > self.settings.max_redirects:
+                    return _Result(final_url=current, redirects=redirects,
+                                   hop=_Hop(outcome=Outcome.REDIRECTS, status=hop.status,
+                                            error=f"more than {self.settings.max_redirects} redirects"))
+                if _host(target) != _host(current):
+                    extra = {k: v for k, v in extra.items() if k.lower() not in ("authorization", "cookie")}
+                seen.add(target)
+                current = target
+                continue
+            return _Result(final_url=current, redirects=redirects, hop=hop)
+
+    async def _request(self, url: str, headers: dict[str, str], allow_private: bool) -> _Hop:
+        host = _host(url)
+        await self._gate.acquire(host)
+        try:
+            client = self._clients[allow_private]
+            request = client.build_request("GET", url, headers=headers)
+            response = await client.send(request, stream=True)
+            try:
+                status = response.status_code
+                resp_headers = {k.lower(): v for k, v in response.headers.items()}
+                version = response.http_version
+                tls = _cert_expiry(response)
+                if status in REDIRECT_CODES or status == 304 or status >= 300:
+                    outcome = (Outcome.NOT_MODIFIED if status == 304
+                               else Outcome.HTTP_STATUS if status >= 400 or status not in REDIRECT_CODES
+                               else Outcome.OK)
+                    return _Hop(outcome=outcome, status=status, headers=resp_headers, http_version=version,
+                                tls_expires_at=tls, error=f"HTTP {status}" if outcome is Outcome.HTTP_STATUS else "")
+                encodings = [e.strip().lower() for e in resp_headers.get("content-encoding", "").split(",") if e.strip()]
+                limit = self.settings.max_body_bytes
+                declared = resp_headers.get("content-length", "")
+                if declared.isdigit() and not encodings and int(declared) > limit:
+                    raise _TooLarge()
+                decoder = _Decoder(encodings, limit)
+                chunks: list[bytes] = []
+                raw_total = 0
+                async for raw in response.aiter_raw():
+                    raw_total += len(raw)
+                    if raw_total > limit:
+                        raise _TooLarge()
+                    chunks.append(decoder.feed(raw))
+                return _Hop(outcome=Outcome.OK, status=status, headers=resp_headers, body=b"".join(chunks),
+                            http_version=version, tls_expires_at=tls)
+            finally:
+                await response.aclose()
+        except Exception as exc:  # translated into an outcome, never raised
+            outcome, error = _classify(exc)
+            if outcome is Outcome.ERROR:
+                logger.exception("unexpected failure fetching %s", url)
+            return _Hop(outcome=outcome, error=error)
+        finally:
+            self._gate.release(host)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Result:
+    final_url: str
+    hop: _Hop
+    redirects: int = 0
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{(parts.hostname or '').lower()}:{parts.port or ''}"
+
+
+def user_agent() -> str:
+    return f"CityFreshnessMonitor/{__version__}"

@@ -1,0 +1,80 @@
+"""Content -> layered fingerprints (pure): raw bytes, visible text, main text, dated, masked, links, documents."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from monitor.domain import Content, Fingerprints, Region
+from monitor.mask import DATE, TIME, mask_dates, mask_volatile
+
+VOLATILE = "⟨volatile⟩"
+_NUMBER = re.compile(r"\d[\d\s,.]*\d|\d")
+_DATE_OR_TIME = re.compile(f"(?:{DATE.pattern})|(?:{TIME.pattern})", re.IGNORECASE)
+
+
+def digest(parts: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+def _mask_numbers_keep_dates(text: str) -> str:
+    """In a block whose numbers change by themselves: mask numbers, except inside dates and times."""
+    out, last = [], 0
+    for m in _DATE_OR_TIME.finditer(text):
+        out.append(_NUMBER.sub("⟨n⟩", text[last:m.start()]))
+        out.append(m.group(0))
+        last = m.end()
+    out.append(_NUMBER.sub("⟨n⟩", text[last:]))
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Layers:
+    """The main content as three parallel lists of block texts."""
+
+    main: tuple[str, ...]  # normalised text of every main block
+    dated: tuple[str, ...]  # volatile tokens masked, dates kept (a run of volatile blocks is one entry)
+    masked: tuple[str, ...]  # dates masked too
+
+
+def layers(content: Content, noise_paths: frozenset[str] = frozenset()) -> Layers:
+    main: list[str] = []
+    dated: list[str] = []
+    for b in content.blocks:
+        if b.region is not Region.MAIN:
+            continue
+        if b.volatile == "all" or b.path in noise_paths:
+            text = VOLATILE
+        elif b.volatile == "numbers":
+            text = mask_volatile(_mask_numbers_keep_dates(b.text))
+        else:
+            text = mask_volatile(b.text)
+        main.append(b.text)
+        if not (text == VOLATILE and dated and dated[-1] == VOLATILE):  # a carousel's slides count as one
+            dated.append(text)
+    masked = tuple(mask_dates(t) for t in dated)
+    return Layers(main=tuple(main), dated=tuple(dated), masked=masked)
+
+
+def fingerprints(content: Content, raw: bytes, noise_paths: frozenset[str] = frozenset(),
+                 lay: Layers | None = None) -> Fingerprints:
+    lay = lay or layers(content, noise_paths)
+    return Fingerprints(
+        raw=hashlib.sha256(raw).hexdigest(),
+        text=digest([content.title, *(b.text for b in content.blocks)]),
+        main=digest(lay.main),
+        main_dated=digest(lay.dated),
+        main_masked=digest(lay.masked),
+        links=digest(sorted(link.url for link in content.links)),
+        documents=digest(sorted(d.url for d in content.documents)),
+    )
+
+
+def version_key(fp: Fingerprints) -> str:
+    return digest(fp.version_key)

@@ -1,0 +1,219 @@
+"""The running monitor: targets, per-page state, concurrency, the buffered writer and the heartbeat.
+
+The store is reached only through the injected Store object; checks keep going while the database
+is unreachable, their records wait in a bounded buffer (new checks wait when it is full, nothing is
+dropped) and are written when the database is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from monitor.domain import Catalogue, CheckRecord, PageState
+from monitor.errors import StoreError, StoreUnavailable
+from monitor.pipeline import Checker, Fetch, Target
+from monitor.regulation import default_interval_s
+from monitor.store.repository import Store
+
+logger = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Recorder:
+    """Writes check records in batches; holds them (bounded) while the database is unreachable."""
+
+    def __init__(self, store: Store, *, max_pending: int = 20_000, batch: int = 200,
+                 retry_max_s: float = 10.0) -> None:
+        self.store = store
+        self.max_pending = max_pending
+        self.batch = batch
+        self.retry_max_s = retry_max_s
+        self.pending: deque[CheckRecord] = deque()
+        self.db_ok = True
+        self.last_error = ""
+        self.written = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def put(self, record: CheckRecord) -> None:
+        while len(self.pending) >= self.max_pending:  # back-pressure: checks wait, nothing is dropped
+            self._room.clear()
+            await self._room.wait()
+        self.pending.append(record)
+        self._idle.clear()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """The writer loop; cancel it after `drain()` to stop."""
+        delay = 0.5
+        while True:
+            if not self.pending:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = [self.pending[i] for i in range(min(self.batch, len(self.pending)))]
+            try:
+                await asyncio.to_thread(self.store.write, batch)
+            except StoreUnavailable as exc:
+                if self.db_ok:
+                    logger.error("database unreachable, buffering checks: %s", exc)
+                self.db_ok, self.last_error = False, str(exc)
+                await asyncio.sleep(delay)
+                delay = min(self.retry_max_s, delay * 2)
+                continue
+            except StoreError as exc:  # one bad record must not block the others: write them one by one
+                logger.error("a batch could not be written (%s); writing its records one by one", exc)
+                for rec in batch:
+                    try:
+                        await asyncio.to_thread(self.store.write, [rec])
+                        self.written += 1
+                    except StoreUnavailable:
+                        break
+                    except StoreError:
+                        logger.exception("dropping an unwritable check record for page %s", rec.page_id)
+                    self.pending.remove(rec)
+                self._room.set()
+                continue
+            for _ in batch:
+                self.pending.popleft()
+            self.written += len(batch)
+            if not self.db_ok:
+                logger.warning("database reachable again; wrote %d buffered checks", len(batch))
+            self.db_ok, self.last_error, delay = True, "", 0.5
+            self._room.set()
+
+    async def drain(self, timeout_s: float | None = None) -> bool:
+        """Wait until every pending record is written; False if the timeout passed first."""
+        if not self.pending:
+            return True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass(slots=True)
+class Health:
+    """The monitor's own health, as the heartbeat and the metrics see it."""
+
+    worker: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    checks_done: int = 0
+    last_round_at: datetime | None = None
+    schedule_lag_s: float = 0.0
+    lags: deque[float] = field(default_factory=lambda: deque(maxlen=500))
+
+
+class Runner:
+    """Checks targets with bounded concurrency, keeps their state, records results."""
+
+    def __init__(self, catalogue: Catalogue, store: Store, fetcher: Fetch, *,
+                 clock: Callable[[], datetime] = utcnow, worker: str | None = None) -> None:
+        self.catalogue = catalogue
+        self.settings = catalogue.settings
+        self.store = store
+        self.clock = clock
+        self.worker = worker or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.health = Health(worker=self.worker, hostname=socket.gethostname(), pid=os.getpid(),
+                             started_at=clock())
+        self.recorder = Recorder(store)
+        self.checker = Checker(fetcher, self.settings, load_previous=self._load_previous, worker=self.worker)
+        self.targets: dict[int, Target] = {}
+        self.states: dict[int, PageState] = {}
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._page_locks: dict[int, asyncio.Lock] = {}
+
+    async def _load_previous(self, page_id: int, key: str) -> bytes | None:
+        return await asyncio.to_thread(self.store.version_content, page_id, key)
+
+    def prepare(self) -> list[Target]:
+        """Sync the catalogue into the store and load each page's state."""
+        ids = self.store.sync_catalogue(self.catalogue, self.clock())
+        noise = self.store.noise_paths(ids.values())
+        targets = []
+        for svc in self.catalogue.services:
+            for page in svc.pages:
+                pid = ids[page.key]
+                interval = page.interval_s or default_interval_s(svc.regulation)
+                targets.append(Target(page=page, service=svc, page_id=pid, interval_s=interval,
+                                      noise_paths=frozenset(noise.get(pid, ()))))
+        self.targets = {t.page_id: t for t in targets}
+        self.states = self.store.page_states(self.targets, recent=self.settings.anti_flap_versions + 1)
+        for pid in self.targets:
+            self.states.setdefault(pid, PageState(page_id=pid))
+        return targets
+
+    def select(self, service_ids: Iterable[str] = ()) -> list[Target]:
+        wanted = set(service_ids)
+        return [t for t in self.targets.values() if not wanted or t.service.id in wanted]
+
+    async def check(self, target: Target, *, scheduled_at: datetime | None = None) -> CheckRecord:
+        """Check one page now (one check of a page at a time; `concurrency` checks in all)."""
+        lock = self._page_locks.setdefault(target.page_id, asyncio.Lock())
+        async with lock, self._slots:
+            now = self.clock()
+            if scheduled_at is not None:
+                lag = max(0.0, (now - scheduled_at).total_seconds())
+                self.health.lags.append(lag)
+            t0 = time.monotonic()
+            state = self.states.get(target.page_id) or PageState(page_id=target.page_id)
+            record, new_state = await self.checker.check(target, state, now)
+            self.states[target.page_id] = new_state
+            await self.recorder.put(record)
+            self.health.checks_done += 1
+            verdict = record.verdict.change_class.value if record.verdict else "-"
+            logger.info("service=%s page=%s outcome=%s status=%s change=%s%s bytes=%d %.2fs",
+                        target.service.id, target.page.position, record.outcome.value,
+                        record.fetch.status if record.fetch.status is not None else "-", verdict,
+                        " real" if record.is_real else "", record.fetch.size, time.monotonic() - t0)
+            return record
+
+    async def round(self, targets: list[Target], *,
+                    on_done: Callable[[Target, CheckRecord], None] | None = None) -> list[CheckRecord]:
+        """Check the given pages once, concurrently; returns the records in the targets' order."""
+        async def one(t: Target) -> CheckRecord:
+            rec = await self.check(t)
+            if on_done is not None:
+                on_done(t, rec)
+            return rec
+
+        records = await asyncio.gather(*(one(t) for t in targets))
+        self.health.last_round_at = self.clock()
+        return list(records)
+
+    def update_round(self) -> None:
+        """A round is complete when every page has been checked since: the oldest last check."""
+        times = [s.last_check_at for pid, s in self.states.items() if pid in self.targets]
+        if times and all(t is not None for t in times):
+            self.health.last_round_at = min(t for t in times if t is not None)
+        lags = self.health.lags
+        self.health.schedule_lag_s = max(lags) if lags else 0.0
+        lags.clear()
+
+    def heartbeat(self, *, stopped: bool = False) -> None:
+        """Record the worker's heartbeat (raises StoreError when the database is unreachable)."""
+        self.update_round()
+        h = self.health
+        self.store.heartbeat(worker=h.worker, hostname=h.hostname, pid=h.pid, started_at=h.started_at,
+                             now=self.clock(), last_round_at=h.last_round_at, schedule_lag_s=h.schedule_lag_s,
+                             checks_done=h.checks_done, stopped=stopped)

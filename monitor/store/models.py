@@ -1,0 +1,242 @@
+"""Typed SQLAlchemy models on one Base with a naming convention. Migrations live in migrations/."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python on every back end (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        from datetime import UTC
+
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        from datetime import UTC
+
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrement needs INTEGER
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Service(Base):
+    """A web service of the catalogue, synced from targets.toml; retired, never deleted."""
+
+    __tablename__ = "services"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    department: Mapped[str] = mapped_column(Text)
+    department_id: Mapped[str] = mapped_column(String(64))
+    regulation: Mapped[str] = mapped_column(String(24))
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    responsible: Mapped[str] = mapped_column(Text, default="")
+    contact: Mapped[str] = mapped_column(Text, default="")
+    working_days: Mapped[bool] = mapped_column(Boolean, default=False)
+    real_update_classes: Mapped[str] = mapped_column(String(128))  # comma-separated ChangeClass values
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Page(Base):
+    """One address of a service, with a summary of its latest state kept up to date on every check."""
+
+    __tablename__ = "pages"
+    __table_args__ = (UniqueConstraint("service_id", "url"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(24))
+    name: Mapped[str] = mapped_column(Text, default="")
+    interval_s: Mapped[int] = mapped_column(Integer)
+    options: Mapped[str] = mapped_column(Text, default="{}")  # JSON: selectors, header templates (never values)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # summary of the latest state (derivable from checks, kept here so status and metrics are O(pages))
+    last_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_full_fetch_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    first_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # any class >= date_only
+    last_real_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    etag: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_modified: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tls_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Blob(Base):
+    """Content-addressed, compressed bytes: each distinct content is stored once."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    codec: Mapped[str] = mapped_column(String(8))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Version(Base):
+    """A distinct state of a page: its main text, links or documents differ from every other version."""
+
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("page_id", "key_hash"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    content_sha: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))  # extracted content (JSON)
+    raw_sha: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)  # bytes as served
+    fp_raw: Mapped[str] = mapped_column(String(64))
+    fp_text: Mapped[str] = mapped_column(String(64))
+    fp_main: Mapped[str] = mapped_column(String(64))
+    fp_main_dated: Mapped[str] = mapped_column(String(64))
+    fp_main_masked: Mapped[str] = mapped_column(String(64))
+    fp_links: Mapped[str] = mapped_column(String(64))
+    fp_documents: Mapped[str] = mapped_column(String(64))
+    declared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Check(Base):
+    """Every attempt to check a page, whatever its outcome."""
+
+    __tablename__ = "checks"
+    __table_args__ = (Index("ix_checks_page_started", "page_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    duration_s: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bytes: Mapped[int] = mapped_column(Integer, default=0)
+    content_type: Mapped[str] = mapped_column(String(128), default="")
+    final_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    redirects: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    quality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    change_class: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
+    fp_raw: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_modified: Mapped[str | None] = mapped_column(Text, nullable=True)  # the server's Last-Modified header
+    error: Mapped[str] = mapped_column(Text, default="")
+    worker: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Change(Base):
+    """A change event between two versions of a page, with its evidence."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_page_detected", "page_id", "detected_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
+    from_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
+    to_version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # previous good check
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime)  # this check
+    change_class: Mapped[str] = mapped_column(String(16))
+    is_real: Mapped[bool] = mapped_column(Boolean)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[int] = mapped_column(Integer, default=0)
+    edited: Mapped[int] = mapped_column(Integer, default=0)
+    evidence_sha: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Tally(Base):
+    """Persistent counters (checks by outcome, changes by class) that survive pruning of old rows."""
+
+    __tablename__ = "tallies"
+
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), primary_key=True)
+    family: Mapped[str] = mapped_column(String(16), primary_key=True)  # 'outcome' | 'change'
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class NoiseRule(Base):
+    """A learned (or operator-written) rule that masks a volatile part of a page."""
+
+    __tablename__ = "noise_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), index=True)
+    path: Mapped[str] = mapped_column(Text)  # structural path of the volatile block
+    source: Mapped[str] = mapped_column(String(16))  # 'calibration' | 'history' | 'operator'
+    status: Mapped[str] = mapped_column(String(16))  # 'active' | 'confirmed' | 'dropped'
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Worker(Base):
+    """A running (or past) `monitor run` process and its heartbeat."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_round_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    schedule_lag_s: Mapped[float] = mapped_column(Float, default=0.0)
+    checks_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
