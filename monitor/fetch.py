@@ -24,10 +24,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import brotli
+import h2.exceptions
 import httpcore
 import httpx
 
-from monitor import __version__
 from monitor.domain import FetchResult, Outcome, Settings, Validators
 
 logger = logging.getLogger(__name__)
@@ -279,20 +279,11 @@ def _classify(exc: BaseException) -> tuple[Outcome, str]:
     if isinstance(exc, ssl.SSLError):
         return Outcome.TLS, f"TLS: {exc}"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError | httpx.DecodingError
-                  | httpx.LocalProtocolError | httpx.InvalidURL | h2_errors()):
+                  | httpx.LocalProtocolError | h2.exceptions.H2Error):
         return Outcome.PROTOCOL, f"{type(exc).__name__}: {exc}"
     if isinstance(exc, httpx.TransportError | OSError):
         return Outcome.CONNECT, f"{type(exc).__name__}: {exc}"
     return Outcome.ERROR, f"{type(exc).__name__}: {exc}"
-
-
-def h2_errors() -> tuple[type[BaseException], ...]:
-    try:
-        import h2.exceptions
-
-        return (h2.exceptions.H2Error,)
-    except ImportError:  # pragma: no cover
-        return ()
 
 
 class Fetcher:
@@ -448,7 +439,10 @@ class Fetcher:
         try:
             client = self._clients[allow_private]
             request = client.build_request("GET", url, headers=headers)
-            response = await client.send(request, stream=True)
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.InvalidURL as exc:  # httpx builds the redirect request even when not following it
+                return _Hop(outcome=Outcome.REDIRECTS, error=f"unusable redirect Location: {exc}")
             try:
                 status = response.status_code
                 resp_headers = {k.lower(): v for k, v in response.headers.items()}
@@ -496,7 +490,3 @@ class _Result:
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return f"{(parts.hostname or '').lower()}:{parts.port or ''}"
-
-
-def user_agent() -> str:
-    return f"CityFreshnessMonitor/{__version__}"

@@ -1,0 +1,61 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from monitor.config import parse_catalogue
+from monitor.domain import Catalogue, FetchResult, Outcome, Validators
+
+
+def catalogue(text: str) -> Catalogue:
+    return parse_catalogue(tomllib.loads(text), environ={})
+
+
+class Clock:
+    """An injected clock: time moves only when the test says so."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> datetime:
+        self.now += timedelta(**kw)
+        return self.now
+
+
+@dataclass
+class StubFetcher:
+    """Serves scripted responses by URL, stamped with the injected clock (no network)."""
+
+    clock: Clock
+    pages: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    failures: dict[str, Outcome] = field(default_factory=dict)
+    calls: list[tuple[str, Validators | None]] = field(default_factory=list)
+
+    async def fetch(self, url: str, *, headers: tuple[tuple[str, str], ...] = (), timeout_s: float | None = None,
+                    validators: Validators | None = None, allow_private: bool = False) -> FetchResult:
+        self.calls.append((url, validators))
+        if url in self.failures:
+            return FetchResult(url=url, final_url=url, outcome=self.failures[url], started_at=self.clock(),
+                               elapsed_s=0.01, error=f"scripted {self.failures[url].value}")
+        status, body = self.pages.get(url, (404, b""))
+        outcome = Outcome.OK if status == 200 else Outcome.HTTP_STATUS
+        return FetchResult(url=url, final_url=url, outcome=outcome, started_at=self.clock(), elapsed_s=0.01,
+                           status=status, body=body if status == 200 else None, content_type="text/html",
+                           charset="utf-8")
+
+
+def html(*items: str, title: str = "Новини Покровська", extra: str = "") -> bytes:
+    """A portal-like page: header, nav, a main list of news items, a sidebar and a footer."""
+    lis = "".join(f"<li><a href='/uk/articles/item/{i}'>{t}</a></li>" for i, t in enumerate(items, start=1))
+    return (f"<!doctype html><html lang='uk'><head><meta charset='utf-8'><title>{title}</title></head><body>"
+            "<header><a href='/uk'>Покровська міська рада</a><nav><a href='/uk/page/about'>Про місто</a>"
+            "<a href='/uk/page/contacts'>Контакти</a></nav></header>"
+            f"<main><h1>Новини міста</h1><ul class='news'>{lis}</ul>{extra}</main>"
+            "<aside class='sidebar'><h3>Опитування</h3><p>Так — 51%</p></aside>"
+            "<footer>© 2026 Покровська міська рада</footer></body></html>").encode()
