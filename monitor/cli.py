@@ -19,11 +19,10 @@ from rich.table import Table
 
 from monitor import __version__
 from monitor.config import keys_reference, load_catalogue
-from monitor.domain import Catalogue, CheckRecord, Grade
+from monitor.domain import Catalogue, CheckRecord, Grade, Target
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.extract import validate_selector
 from monitor.fetch import Fetcher
-from monitor.pipeline import Target
 from monitor.runner import Runner
 from monitor.schedule import Schedule
 from monitor.status import ServiceStatus, State, service_statuses
@@ -248,8 +247,12 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
 
                 with Progress(console=console, transient=True) as progress:
                     task = progress.add_task("checking", total=len(selected))
-                    await runner.round(selected, on_done=lambda t, r: (results.append((t, r)),
-                                                                       progress.advance(task)))
+
+                    def done(t: Target, r: CheckRecord) -> None:
+                        results.append((t, r))
+                        progress.advance(task)
+
+                    await runner.round(selected, on_done=done)
             else:
                 await runner.round(selected, on_done=lambda t, r: results.append((t, r)))
             await runner.recorder.drain(timeout_s=60)

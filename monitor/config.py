@@ -201,7 +201,7 @@ def p_timezone(value: Any) -> str:
 
 def p_listen(value: Any) -> str:
     s = p_nonempty(value)
-    host, sep, port = s.rpartition(":")
+    _host, sep, port = s.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise Invalid(f"{s!r} is not host:port (e.g. '127.0.0.1:9464')")
     return s
@@ -237,7 +237,8 @@ SETTINGS: tuple[Key, ...] = (
     Key("max_body_bytes", p_int_range(1024, 1 << 31), "Largest decoded body accepted."),
     Key("max_redirects", p_int_range(0, 30), "Redirects followed before giving up."),
     Key("retries", p_int_range(0, 10), "Retries of a transient failure (timeouts, resets, 429, 5xx)."),
-    Key("full_fetch_every", p_duration_range(60, 30 * 86400), "Longest time conditional GETs may stand in for a full fetch."),
+    Key("full_fetch_every", p_duration_range(60, 30 * 86400),
+        "Longest time conditional GETs may stand in for a full fetch."),
     Key("anti_flap_versions", p_int_range(1, 100), "A version equal to one of the last N is not a new change."),
     Key("working_days_holidays", p_nonempty, "Country code of the public holidays that working days skip."),
 )

@@ -164,6 +164,17 @@ class Catalogue:
         return tuple(p for s in self.services for p in s.pages)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """A page to check, with its service, its id in the store and its learned noise."""
+
+    page: PageConfig
+    service: ServiceConfig
+    page_id: int
+    interval_s: int
+    noise_paths: frozenset[str] = frozenset()
+
+
 # --- fetch ----------------------------------------------------------------------------------
 
 
@@ -242,6 +253,7 @@ class Content:
 
     title: str = ""
     blocks: tuple[Block, ...] = ()
+    visible_text: str = ""  # all visible text, when the blocks hold only the main content
     links: tuple[Link, ...] = ()  # links found in the main content
     documents: tuple[Link, ...] = ()  # linked documents (pdf, docx, xlsx...) in the main content
     declared_at: datetime | None = None  # a date the source itself states ("оновлено ...")
@@ -296,6 +308,7 @@ def dump_content(content: Content) -> bytes:
     """A stable JSON form of a Content, for storage and evidence."""
     data = {
         "title": content.title,
+        "visible_text": content.visible_text,
         "blocks": [[b.path, b.region.value, b.text, b.volatile] for b in content.blocks],
         "links": [[link.url, link.text] for link in content.links],
         "documents": [[d.url, d.text] for d in content.documents],
@@ -309,6 +322,7 @@ def load_content(data: bytes) -> Content:
     raw = json.loads(data)
     return Content(
         title=raw.get("title", ""),
+        visible_text=raw.get("visible_text", ""),
         blocks=tuple(Block(path=p, region=Region(r), text=t, volatile=v) for p, r, t, v in raw.get("blocks", [])),
         links=tuple(Link(url=u, text=t) for u, t in raw.get("links", [])),
         documents=tuple(Link(url=u, text=t) for u, t in raw.get("documents", [])),
@@ -338,6 +352,9 @@ class PageState:
     last_success_at: datetime | None = None
     last_full_fetch_at: datetime | None = None
     validators: Validators = field(default_factory=Validators)
+    last_size: int | None = None  # bytes of the last full capture (to tell a truncated body)
+    last_fingerprints: Fingerprints | None = None  # of the last full capture (in memory: skips re-extraction)
+    last_noise: frozenset[str] = frozenset()  # the noise rules the last capture was fingerprinted with
     recent: tuple[VersionRef, ...] = ()  # newest last; the last one is the current version
 
     @property

@@ -360,7 +360,8 @@ class Fetcher:
                                                          error=f"no complete response within {total_s:g}s"))
             hop = result.hop
             retry_after = parse_retry_after((hop.headers or {}).get("retry-after"), self._clock())
-            transient = hop.outcome in TRANSIENT or (hop.outcome is Outcome.HTTP_STATUS and hop.status in RETRY_STATUSES)
+            transient = hop.outcome in TRANSIENT or (
+                hop.outcome is Outcome.HTTP_STATUS and hop.status in RETRY_STATUSES)
             if retry_after is not None:
                 self._gate.defer(_host(result.final_url), retry_after)
             if not transient or attempts > self.settings.retries:
@@ -454,7 +455,8 @@ class Fetcher:
                                else Outcome.OK)
                     return _Hop(outcome=outcome, status=status, headers=resp_headers, http_version=version,
                                 tls_expires_at=tls, error=f"HTTP {status}" if outcome is Outcome.HTTP_STATUS else "")
-                encodings = [e.strip().lower() for e in resp_headers.get("content-encoding", "").split(",") if e.strip()]
+                encoding = resp_headers.get("content-encoding", "")
+                encodings = [e.strip().lower() for e in encoding.split(",") if e.strip()]
                 limit = self.settings.max_body_bytes
                 declared = resp_headers.get("content-length", "")
                 if declared.isdigit() and not encodings and int(declared) > limit:

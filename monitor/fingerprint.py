@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from monitor.domain import Content, Fingerprints, Region
-from monitor.mask import DATE, TIME, mask_dates, mask_volatile
+from monitor.mask import DATE, DATE_WORDS, TIME, mask_dates, mask_volatile
 
 VOLATILE = "⟨volatile⟩"
 _NUMBER = re.compile(r"\d[\d\s,.]*\d|\d")
-_DATE_OR_TIME = re.compile(f"(?:{DATE.pattern})|(?:{TIME.pattern})", re.IGNORECASE)
+_DATE_OR_TIME = re.compile(f"(?:{DATE.pattern})|(?:{TIME.pattern})|(?:{DATE_WORDS.pattern})")
 
 
 def digest(parts: Iterable[str]) -> str:
@@ -67,7 +67,7 @@ def fingerprints(content: Content, raw: bytes, noise_paths: frozenset[str] = fro
     lay = lay or layers(content, noise_paths)
     return Fingerprints(
         raw=hashlib.sha256(raw).hexdigest(),
-        text=digest([content.title, *(b.text for b in content.blocks)]),
+        text=digest([content.title, content.visible_text, *(b.text for b in content.blocks)]),
         main=digest(lay.main),
         main_dated=digest(lay.dated),
         main_masked=digest(lay.masked),

@@ -9,31 +9,59 @@ from __future__ import annotations
 
 import re
 
-_UK_MONTHS = ("січ(?:ня|ень)?|лют(?:ого|ий)?|берез(?:ня|ень)|бер|квіт(?:ня|ень)?|трав(?:ня|ень)?|"
-              "черв(?:ня|ень)?|лип(?:ня|ень)?|серп(?:ня|ень)?|верес(?:ня|ень)|вер|жовт(?:ня|ень)?|"
-              "листопад(?:а)?|лист|груд(?:ня|ень)?")
-_RU_MONTHS = ("январ[ья]|янв|феврал[ья]|фев|марта?|мар|апрел[ья]|апр|ма[яй]|июн[ья]|июн|июл[ья]|июл|"
-              "августа?|авг|сентябр[ья]|сен|октябр[ья]|окт|ноябр[ья]|ноя|декабр[ья]|дек")
-_EN_MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|December|"
-              "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec")
-MONTHS = f"(?:{_UK_MONTHS}|{_RU_MONTHS}|{_EN_MONTHS})"
-WEEKDAYS = ("понеділ(?:ок|ка)|вівтор(?:ок|ка)|серед[аи]|четвер(?:га)?|пʼятниц[яі]|субот[аи]|неділ[яі]|"
-            "понедельник|вторник|сред[аы]|четверг|пятниц[аы]|суббот[аы]|воскресенье|"
-            "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Mon|Tue|Wed|Thu|Fri|Sat|Sun")
-RELATIVE_DAYS = "сьогодні|вчора|позавчора|сегодня|вчера|today|yesterday|щойно|только что|just now"
 
+def trie(words: list[str]) -> str:
+    """A regex alternation of plain words as a prefix tree: a mismatch fails at its first letter, which keeps
+    long word lists fast (Python's re tries every branch of a flat alternation at every position)."""
+    tree: dict[str, dict] = {}  # type: ignore[type-arg]
+    for word in words:
+        node = tree
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:  # type: ignore[type-arg]
+        optional = "" in node
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if optional:
+            body = f"(?:{body})?" if len(branches) == 1 and len(body) > 1 else body + "?"
+        return body
+
+    return "(?:" + emit(tree) + ")"
+
+
+MONTH_WORDS = """
+січень січня лютий лютого березень березня квітень квітня травень травня червень червня липень липня серпень
+серпня вересень вересня жовтень жовтня листопад листопада грудень грудня січ лют бер квіт трав черв лип серп
+вер жовт лист груд январь января февраль февраля март марта апрель апреля май мая июнь июня июль июля август
+августа сентябрь сентября октябрь октября ноябрь ноября декабрь декабря янв фев мар апр июн июл авг сен сент
+окт ноя дек january february march april may june july august september october november december jan feb mar
+apr jun jul aug sep sept oct nov dec
+""".split()
+WEEKDAY_WORDS = """
+понеділок понеділка вівторок вівторка середа середи четвер четверга пʼятниця пʼятниці субота суботи неділя
+неділі понедельник понедельника вторник вторника среда среды четверг четверга пятница пятницы суббота субботы
+воскресенье monday tuesday wednesday thursday friday saturday sunday mon tue wed thu fri sat sun сьогодні вчора
+позавчора сегодня вчера позавчера today yesterday щойно
+""".split()
+MONTHS = trie(MONTH_WORDS)
+WEEKDAYS = trie(WEEKDAY_WORDS)
 _YEAR_SUFFIX = r"(?:\s*(?:р\.|року|рік|г\.|года|год))?"
+# Dates written with digits (every form has at least one digit: the regex only runs on text with digits).
 DATE = re.compile(
     r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"  # ISO
     r"|\b\d{4}/\d{1,2}/\d{1,2}\b"
     r"|\b\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})\b" + _YEAR_SUFFIX +  # 30.11.2026, 30/11/26
-    rf"|\b\d{{1,2}}(?:-?(?:го|е|st|nd|rd|th))?\s+(?:{MONTHS})\b\.?(?:,?\s+\d{{4}}\b{_YEAR_SUFFIX})?"  # 30 листопада 2026
-    rf"|\b(?:{MONTHS})\b\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}}\b)?"  # November 30, 2026
-    rf"|\b(?:{MONTHS})\b\.?\s+\d{{4}}\b"  # листопад 2026
-    rf"|\b(?:{WEEKDAYS})\b,?"
-    rf"|(?<!\w)(?:{RELATIVE_DAYS})(?!\w)",
-    re.IGNORECASE,
+    # 30 листопада 2026
+    rf"|\b\d{{1,2}}(?:-?(?:го|е|st|nd|rd|th))?\s+(?i:{MONTHS})\b\.?(?:,?\s+\d{{4}}\b{_YEAR_SUFFIX})?"
+    rf"|(?i:\b(?:{MONTHS})\b)\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}}\b)?"  # November 30, 2026
+    rf"|(?i:\b(?:{MONTHS})\b)\.?\s+\d{{4}}\b"  # листопад 2026
 )
+# Dates written in words only: weekdays and "today"/"yesterday".
+DATE_WORDS = re.compile(rf"(?i:\b{WEEKDAYS}\b,?|\b(?:только что|just now)\b)")
 TIME = re.compile(r"(?<![\d:])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s*(?:AM|PM|am|pm))?(?![\d:])"
                   r"|\b(?:о|об|з|до|в|с|по|at)\s+(?:[01]?\d|2[0-3])\.[0-5]\d\b"  # "о 10.00", not a price
                   r"|\b(?:[01]?\d|2[0-3])\s*(?:год\.?|h)\s*[0-5]\d\s*(?:хв\.?|min)")
@@ -41,15 +69,15 @@ _UNITS = ("секунд[уи]?|сек\\.?|хвилин[уи]?|хв\\.?|годи�
           "місяц(?:ь|і|ів)|минут[уы]?|мин\\.?|час(?:а|ов)?|недел[ьи]|месяц(?:а|ев)?|"
           "seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?")
 AGO = re.compile(rf"\b(?:\d+|одну|одна|один|a|an)\s+(?:{_UNITS})\s+(?:тому|назад|ago)\b", re.IGNORECASE)
-_COUNTER_WORDS = ("переглядів|перегляди|переглядiв|переглянуто|перегляд|відвідувачів|відвідувань|відвідувачі|"
-                  "просмотров|просмотры|просмотр|посетителей|"
-                  "views?|visitors?|visits|hits|reads|"
-                  "коментар(?:і|ів)|комментари(?:и|ев)|comments?|likes?|вподобань")
+COUNTER_WORDS = trie("""
+переглядів переглядiв перегляди перегляд переглянуто відвідувачів відвідувань відвідувачі просмотров просмотры
+просмотр посетителей views view visitors visitor visits hits reads коментарі коментарів комментарии
+комментариев comments comment likes like вподобань
+""".split())
+_COUNT_PREFIX = r"(?:(?i:кількість|количество|число)\s+)?"
 COUNTER = re.compile(
-    rf"\b(?:кількість\s+|количество\s+|число\s+)?(?:{_COUNTER_WORDS})\s*[:\-–]?\s*\d[\d\s\u00a0,.]*\d|"
-    rf"\b(?:кількість\s+|количество\s+)?(?:{_COUNTER_WORDS})\s*[:\-–]?\s*\d"
-    rf"|\b\d[\d\s\u00a0,.]*\s+(?:{_COUNTER_WORDS})\b",
-    re.IGNORECASE,
+    rf"{_COUNT_PREFIX}(?i:\b{COUNTER_WORDS}\b)\s*[:\-–]?\s*\d(?:[\d\s\u00a0,.]*\d)?"
+    rf"|\b\d[\d\s\u00a0,.]*\s+(?i:{COUNTER_WORDS}\b)"
 )
 TEMPERATURE = re.compile(r"[+\-−]?\d{1,2}(?:[.,]\d)?\s*°\s*[CСF]?")
 RATE = re.compile(r"\b(?:USD|EUR|PLN|GBP|CHF|RUB|CNY)\b\s*(?:/\s*UAH)?\s*[:=]?\s*\d+[.,]\d{2,4}"
@@ -58,25 +86,32 @@ RATE = re.compile(r"\b(?:USD|EUR|PLN|GBP|CHF|RUB|CNY)\b\s*(?:/\s*UAH)?\s*[:=]?\s
 TOKEN = re.compile(r"\b(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}\b"
                    r"|\b[0-9a-fA-F]{16,}\b")
 
-_VOLATILE = ((TOKEN, "⟨token⟩"), (AGO, "⟨ago⟩"), (COUNTER, "⟨count⟩"), (TEMPERATURE, "⟨temp⟩"),
-             (RATE, "⟨rate⟩"))
-_DATES = ((DATE, "⟨date⟩"), (TIME, "⟨time⟩"))
+_HAS_DIGIT = re.compile(r"\d").search
+_AGO_WORDS = ("тому", "назад", "ago")
+_RATE_HINT = re.compile(r"USD|EUR|PLN|GBP|CHF|RUB|CNY|[Кк]урс|[Rr]ate").search
 
 
 def mask_volatile(text: str) -> str:
     """Mask what changes by itself (counters, clocks ago, temperatures, rates, tokens); keep dates."""
-    for pattern, placeholder in _VOLATILE:
-        if pattern is TEMPERATURE and "°" not in text:
-            continue
-        text = pattern.sub(placeholder, text)
+    if any(w in text for w in _AGO_WORDS):
+        text = AGO.sub("⟨ago⟩", text)
+    if not _HAS_DIGIT(text):
+        return text
+    if len(text) >= 16:
+        text = TOKEN.sub("⟨token⟩", text)
+    text = COUNTER.sub("⟨count⟩", text)
+    if "°" in text:
+        text = TEMPERATURE.sub("⟨temp⟩", text)
+    if _RATE_HINT(text):
+        text = RATE.sub("⟨rate⟩", text)
     return text
 
 
 def mask_dates(text: str) -> str:
     """Mask dates and times (applied after mask_volatile)."""
-    for pattern, placeholder in _DATES:
-        text = pattern.sub(placeholder, text)
-    return text
+    if _HAS_DIGIT(text):
+        text = TIME.sub("⟨time⟩", DATE.sub("⟨date⟩", text))
+    return DATE_WORDS.sub("⟨date⟩", text)
 
 
 def mask_all(text: str) -> str:

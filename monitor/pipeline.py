@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -15,11 +16,10 @@ from monitor.domain import (
     Content,
     FetchResult,
     Outcome,
-    PageConfig,
     PageState,
     Quality,
-    ServiceConfig,
     Settings,
+    Target,
     Validators,
     Verdict,
     VersionRef,
@@ -41,17 +41,6 @@ class Fetch(Protocol):
 
 
 ContentLoader = Callable[[int, str], Awaitable[bytes | None]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Target:
-    """A page to check, with its service and its id in the store."""
-
-    page: PageConfig
-    service: ServiceConfig
-    page_id: int
-    interval_s: int
-    noise_paths: frozenset[str] = frozenset()
 
 
 class Checker:
@@ -77,7 +66,8 @@ class Checker:
         result = await self.fetcher.fetch(page.url, headers=page.headers, timeout_s=page.timeout_s,
                                           validators=self._validators(state, now), allow_private=page.allow_private)
         record = await self._process(target, state, result)
-        return record, next_state(state, record, keep=self.settings.anti_flap_versions + 1)
+        return record, next_state(state, record, keep=self.settings.anti_flap_versions + 1,
+                                  noise=target.noise_paths)
 
     async def _process(self, target: Target, state: PageState, result: FetchResult) -> CheckRecord:
         base = CheckRecord(page_id=target.page_id, fetch=result, outcome=result.outcome, worker=self.worker)
@@ -89,6 +79,14 @@ class Checker:
                            verdict=Verdict(change_class=ChangeClass.NONE))
         if not result.outcome.success or result.body is None:
             return base
+        current = state.current
+        last = state.last_fingerprints
+        if (current is not None and last is not None and state.last_noise == target.noise_paths
+                and last.raw == hashlib.sha256(result.body).hexdigest()):
+            # the very same bytes as last time: nothing to extract, nothing changed
+            return replace(base, quality=Quality.OK, fingerprints=last, version_key=current.key_hash,
+                           window_start=state.last_success_at, full_fetch=True,
+                           verdict=Verdict(change_class=ChangeClass.NONE))
         try:
             content = extract(target.page.kind, result.body, url=result.final_url, charset=result.charset,
                               content_type=result.content_type,
@@ -96,14 +94,14 @@ class Checker:
         except Exception:  # a bug in an extractor must not stop the monitor
             logger.exception("extraction failed for %s", target.page.url)
             return replace(base, outcome=Outcome.ERROR)
-        quality, reason = assess(content, url=result.url, final_url=result.final_url, body=result.body)
+        quality, reason = assess(content, url=result.url, final_url=result.final_url, body=result.body,
+                                 previous_size=state.last_size)
         if quality is not Quality.OK:
             fetch = replace(result, error=reason)
             return replace(base, fetch=fetch, outcome=Outcome.BAD_CAPTURE, quality=quality)
         lay = layers(content, target.noise_paths)
         fp = fingerprints(content, result.body, target.noise_paths, lay)
         key = version_key(fp)
-        current = state.current
         known = {ref.key_hash for ref in state.recent}
         record = replace(base, quality=Quality.OK, fingerprints=fp, version_key=key, declared_at=content.declared_at,
                          window_start=state.last_success_at, full_fetch=True)
@@ -131,7 +129,8 @@ class Checker:
         return load_content(data) if data else None
 
 
-def next_state(state: PageState, record: CheckRecord, *, keep: int) -> PageState:
+def next_state(state: PageState, record: CheckRecord, *, keep: int,
+               noise: frozenset[str] = frozenset()) -> PageState:
     """The page's state after this check: validators, and the `keep` most recent versions (newest last)."""
     f = record.fetch
     now = f.started_at
@@ -144,9 +143,14 @@ def next_state(state: PageState, record: CheckRecord, *, keep: int) -> PageState
         recent = recent[-keep:]
     validators = state.validators
     last_full = state.last_full_fetch_at
+    last_size = state.last_size
     if record.full_fetch:
         validators = Validators(etag=f.etag, last_modified=f.last_modified)
-        last_full = now
+        last_full, last_size = now, f.size
+    last_fp = state.last_fingerprints
+    if record.full_fetch and record.fingerprints is not None:
+        last_fp = record.fingerprints
     return replace(state, last_check_at=now, last_success_at=now, last_full_fetch_at=last_full,
-                   validators=validators, recent=tuple(recent))
+                   validators=validators, last_size=last_size, recent=tuple(recent),
+                   last_fingerprints=last_fp, last_noise=noise)
 

@@ -26,7 +26,8 @@ HOME_PATHS = frozenset({"", "/", "/uk", "/uk/", "/ua", "/ua/", "/en", "/en/", "/
 SHORT_PAGE = 1500  # characters: error pages are short; a long page that mentions "404" is content
 
 
-def assess(content: Content, *, url: str, final_url: str, body: bytes, error_headers: bool = False) -> tuple[Quality, str]:
+def assess(content: Content, *, url: str, final_url: str, body: bytes, previous_size: int | None = None,
+           error_headers: bool = False) -> tuple[Quality, str]:
     """Why this capture is not the page's content, or (OK, '')."""
     if content.quality is not Quality.OK:
         return content.quality, content.quality_reason
@@ -50,8 +51,10 @@ def assess(content: Content, *, url: str, final_url: str, body: bytes, error_hea
     if (final_url != url and requested.path not in HOME_PATHS and final.path in HOME_PATHS
             and (final.hostname or "") == (requested.hostname or "")):
         return Quality.HOME_REDIRECT, f"redirected to the home page ({final_url[:200]})"
-    head = body[:2048].lower()
-    if len(body) > 4096 and b"<html" in head and b"</html" not in body[-4096:].lower() \
-            and b"</body" not in body[-4096:].lower():
-        return Quality.TRUNCATED, "the document ends before </body></html>"
+    # Many real pages omit </html>; a body cut short is one that lost its end *and* most of its size.
+    tail = body[-4096:].lower()
+    if (previous_size and len(body) < previous_size * 0.5 and b"<html" in body[:2048].lower()
+            and b"</html" not in tail and b"</body" not in tail):
+        return Quality.TRUNCATED, (f"the document ends before </body></html> at {len(body)} bytes "
+                                   f"(the previous capture had {previous_size})")
     return Quality.OK, ""

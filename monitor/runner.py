@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from monitor.domain import Catalogue, CheckRecord, PageState
+from monitor.domain import Catalogue, CheckRecord, PageState, Target
 from monitor.errors import StoreError, StoreUnavailable
-from monitor.pipeline import Checker, Fetch, Target
+from monitor.pipeline import Checker, Fetch
 from monitor.regulation import default_interval_s
 from monitor.store.repository import Store
 

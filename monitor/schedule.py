@@ -19,8 +19,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.domain import PageState
-from monitor.pipeline import Target
+from monitor.domain import PageState, Target
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +111,9 @@ class Schedule:
         for t in targets:
             phase = phase_s(t.page.key, t.interval_s)
             self._expected[t.page_id] = first[t.page_id]
-            scheduler.add_job(self._run, IntervalTrigger(seconds=t.interval_s, start_date=EPOCH + timedelta(seconds=phase),
-                                                         timezone=UTC, jitter=jitter_s(t.interval_s)),
+            trigger = IntervalTrigger(seconds=t.interval_s, start_date=EPOCH + timedelta(seconds=phase),
+                                      timezone=UTC, jitter=jitter_s(t.interval_s))
+            scheduler.add_job(self._run, trigger,
                               args=[t], id=f"page-{t.page_id}", name=t.page.key, next_run_time=first[t.page_id],
                               max_instances=1, coalesce=True, misfire_grace_time=max(60, t.interval_s // 2))
         scheduler.add_job(self._beat, IntervalTrigger(seconds=self.heartbeat_s, timezone=UTC), id="heartbeat",
@@ -130,7 +130,7 @@ class Schedule:
             self._scheduler = None
         running = set(self._running)
         if running:
-            done, pending = await asyncio.wait(running, timeout=self.grace_s)
+            _done, pending = await asyncio.wait(running, timeout=self.grace_s)
             for task in pending:
                 task.cancel()
             if pending:

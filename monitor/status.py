@@ -48,7 +48,7 @@ class ServiceStatus:
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {}
-        for key in self.__slots__:  # type: ignore[attr-defined]
+        for key in self.__slots__:
             value = getattr(self, key)
             out[key] = value.isoformat() if isinstance(value, datetime) else (
                 value.value if isinstance(value, StrEnum) else value)

@@ -7,6 +7,7 @@ sockets exactly as it would to a municipal web server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import ssl
 import threading
@@ -129,10 +130,8 @@ class Site:
             pass
         finally:
             self.active -= 1
-            try:
+            with contextlib.suppress(Exception):
                 writer.close()
-            except Exception:
-                pass
             self._writers.discard(writer)
 
     def hits(self, path: str) -> list[Request]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import ssl
 import time
 from collections.abc import Iterator
@@ -204,7 +205,7 @@ def test_one_request_at_a_time_per_host(site: Site) -> None:
     run(many())
     assert site.max_active == 1
     starts = sorted(r.at for r in site.requests)
-    assert all(b - a >= 0.1 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= 0.1 for a, b in itertools.pairwise(starts))
 
 
 def test_other_hosts_are_not_held_up_by_a_slow_one() -> None:

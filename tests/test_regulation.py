@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -138,7 +139,7 @@ def test_dst_day_has_25_hours() -> None:
 def test_periods_cover_a_range_without_gaps() -> None:
     ps = list(periods(Regulation.WEEKLY, kyiv(2026, 11, 1), kyiv(2026, 12, 31)))
     assert ps[0].label == "2026-W44" and ps[-1].label == "2026-W53"
-    assert all(a.end == b.start for a, b in zip(ps, ps[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(ps))
 
 
 def test_add_months_clamps() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.domain import ChangeClass, Outcome
+from monitor.domain import ChangeClass, Outcome, Target
 from monitor.errors import SchemaOutdated
-from monitor.pipeline import Checker, Target
+from monitor.pipeline import Checker
 from monitor.regulation import default_interval_s
 from monitor.runner import Runner
 from monitor.store.engine import current_revision, ensure_current, head_revision, make_engine, upgrade

@@ -64,6 +64,5 @@ def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
         return utf8, "utf-8"
     best = from_bytes(data[:65536], cp_isolation=["cp1251", "koi8_u", "koi8_r", "cp1252", "iso8859_2",
                                                   "cp1250", "iso8859_5", "mac_cyrillic", "cp866"]).best()
-    codec = _codec(best.encoding) if best is not None else None
-    codec = codec or "cp1251"
-    return data.decode(codec, errors="replace"), codec
+    detected = (_codec(best.encoding) if best is not None else None) or "cp1251"
+    return data.decode(detected, errors="replace"), detected

@@ -22,30 +22,36 @@ from monitor.extract.normalize import normalise
 
 NON_CONTENT = ["script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "canvas", "math",
                "select", "button", "input", "textarea", "link", "meta", "frameset", "frame"]
-BLOCK_TAGS = frozenset("""address article aside blockquote body caption center dd details dialog div dl dt fieldset
-figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr li main menu nav ol p pre section summary table
-tbody td tfoot th thead tr ul option legend""".split())
-_CHROME_TOKENS = ("menu main-menu top-menu mainmenu navbar nav navigation sidebar side-bar breadcrumb breadcrumbs "
-                  "cookie cookies cookie-banner cookie-notice footer header site-header site-footer topbar top-bar "
-                  "social social-links share sharing social-share accessibility a11y skip-link lang-switcher "
-                  "language-switcher widget-area").split()
-# strong: chrome even inside the main content; weak: chrome only outside it (an article's own header is content)
-CHROME_STRONG = ", ".join(
-    ["nav", "aside", "[role=navigation]", "[role=complementary]", "[role=search]"]
-    + [f"[class~={t}]" for t in _CHROME_TOKENS] + [f"[id={t}]" for t in _CHROME_TOKENS])
+BLOCK_TAGS = frozenset((
+    "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details", "dialog",
+    "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
+    "h6", "header", "hgroup", "hr", "li", "main", "menu", "nav", "ol", "p", "pre", "section", "summary",
+    "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul", "option", "legend",
+))
+_CHROME_TOKENS = (
+    "menu", "main-menu", "top-menu", "mainmenu", "navbar", "nav", "navigation", "sidebar", "side-bar",
+    "breadcrumb", "breadcrumbs", "cookie", "cookies", "cookie-banner", "cookie-notice", "footer", "header",
+    "site-header", "site-footer", "topbar", "top-bar", "social", "social-links", "share", "sharing",
+    "social-share", "accessibility", "a11y", "skip-link", "lang-switcher", "language-switcher",
+    "widget-area",
+)
+CHROME_CLASSES = frozenset(_CHROME_TOKENS)
+# strong: chrome even inside the main content; weak: chrome only outside it (an article's own header is content).
+# Tags and roles are matched by CSS; class and id tokens (CHROME_CLASSES) while walking up from the text.
+CHROME_STRONG = "nav, aside, [role=navigation], [role=complementary], [role=search]"
 CHROME_WEAK = "header, footer, [role=banner], [role=contentinfo]"
 # Markup that changes by itself: the numbers in it (a view counter next to an eye icon), or all of it.
 VOLATILE_NUMBERS = ", ".join(
     [".fa-eye", ".icon-eye", "[class*=eye-icon]"]
     + [f"[class*={w}]" for w in ("view-count", "views-count", "viewcount", "post-views", "pageviews", "counter",
-                                  "hits", "views")]
-    + [f"[id*={w}]" for w in ("counter", "views", "hits")])
-VOLATILE_ALL = ", ".join(
-    [f"[class*={w}]" for w in ("clock", "weather", "currency", "exchange-rate", "carousel", "slider", "ticker",
-                               "marquee", "countdown", "banner", "poll", "random", "rotator")]
-    + [f"[id*={w}]" for w in ("clock", "weather", "currency", "carousel", "slider", "banner", "poll")])
-DOC_EXTENSIONS = frozenset("pdf doc docx xls xlsx xlsm odt ods odp ppt pptx rtf zip rar 7z csv txt xml json "
-                           "geojson kml kmz shp djvu tif tiff".split())
+                                  "hits")]
+    + [f"[id*={w}]" for w in ("counter", "hits", "views-count")])
+VOLATILE_WORDS = re.compile("clock|weather|currency|exchange-rate|carousel|slider|ticker|marquee|countdown|banner|"
+                            "poll|random|rotator").search
+DOC_EXTENSIONS = frozenset((
+    "pdf", "doc", "docx", "xls", "xlsx", "xlsm", "odt", "ods", "odp", "ppt", "pptx", "rtf", "zip", "rar",
+    "7z", "csv", "txt", "xml", "json", "geojson", "kml", "kmz", "shp", "djvu", "tif", "tiff",
+))
 SESSION_PARAMS = re.compile(r"^(?:utm_\w+|fbclid|gclid|yclid|dclid|msclkid|_ga|_gl|mc_cid|mc_eid|phpsessid|jsessionid|"
                             r"sid|sessionid|session_id|aspsessionid\w*|cfid|cftoken|_|cb|cachebuster|cache_buster|"
                             r"nocache|rnd|rand|random|timestamp|_dc|_t)$", re.I)
@@ -104,19 +110,12 @@ def document_extension(url: str) -> str | None:
     return ext if ext in DOC_EXTENSIONS else None
 
 
-class _Frame:
-    __slots__ = ("block", "counts", "in_chrome", "in_main", "is_block", "is_link", "path", "volatile")
-
-    def __init__(self, path: str, block: str, in_main: bool, in_chrome: bool, volatile: str,
-                 is_block: bool, is_link: bool) -> None:
-        self.path = path
-        self.block = block
-        self.in_main = in_main
-        self.in_chrome = in_chrome
-        self.volatile = volatile
-        self.is_block = is_block
-        self.is_link = is_link
-        self.counts: dict[str, int] | None = None
+INLINE_TAGS = [
+    "a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "dfn", "em", "font", "i", "kbd", "label", "mark", "q",
+    "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var", "big", "strike", "tt", "nobr", "img",
+    "picture", "source", "wbr", "ins", "del", "acronym",
+]
+BLOCK_SELECTOR = ", ".join(sorted(BLOCK_TAGS - {"body"}))
 
 
 @dataclass(slots=True)
@@ -126,6 +125,83 @@ class _RawBlock:
     in_main: bool
     in_chrome: bool
     volatile: str
+
+
+class _Tree:
+    """Where each element stands: its structural path, whether it is main content or chrome, whether it is
+    volatile. Computed once per element from its parent's answer (memoised by Lexbor's node identity)."""
+
+    def __init__(self, main: set[int], strong: set[int], weak: set[int], numbers: set[int]) -> None:
+        self.main, self.strong, self.weak = main, strong, weak
+        self.numbers = numbers
+        self.memo: dict[int, tuple[str, bool, bool, str]] = {}
+
+    def info(self, node: LexborNode) -> tuple[str, bool, bool, str]:
+        chain = []
+        current: LexborNode | None = node
+        while current is not None and current.mem_id not in self.memo:
+            if current.tag == "html" or current.tag is None or current.tag.startswith("#"):
+                break
+            chain.append(current)
+            current = current.parent
+        base = self.memo[current.mem_id] if current is not None and current.mem_id in self.memo else (
+            "", False, False, "")
+        for n in reversed(chain):
+            path, in_main, in_chrome, vol = base
+            mid = n.mem_id
+            step = n.tag or "?"
+            attrs = n.attributes
+            ident = attrs.get("id") or ""
+            classes = (attrs.get("class") or "").lower()
+            tokens = classes.split()
+            if ident:
+                step += f"#{ident}"
+            elif tokens:
+                step += f".{tokens[0]}"
+            if mid in self.main:
+                in_main, in_chrome = True, False
+            elif (mid in self.strong or (mid in self.weak and not in_main) or ident.lower() in CHROME_CLASSES
+                  or not CHROME_CLASSES.isdisjoint(tokens)):
+                in_chrome = True
+            if (classes or ident) and (VOLATILE_WORDS(classes) or VOLATILE_WORDS(ident.lower())):
+                vol = "all"
+            elif mid in self.numbers and not vol:
+                vol = "numbers"
+            base = (f"{path}/{step}" if path else step, in_main, in_chrome, vol)
+            self.memo[mid] = base
+        return base
+
+
+def _parents(node: LexborNode) -> list[LexborNode]:
+    out = []
+    current = node.parent
+    while current is not None:
+        out.append(current)
+        current = current.parent
+    return out
+
+
+def _nearest_block(node: LexborNode) -> LexborNode | None:
+    current: LexborNode | None = node
+    while current is not None and current.tag not in BLOCK_TAGS:
+        current = current.parent
+    return current
+
+
+def _blocks(roots: list[LexborNode], tree: _Tree) -> list[_RawBlock]:
+    """Text blocks in document order: each block element's own text (inline markup already unwrapped)."""
+    out: list[_RawBlock] = []
+    elements = [el for root in roots for el in (root, *root.css(BLOCK_SELECTOR))]
+    for el in elements:
+        own = el.text(deep=False, separator="\n")
+        if not own or own.isspace():
+            continue
+        path, in_main, in_chrome, vol = tree.info(el)
+        for line in own.split("\n") if "\n" in own else (own,):
+            text = normalise(line)
+            if text:
+                out.append(_RawBlock(path, text, in_main, in_chrome, vol))
+    return out
 
 
 def _ids(tree: LexborHTMLParser | LexborNode, selector: str) -> set[int]:
@@ -153,9 +229,8 @@ def _main_ids(tree: LexborHTMLParser, selector: str | None) -> tuple[set[int], b
     if len(articles) == 1:
         return {articles[0].mem_id}, False
     if len(articles) > 1:  # a listing: the articles' nearest common container
-        chains = [_ancestors(a) for a in articles]
         common = None
-        for level in zip(*chains, strict=False):
+        for level in zip(*(_ancestors(a) for a in articles), strict=False):
             if all(x == level[0] for x in level):
                 common = level[0]
             else:
@@ -163,88 +238,6 @@ def _main_ids(tree: LexborHTMLParser, selector: str | None) -> tuple[set[int], b
         if common is not None:
             return {common}, False
     return set(), False
-
-
-def _walk(body: LexborNode, main_ids: set[int], strong: set[int], weak: set[int], numbers: set[int],
-          everything: set[int]) -> tuple[list[_RawBlock], list[tuple[str, str, bool, bool]]]:
-    """One pass over the body: text blocks with paths and flags, and every link with its text."""
-    blocks: list[_RawBlock] = []
-    links: list[tuple[str, str, bool, bool]] = []  # href, text, in_main, in_chrome
-    buffer: list[str] = []
-    captures: list[list[str]] = []
-    root = _Frame("body", "body", body.mem_id in main_ids, False, "", True, False)
-    state = [root]  # the frame whose block is collecting text
-
-    def flush(frame: _Frame) -> None:
-        if buffer:
-            text = normalise("".join(buffer))
-            buffer.clear()
-            if text:
-                blocks.append(_RawBlock(frame.block, text, frame.in_main, frame.in_chrome, frame.volatile))
-
-    stack: list[tuple[LexborNode | None, _Frame, LexborNode | None]] = [(body.child, root, None)]
-    while stack:
-        node, frame, owner = stack[-1]
-        if node is None:
-            stack.pop()
-            if frame.is_block:
-                flush(frame)
-            if frame.is_link and captures:
-                parts = captures.pop()
-                href = owner.attributes.get("href") if owner is not None else None
-                if href:
-                    links.append((href, normalise("".join(parts)), frame.in_main, frame.in_chrome))
-            continue
-        stack[-1] = (node.next, frame, owner)
-        tag = node.tag
-        if tag == "-text":
-            text = node.text_content
-            if text and not text.isspace():
-                buffer.append(text)
-                for c in captures:
-                    c.append(text)
-            continue
-        if tag is None or tag.startswith("-"):
-            continue
-        if tag == "br" or tag == "hr":
-            flush(frame if frame.is_block else _current_block(stack))
-            continue
-        counts = frame.counts
-        if counts is None:
-            counts = frame.counts = {}
-        n = counts.get(tag, 0) + 1
-        counts[tag] = n
-        path = f"{frame.path}/{tag}[{n}]"
-        mid = node.mem_id
-        in_main = frame.in_main or mid in main_ids
-        in_chrome = frame.in_chrome
-        if mid in main_ids:
-            in_chrome = False
-        elif mid in strong or (mid in weak and not in_main):
-            in_chrome = True
-        is_block = tag in BLOCK_TAGS
-        vol = "all" if (frame.volatile == "all" or mid in everything) else frame.volatile
-        if mid in numbers:
-            vol = vol or "numbers"
-            if not is_block:  # an eye icon or a counter span: the numbers of the enclosing block change
-                enclosing = _current_block(stack)
-                enclosing.volatile = enclosing.volatile or "numbers"
-        if is_block:
-            flush(_current_block(stack))
-        is_link = tag == "a"
-        if is_link:
-            captures.append([])
-        child = _Frame(path, path if is_block else frame.block, in_main, in_chrome, vol, is_block, is_link)
-        stack.append((node.child, child, node))
-    flush(root)
-    return blocks, links
-
-
-def _current_block(stack: list[tuple[LexborNode | None, _Frame, LexborNode | None]]) -> _Frame:
-    for _node, frame, _owner in reversed(stack):
-        if frame.is_block:
-            return frame
-    return stack[0][1]
 
 
 def _densest(blocks: list[_RawBlock]) -> str | None:
@@ -305,30 +298,47 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Con
     if body is None:
         return Content(title=title, quality=Quality.EMPTY, quality_reason="no body")
     main_ids, selector_missed = _main_ids(tree, opts.content)
-    raw_blocks, raw_links = _walk(body, main_ids, _ids(tree, CHROME_STRONG), _ids(tree, CHROME_WEAK),
-                                  _ids(tree, VOLATILE_NUMBERS), _ids(tree, VOLATILE_ALL))
+    numbers = _ids(tree, VOLATILE_NUMBERS)
+    for node in tree.css(VOLATILE_NUMBERS):  # an eye icon or a counter span: its block's numbers change
+        block = _nearest_block(node)
+        if block is not None:
+            numbers.add(block.mem_id)
+    where = _Tree(main_ids, _ids(tree, CHROME_STRONG), _ids(tree, CHROME_WEAK), numbers)
+    # With a main container only its subtree is walked; the rest of the page counts through one digest.
+    roots = [n for n in tree.css(opts.content or "main, [role=main], article") if n.mem_id in main_ids]
+    roots = [r for r in roots if not any(a.mem_id in main_ids for a in _parents(r))]
+    scope = roots or [body]
+    anchors = [(a, where.info(a.parent) if a.parent is not None else ("", False, False, ""))
+               for root in scope for a in root.css("a[href]")]
+    anchors_text = [(a.attributes.get("href") or "", normalise(a.text(deep=True)), info)
+                    for a, info in anchors if not info[2]]
+    visible = normalise(body.text(deep=True, separator=" "))
+    tree.unwrap_tags(INLINE_TAGS)
+    tree.merge_text_nodes()
+    raw_blocks = _blocks(scope, where)
+    if roots and not opts.content and not any(b.in_main and not b.in_chrome for b in raw_blocks):
+        main_ids, roots = set(), []  # an empty <main>: fall back to the densest block of the whole body
+        raw_blocks = _blocks([body], where)
+        anchors_text = [(a.attributes.get("href") or "", normalise(a.text(deep=True)), info)
+                        for a, info in ((a, where.info(a.parent)) for a in body.css("a[href]") if a.parent)
+                        if not info[2]]
     if main_ids:
         is_main = [b.in_main and not b.in_chrome for b in raw_blocks]
-        main_text = sum(len(b.text) for b, m in zip(raw_blocks, is_main, strict=True) if m)
-        if main_text == 0 and not opts.content:  # an empty <main>: fall back to the densest block
-            main_ids = set()
-    if not main_ids:
+        top = None
+    else:
         top = _densest(raw_blocks)
-        if top is None:
-            is_main = [not b.in_chrome for b in raw_blocks]
-        else:
-            prefix = top + "/"
-            is_main = [(b.path == top or b.path.startswith(prefix)) and not b.in_chrome for b in raw_blocks]
+        prefix = f"{top}/"
+        is_main = [not b.in_chrome and (top is None or b.path == top or b.path.startswith(prefix))
+                   for b in raw_blocks]
     blocks = tuple(Block(path=b.path, text=b.text, region=Region.MAIN if m else Region.CHROME, volatile=b.volatile)
                    for b, m in zip(raw_blocks, is_main, strict=True))
     links: dict[str, Link] = {}
     documents: dict[str, Link] = {}
-    for href, text, in_main, in_chrome in raw_links:
+    for href, text, (path, in_main, in_chrome, _vol) in anchors_text:
+        if in_chrome or not (in_main if main_ids else (top is None or path == top or path.startswith(f"{top}/"))):
+            continue
         canonical = canonical_url(href, base)
         if canonical is None:
-            continue
-        main_link = (in_main and not in_chrome) if main_ids else not in_chrome
-        if not main_link:
             continue
         links.setdefault(canonical, Link(url=canonical, text=text))
         if document_extension(canonical):
@@ -336,7 +346,8 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Con
     quality, reason = Quality.OK, ""
     if selector_missed:
         quality, reason = Quality.UNREADABLE, f"content selector {opts.content!r} matched nothing"
-    return Content(title=title, blocks=blocks, links=tuple(sorted(links.values(), key=lambda x: x.url)),
+    return Content(title=title, blocks=blocks, visible_text=visible,
+                   links=tuple(sorted(links.values(), key=lambda x: x.url)),
                    documents=tuple(sorted(documents.values(), key=lambda x: x.url)),
                    declared_at=declared_meta or _declared(tree, (b for b in blocks if b.region is Region.MAIN),
                                                           opts.tz),

@@ -6,19 +6,22 @@ import re
 import unicodedata
 
 # Ukrainian text stores the apostrophe in several forms: ' ’ ʼ ` ′ ‘. All become U+02BC (ʼ).
-_TABLE = str.maketrans({
+_MAP = {
     "'": "ʼ", "’": "ʼ", "‘": "ʼ", "`": "ʼ", "′": "ʼ", "ʹ": "ʼ",
     "“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‟": '"', "″": '"',
     "–": "-", "—": "-", "‒": "-", "−": "-", "‑": "-", "―": "-",
-    "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u2009": " ", "\u200a": " ", "\u3000": " ",
-    "\u200b": None, "\u200c": None, "\u200d": None, "\u2060": None, "\ufeff": None, "\u00ad": None,
-    "\u200e": None, "\u200f": None,
-})
-_SPACE = re.compile(r"\s+")
+    "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "", "\u00ad": "", "\u200e": "", "\u200f": "",
+}
+_SPECIAL = re.compile("[" + "".join(re.escape(c) for c in _MAP) + "]")
+
+
+def _replace(m: re.Match[str]) -> str:
+    return _MAP[m.group()]
 
 
 def normalise(text: str) -> str:
     """Canonical form of a text block: the same words always give the same string."""
-    if not text.isascii():
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
-    return _SPACE.sub(" ", text.translate(_TABLE)).strip()
+    text = _SPECIAL.sub(_replace, text)
+    return " ".join(text.split())  # every Unicode space (NBSP, thin space...) collapses to one

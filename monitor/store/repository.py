@@ -10,9 +10,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -32,7 +34,7 @@ from monitor.store.engine import ensure_current, is_sqlite, make_engine
 
 logger = logging.getLogger(__name__)
 
-COMPRESS_LEVEL = 6
+COMPRESS_LEVEL = 3  # HTML compresses about 5:1 at level 3, at a third of level 6's cost
 
 
 def pack(data: bytes) -> tuple[str, bytes]:
@@ -105,6 +107,176 @@ class ChangeRow:
     evidence: dict[str, Any] | None = None
 
 
+def _table(model: type[m.Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]], key: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
+    if not rows:
+        return
+    ins = pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
+    conn.execute(ins.on_conflict_do_nothing(index_elements=key), rows)
+
+
+class _BatchWriter:
+    """Turns a batch of CheckRecords into a handful of multi-row statements."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def write(self, records: Sequence[CheckRecord]) -> None:
+        conn = self.conn
+        V, P, C = _table(m.Version), _table(m.Page), _table(m.Check)
+        page_ids = sorted({r.page_id for r in records})
+        last_version = dict(conn.execute(select(P.c.id, P.c.last_version_id).where(P.c.id.in_(page_ids))).all())
+
+        # blobs: every distinct content once
+        blobs: dict[str, dict[str, Any]] = {}
+
+        def blob(data: bytes, now: datetime) -> str:
+            digest = sha256(data)
+            if digest not in blobs:
+                codec, packed = pack(data)
+                blobs[digest] = dict(sha256=digest, size=len(data), codec=codec, data=packed, created_at=now)
+            return digest
+
+        # versions: the ones this batch refers to, existing or new
+        keyed = [r for r in records if r.fingerprints is not None and r.version_key is not None]
+        existing: dict[tuple[int, str], int] = {}
+        if keyed:
+            rows = conn.execute(select(V.c.id, V.c.page_id, V.c.key_hash).where(
+                V.c.page_id.in_({r.page_id for r in keyed}), V.c.key_hash.in_({r.version_key for r in keyed})))
+            existing = {(row.page_id, row.key_hash): row.id for row in rows}
+        new_versions: dict[tuple[int, str], dict[str, Any]] = {}
+        for r in keyed:
+            k = (r.page_id, r.version_key or "")
+            if k in existing or k in new_versions:
+                continue
+            fp = r.fingerprints
+            assert fp is not None
+            now = r.fetch.started_at
+            new_versions[k] = dict(
+                page_id=r.page_id, key_hash=r.version_key, first_seen_at=now, last_seen_at=now,
+                content_sha=blob(r.content_blob or b"{}", now),
+                raw_sha=blob(r.raw_blob, now) if r.raw_blob is not None else None,
+                fp_raw=fp.raw, fp_text=fp.text, fp_main=fp.main, fp_main_dated=fp.main_dated,
+                fp_main_masked=fp.main_masked, fp_links=fp.links, fp_documents=fp.documents,
+                declared_at=r.declared_at)
+        changes_rows: list[dict[str, Any]] = []
+        evidence: list[tuple[int, bytes, datetime]] = []
+        for r in records:  # evidence blobs before the inserts that refer to them
+            v = r.verdict
+            if v is not None and not v.flapped and v.change_class.rank <= ChangeClass.DATE_ONLY.rank:
+                ev = v.evidence
+                data = json.dumps({"diff": ev.diff, "links_added": ev.links_added, "links_removed": ev.links_removed,
+                                   "documents_added": ev.documents_added,
+                                   "documents_removed": ev.documents_removed},
+                                  ensure_ascii=False, sort_keys=True).encode()
+                evidence.append((id(r), data, r.fetch.started_at))
+        evidence_sha = {rid: blob(data, now) for rid, data, now in evidence}
+        _insert_ignore(conn, _table(m.Blob), list(blobs.values()), ["sha256"])
+        if new_versions:
+            inserted = conn.execute(insert(V).returning(V.c.id, V.c.page_id, V.c.key_hash),
+                                    list(new_versions.values()))
+            existing.update({(row.page_id, row.key_hash): row.id for row in inserted})
+
+        checks_rows: list[dict[str, Any]] = []
+        tallies: dict[tuple[int, str, str], int] = {}
+        seen_versions: dict[int, tuple[datetime, datetime | None]] = {}
+        summaries: dict[int, dict[str, Any]] = {}
+        for r in records:
+            f = r.fetch
+            now = f.started_at
+            version_id = existing.get((r.page_id, r.version_key)) if r.version_key is not None else None
+            verdict = r.verdict
+            counts_as_change = (verdict is not None and not verdict.flapped
+                                and verdict.change_class.rank <= ChangeClass.DATE_ONLY.rank)
+            if version_id is not None:
+                seen_versions[version_id] = (now, r.declared_at)
+                previous = last_version.get(r.page_id)
+                if counts_as_change and previous is not None and previous != version_id and verdict is not None:
+                    ev = verdict.evidence
+                    changes_rows.append(dict(
+                        page_id=r.page_id, from_version_id=previous, to_version_id=version_id,
+                        window_start=r.window_start, detected_at=now, change_class=verdict.change_class.value,
+                        is_real=r.is_real, added=ev.added, removed=ev.removed, edited=ev.edited,
+                        evidence_sha=evidence_sha.get(id(r))))
+                    tallies[(r.page_id, "change", verdict.change_class.value)] = tallies.get(
+                        (r.page_id, "change", verdict.change_class.value), 0) + 1
+                elif verdict is not None and verdict.flapped:
+                    tallies[(r.page_id, "change", "flap")] = tallies.get((r.page_id, "change", "flap"), 0) + 1
+                elif verdict is not None and verdict.change_class is ChangeClass.COSMETIC:
+                    tallies[(r.page_id, "change", "cosmetic")] = tallies.get(
+                        (r.page_id, "change", "cosmetic"), 0) + 1
+                last_version[r.page_id] = version_id
+            checks_rows.append(dict(
+                page_id=r.page_id, started_at=now, duration_s=f.elapsed_s, outcome=r.outcome.value,
+                http_status=f.status, bytes=f.size, content_type=f.content_type[:128],
+                final_url=f.final_url if f.final_url != f.url else None, redirects=f.redirects, attempts=f.attempts,
+                quality=r.quality.value if r.quality else None,
+                change_class=verdict.change_class.value if verdict else None, version_id=version_id,
+                fp_raw=r.fingerprints.raw if r.fingerprints else None, last_modified=f.last_modified,
+                error=f.error[:2000], worker=r.worker))
+            tallies[(r.page_id, "outcome", r.outcome.value)] = tallies.get((r.page_id, "outcome", r.outcome.value),
+                                                                           0) + 1
+            self._summarise(summaries.setdefault(r.page_id, {}), r, version_id, counts_as_change)
+
+        if changes_rows:
+            conn.execute(insert(_table(m.Change)), changes_rows)
+        conn.execute(insert(C), checks_rows)
+        for vid, (seen, declared) in seen_versions.items():
+            values: dict[str, Any] = {"last_seen_at": seen}
+            if declared is not None:
+                values["declared_at"] = declared
+            conn.execute(update(V).where(V.c.id == vid).values(**values))
+        for pid, values in summaries.items():
+            failures = values.pop("_failures", None)
+            if failures is not None:
+                values["consecutive_failures"] = P.c.consecutive_failures + failures
+            first_success = values.pop("_first_success", None)
+            conn.execute(update(P).where(P.c.id == pid).values(**values))
+            if first_success is not None:
+                conn.execute(update(P).where(P.c.id == pid, P.c.first_success_at.is_(None))
+                             .values(first_success_at=first_success))
+        self._tallies(tallies)
+
+    @staticmethod
+    def _summarise(values: dict[str, Any], r: CheckRecord, version_id: int | None, changed: bool) -> None:
+        """Fold one check into its page's summary row (the batch's checks of a page arrive in order)."""
+        f = r.fetch
+        now = f.started_at
+        values.update(last_check_at=now, last_outcome=r.outcome.value, last_status=f.status,
+                      last_duration_s=f.elapsed_s)
+        if f.tls_expires_at is not None:
+            values["tls_expires_at"] = f.tls_expires_at
+        if r.outcome.success:
+            values.update(last_success_at=now, consecutive_failures=0)
+            values.pop("_failures", None)
+            values.setdefault("_first_success", now)
+            if r.full_fetch:
+                values.update(last_full_fetch_at=now, etag=f.etag, last_modified=f.last_modified, last_bytes=f.size)
+            if version_id is not None:
+                values["last_version_id"] = version_id
+            if changed:
+                values["last_change_at"] = now
+                if r.is_real:
+                    values["last_real_change_at"] = now
+        elif "consecutive_failures" in values:
+            values["consecutive_failures"] += 1
+        else:
+            values["_failures"] = values.get("_failures", 0) + 1
+
+    def _tallies(self, tallies: dict[tuple[int, str, str], int]) -> None:
+        if not tallies:
+            return
+        T = _table(m.Tally)
+        rows = [dict(page_id=p, family=fam, key=k, count=n) for (p, fam, k), n in sorted(tallies.items())]
+        ins = pg_insert(T) if self.conn.dialect.name == "postgresql" else sqlite_insert(T)
+        self.conn.execute(ins.on_conflict_do_update(index_elements=["page_id", "family", "key"],
+                                                    set_={"count": T.c.count + ins.excluded.count}), rows)
+
+
 class Store:
     """The monitor's database: catalogue, checks, versions, changes, counters, heartbeats."""
 
@@ -170,20 +342,20 @@ class Store:
                                           "headers": dict(page.header_templates),
                                           "allow_private": page.allow_private}, sort_keys=True)
                     interval = page.interval_s or default_interval_s(svc.regulation)
-                    row = pages.get(key)
-                    if row is None:
-                        row = m.Page(service_id=svc.id, url=page.url, position=page.position,
-                                     kind=page.kind.value, name=page.name, interval_s=interval,
-                                     options=options, created_at=now, consecutive_failures=0)
-                        s.add(row)
+                    prow = pages.get(key)
+                    if prow is None:
+                        prow = m.Page(service_id=svc.id, url=page.url, position=page.position,
+                                      kind=page.kind.value, name=page.name, interval_s=interval,
+                                      options=options, created_at=now, consecutive_failures=0)
+                        s.add(prow)
                     else:
-                        row.position, row.kind, row.name = page.position, page.kind.value, page.name
-                        row.interval_s, row.options, row.retired_at = interval, options, None
+                        prow.position, prow.kind, prow.name = page.position, page.kind.value, page.name
+                        prow.interval_s, prow.options, prow.retired_at = interval, options, None
                     s.flush()
-                    page_ids[page.key] = row.id
-            for key, row in pages.items():
-                if key not in seen and row.retired_at is None:
-                    row.retired_at = now
+                    page_ids[page.key] = prow.id
+            for key, prow in pages.items():
+                if key not in seen and prow.retired_at is None:
+                    prow.retired_at = now
         return page_ids
 
     # --- state for the pipeline -----------------------------------------------------------------
@@ -219,6 +391,7 @@ class Store:
                     last_success_at=p.last_success_at,
                     last_full_fetch_at=p.last_full_fetch_at,
                     validators=Validators(etag=p.etag, last_modified=p.last_modified),
+                    last_size=p.last_bytes,
                     recent=tuple(VersionRef(key_hash=v.key_hash, fingerprints=_fingerprints(v), version_id=v.id)
                                  for v in vs),
                 )
@@ -242,112 +415,15 @@ class Store:
     # --- writing checks -------------------------------------------------------------------------
 
     def write(self, records: Sequence[CheckRecord]) -> None:
-        """Write a batch of checks (blobs, versions, changes, summaries, counters) in one transaction."""
+        """Write a batch of checks (blobs, versions, changes, summaries, counters) in one transaction.
+
+        Statements are batched per table (executemany), so the cost per check is a few rows, not a few
+        round trips; records of one page are applied in order.
+        """
         if not records:
             return
-        with translate("cannot write checks"), Session(self.engine) as s, s.begin():
-            for rec in records:
-                self._write_one(s, rec)
-
-    def _put_blob(self, s: Session, data: bytes, now: datetime) -> str:
-        digest = sha256(data)
-        if s.get(m.Blob, digest) is None:
-            codec, packed = pack(data)
-            s.add(m.Blob(sha256=digest, size=len(data), codec=codec, data=packed, created_at=now))
-            s.flush()
-        return digest
-
-    def _write_one(self, s: Session, rec: CheckRecord) -> None:
-        f = rec.fetch
-        now = f.started_at
-        version_id: int | None = None
-        change_class = rec.verdict.change_class.value if rec.verdict else None
-        if rec.fingerprints is not None and rec.version_key is not None:
-            version = s.scalars(select(m.Version).where(m.Version.page_id == rec.page_id,
-                                                        m.Version.key_hash == rec.version_key)).first()
-            previous = s.get(m.Page, rec.page_id)
-            prev_version_id = previous.last_version_id if previous else None
-            if version is None:
-                fp = rec.fingerprints
-                content_sha = self._put_blob(s, rec.content_blob or b"{}", now)
-                raw_sha = self._put_blob(s, rec.raw_blob, now) if rec.raw_blob is not None else None
-                version = m.Version(page_id=rec.page_id, key_hash=rec.version_key, first_seen_at=now,
-                                    last_seen_at=now, content_sha=content_sha, raw_sha=raw_sha,
-                                    fp_raw=fp.raw, fp_text=fp.text, fp_main=fp.main, fp_main_dated=fp.main_dated,
-                                    fp_main_masked=fp.main_masked, fp_links=fp.links,
-                                    fp_documents=fp.documents, declared_at=rec.declared_at)
-                s.add(version)
-                s.flush()
-            else:
-                version.last_seen_at = now
-                if rec.declared_at is not None:
-                    version.declared_at = rec.declared_at
-            version_id = version.id
-            verdict = rec.verdict
-            if (verdict is not None and not verdict.flapped and prev_version_id is not None
-                    and prev_version_id != version_id
-                    and verdict.change_class.rank <= ChangeClass.DATE_ONLY.rank):
-                ev = verdict.evidence
-                evidence = json.dumps({
-                    "diff": ev.diff, "links_added": ev.links_added, "links_removed": ev.links_removed,
-                    "documents_added": ev.documents_added, "documents_removed": ev.documents_removed,
-                }, ensure_ascii=False, sort_keys=True).encode()
-                s.add(m.Change(page_id=rec.page_id, from_version_id=prev_version_id, to_version_id=version_id,
-                               window_start=rec.window_start, detected_at=now,
-                               change_class=verdict.change_class.value, is_real=rec.is_real,
-                               added=ev.added, removed=ev.removed, edited=ev.edited,
-                               evidence_sha=self._put_blob(s, evidence, now)))
-                self._tally(s, rec.page_id, "change", verdict.change_class.value)
-            elif verdict is not None and verdict.flapped:
-                self._tally(s, rec.page_id, "change", "flap")
-            elif verdict is not None and verdict.change_class is ChangeClass.COSMETIC:
-                self._tally(s, rec.page_id, "change", "cosmetic")
-
-        s.add(m.Check(page_id=rec.page_id, started_at=now, duration_s=f.elapsed_s, outcome=rec.outcome.value,
-                      http_status=f.status, bytes=f.size, content_type=f.content_type[:128],
-                      final_url=f.final_url if f.final_url != f.url else None, redirects=f.redirects,
-                      attempts=f.attempts, quality=rec.quality.value if rec.quality else None,
-                      change_class=change_class, version_id=version_id,
-                      fp_raw=rec.fingerprints.raw if rec.fingerprints else None,
-                      last_modified=f.last_modified, error=f.error[:2000], worker=rec.worker))
-        self._tally(s, rec.page_id, "outcome", rec.outcome.value)
-        self._update_summary(s, rec, version_id)
-
-    def _update_summary(self, s: Session, rec: CheckRecord, version_id: int | None) -> None:
-        f = rec.fetch
-        now = f.started_at
-        values: dict[str, Any] = dict(last_check_at=now, last_outcome=rec.outcome.value, last_status=f.status,
-                                      last_duration_s=f.elapsed_s)
-        if rec.outcome.success:
-            values.update(last_success_at=now, consecutive_failures=0)
-            if f.tls_expires_at is not None:
-                values["tls_expires_at"] = f.tls_expires_at
-            if rec.full_fetch:
-                values.update(last_full_fetch_at=now, etag=f.etag, last_modified=f.last_modified,
-                              last_bytes=f.size)
-            if version_id is not None:
-                values["last_version_id"] = version_id
-            verdict = rec.verdict
-            if verdict is not None and not verdict.flapped and verdict.change_class.rank <= ChangeClass.DATE_ONLY.rank:
-                values["last_change_at"] = now
-                if rec.is_real:
-                    values["last_real_change_at"] = now
-        else:
-            values["consecutive_failures"] = m.Page.consecutive_failures + 1
-            if f.tls_expires_at is not None:
-                values["tls_expires_at"] = f.tls_expires_at
-        s.execute(update(m.Page).where(m.Page.id == rec.page_id).values(**values))
-        if rec.outcome.success:
-            s.execute(update(m.Page).where(m.Page.id == rec.page_id, m.Page.first_success_at.is_(None))
-                      .values(first_success_at=now))
-
-    def _tally(self, s: Session, page_id: int, family: str, key: str) -> None:
-        updated = s.execute(
-            update(m.Tally).where(m.Tally.page_id == page_id, m.Tally.family == family, m.Tally.key == key)
-            .values(count=m.Tally.count + 1)
-        )
-        if updated.rowcount == 0:  # type: ignore[attr-defined]
-            s.execute(insert(m.Tally).values(page_id=page_id, family=family, key=key, count=1))
+        with translate("cannot write checks"), self.engine.begin() as conn:
+            _BatchWriter(conn).write(records)
 
     def noise_paths(self, page_ids: Iterable[int]) -> dict[int, list[str]]:
         """Active or confirmed noise rules: block paths masked in the fingerprints."""

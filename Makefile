@@ -1,0 +1,31 @@
+# One command each: `make run` installs and runs the monitor on a SQLite file; `make test` installs and
+# runs the whole test suite; `make bench` runs the benchmarks. Everything lives in .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= test
+
+.PHONY: run test bench lint clean
+
+$(BIN)/monitor: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	touch $(BIN)/monitor
+
+run: $(BIN)/monitor
+	$(BIN)/monitor run
+
+test: $(BIN)/monitor
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: EXTRAS = test,bench
+bench: $(BIN)/monitor
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lint: $(BIN)/monitor
+	$(BIN)/ruff check monitor tests bench && $(BIN)/mypy && $(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
