@@ -1,0 +1,32 @@
+"""Docs become tests: the README's examples load and its reference tables are true."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from monitor.config import keys_reference, parse_catalogue
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_toml_examples_load() -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", README, re.S)
+    assert blocks, "the README has no targets.toml example"
+    for block in blocks:
+        data = tomllib.loads(block)
+        if "services" in data:
+            parse_catalogue(data, environ={"CONSULT_TOKEN": "x"})
+
+
+def test_readme_key_reference_is_current() -> None:
+    section = README.split("<!-- keys:start -->", 1)[1].split("<!-- keys:end -->", 1)[0]
+    assert section.strip() == keys_reference().strip(), "run `monitor targets keys` and paste it into the README"
+
+
+def test_readme_lists_every_outcome() -> None:
+    from monitor.domain import Outcome
+
+    for outcome in Outcome:
+        assert f"`{outcome.value}`" in README

@@ -1,0 +1,68 @@
+"""The check of one page end to end with an injected clock: conditional GET, state, the raw shortcut."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from monitor.domain import ChangeClass, Outcome, PageState, Validators
+from monitor.pipeline import Checker
+from tests.helpers import Clock, StubFetcher, html
+from tests.test_schedule import targets
+
+SETTINGS_KW = dict(user_agent="t (+mailto:a@b.c)")
+
+
+async def _no_previous(page_id: int, key: str) -> bytes | None:
+    return None
+
+
+async def test_conditional_get_only_between_full_fetches() -> None:
+    from monitor.domain import Settings
+
+    clock = Clock()
+    fetcher = StubFetcher(clock)
+    (target,) = targets(1)
+    fetcher.pages[target.page.url] = (200, html("Новина"))
+    checker = Checker(fetcher, Settings(**SETTINGS_KW), load_previous=_no_previous)  # type: ignore[arg-type]
+    state = PageState(page_id=1)
+    _, state = await checker.check(target, state, clock())
+    assert fetcher.calls[-1][1] is None  # nothing stored yet: a full fetch
+    state = replace(state, validators=Validators(etag='"abc"'))
+    clock.advance(hours=1)
+    _, state = await checker.check(target, state, clock())
+    assert fetcher.calls[-1][1] == Validators(etag='"abc"')
+    clock.advance(hours=24)  # a day since the last full fetch: validators are left out once
+    _record, state = await checker.check(target, replace(state, last_full_fetch_at=clock.now - timedelta(days=1),
+                                                        validators=Validators(etag='"abc"')), clock())
+    assert fetcher.calls[-1][1] is None
+
+
+async def test_same_bytes_skip_extraction_but_count_as_a_check() -> None:
+    from monitor.domain import Settings
+
+    clock = Clock()
+    fetcher = StubFetcher(clock)
+    (target,) = targets(1)
+    fetcher.pages[target.page.url] = (200, html("Новина"))
+    checker = Checker(fetcher, Settings(**SETTINGS_KW), load_previous=_no_previous)  # type: ignore[arg-type]
+    first, state = await checker.check(target, PageState(page_id=1), clock())
+    second, state = await checker.check(target, state, clock.advance(hours=1))
+    assert second.outcome is Outcome.OK and second.verdict is not None
+    assert second.verdict.change_class is ChangeClass.NONE and second.fingerprints == first.fingerprints
+    assert second.version_key == first.version_key and not second.new_version
+
+
+async def test_not_modified_keeps_the_current_version() -> None:
+    from monitor.domain import Settings
+
+    clock = Clock()
+    fetcher = StubFetcher(clock)
+    (target,) = targets(1)
+    fetcher.pages[target.page.url] = (200, html("Новина"))
+    checker = Checker(fetcher, Settings(**SETTINGS_KW), load_previous=_no_previous)  # type: ignore[arg-type]
+    first, state = await checker.check(target, PageState(page_id=1), clock())
+    fetcher.failures[target.page.url] = Outcome.NOT_MODIFIED
+    second, state = await checker.check(target, state, clock.advance(hours=1))
+    assert second.outcome is Outcome.NOT_MODIFIED and second.version_key == first.version_key
+    assert second.verdict is not None and second.verdict.change_class is ChangeClass.NONE
