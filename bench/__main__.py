@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHES = ("crawl",)
+BENCHES = ("extract", "quality", "crawl")
 
 
 def main() -> None:

@@ -62,7 +62,7 @@ async def whole_loop(urls: list[str], db: str, concurrency: int, rounds: int) ->
     store = Store.open(db, auto_upgrade=True)
     times = []
     async with Fetcher(cat.settings) as fetcher:
-        runner = Runner(cat, store, fetcher)
+        runner = Runner(cat, store, fetcher, learn=False)  # calibration would add its own fetches
         targets = runner.prepare()
         writer = asyncio.create_task(runner.recorder.run())
         for _ in range(rounds):
@@ -131,7 +131,9 @@ def main(argv: list[str]) -> dict[str, object]:
             out = subprocess.run([sys.executable, "-m", "bench", "crawl", "--pages", str(args.pages),
                                   "--concurrency", str(args.concurrency),
                                   "--child", "raw" if mode == "raw" else "loop", str(server.port), db,
-                                  str(args.rounds)], capture_output=True, text=True, check=True)
+                                  str(args.rounds)], capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"{mode} run failed:\n{out.stderr[-3000:]}")
             data = json.loads(out.stdout.strip().splitlines()[-1])
             secs = data["seconds"]
             results[mode] = {"pages_per_s": [round(args.pages / s, 1) for s in secs],

@@ -10,16 +10,29 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from monitor import __version__
 from monitor.config import keys_reference, load_catalogue
-from monitor.domain import Catalogue, CheckRecord, Grade, Target
+from monitor.domain import (
+    DEFAULT_REAL_CLASSES,
+    Catalogue,
+    CheckRecord,
+    FetchResult,
+    Grade,
+    Kind,
+    Quality,
+    Settings,
+    Target,
+)
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.extract import validate_selector
 from monitor.fetch import Fetcher
@@ -187,6 +200,8 @@ async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
         await stop.wait()
         logger.info("stopping: waiting for running checks")
         await schedule.stop()
+        for task in list(runner._background):
+            task.cancel()
         if not await runner.recorder.drain(timeout_s=30):
             logger.error("%d checks could not be written before stopping", len(runner.recorder.pending))
         writer.cancel()
@@ -237,7 +252,7 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
 
     async def one_round() -> list[tuple[Target, CheckRecord]]:
         async with Fetcher(catalogue.settings) as fetcher:
-            runner = Runner(catalogue, store, fetcher)
+            runner = Runner(catalogue, store, fetcher, learn=False)  # one round: no calibration fetches
             runner.prepare()
             selected = _select(runner, services)
             writer = asyncio.create_task(runner.recorder.run())
@@ -285,7 +300,7 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
                 change += " (real update)"
             table.add_row(t.service.id, str(t.page.position),
                           f"[{'green' if r.outcome.success else 'red'}]{r.outcome.value}[/]",
-                          str(r.fetch.status or "-"), change, f"{r.fetch.elapsed_s:.2f}", r.fetch.error[:80])
+                          str(r.fetch.status or "-"), change, f"{r.fetch.elapsed_s:.2f}", escape(r.fetch.error[:80]))
         Console(width=max(120, Console().width)).print(table)
         unmonitored = [s.id for s in catalogue.services if not s.pages and (not services or s.id in services)]
         if unmonitored:
@@ -334,3 +349,207 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"last heartbeat: {local(w.heartbeat_at, tz)} from {w.id}"
                    f"{' (stopped)' if w.stopped_at else ''}")
 
+
+
+# --- history, diff, compare, noise ---------------------------------------------------------------
+
+
+def _service_or_fail(catalogue: Catalogue, service: str) -> None:
+    known = [s.id for s in catalogue.services]
+    if service not in known:
+        fail(f"unknown service {service!r} (known: {', '.join(known)})")
+
+
+@main.command()
+@click.argument("service")
+@click.option("--all", "show_all", is_flag=True, help="Include date-only bumps (shown by default) and no limit.")
+@click.option("--limit", default=50, show_default=True, help="Newest N changes.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def history(ctx: click.Context, service: str, show_all: bool, limit: int, as_json: bool) -> None:
+    """The change history of SERVICE: when, which page, which class, how much."""
+    catalogue = load(ctx.obj["targets"])
+    _service_or_fail(catalogue, service)
+    store = open_store(catalogue)
+    try:
+        rows = store.changes(service_id=service, limit=None if show_all else limit)
+    finally:
+        store.close()
+    tz = catalogue.settings.timezone
+    if as_json:
+        click.echo(json.dumps([{"id": r.id, "page_url": r.url, "class": r.change_class, "real_update": r.is_real,
+                                "window_start": r.window_start.isoformat() if r.window_start else None,
+                                "detected_at": r.detected_at.isoformat(), "added": r.added, "removed": r.removed,
+                                "edited": r.edited} for r in rows], ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{service}: {len(rows)} change(s), newest first")
+    for col in ("id", "detected", "since", "page", "class", "real", "+", "-", "~"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r.id), local(r.detected_at, tz), local(r.window_start, tz), escape(r.url),
+                      r.change_class, "yes" if r.is_real else "", str(r.added), str(r.removed), str(r.edited))
+    Console(width=max(120, Console().width)).print(table)
+
+
+def print_evidence(console: Console, evidence: dict[str, object] | None) -> None:
+    """A diff is untrusted page text: printed as plain Text (never as markup), coloured by line."""
+    if not evidence:
+        console.print("(no evidence stored)")
+        return
+    for line in str(evidence.get("diff") or "").splitlines():
+        style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith(
+            "@@") else ""
+        console.print(Text(line, style=style))
+    for key, sign, style in (("documents_added", "+ document", "green"), ("documents_removed", "- document", "red"),
+                             ("links_added", "+ link", "green"), ("links_removed", "- link", "red")):
+        urls = evidence.get(key) or []
+        for url in urls if isinstance(urls, list | tuple) else []:
+            console.print(Text(f"{sign} {url}", style=style))
+
+
+@main.command()
+@click.argument("service")
+@click.argument("change", required=False, type=int)
+@click.pass_context
+def diff(ctx: click.Context, service: str, change: int | None) -> None:
+    """Show one change of SERVICE (the newest if CHANGE is not given) with its diff."""
+    catalogue = load(ctx.obj["targets"])
+    _service_or_fail(catalogue, service)
+    store = open_store(catalogue)
+    try:
+        if change is None:
+            newest = store.changes(service_id=service, limit=1)
+            if not newest:
+                fail(f"no change recorded for {service}", EXIT_PROBLEM)
+            change = newest[0].id
+        row = store.change(change)
+    finally:
+        store.close()
+    if row is None or row.service_id != service:
+        fail(f"change {change} is not a change of {service}")
+    tz = catalogue.settings.timezone
+    console = Console(highlight=False)
+    console.print(Text(f"change {row.id} of {service}: {row.change_class}"
+                       f"{' (real update)' if row.is_real else ''}", style="bold"))
+    console.print(Text(f"page {row.url}\nbetween {local(row.window_start, tz)} and {local(row.detected_at, tz)} "
+                       f"({tz}); blocks +{row.added} -{row.removed} ~{row.edited}"))
+    print_evidence(console, row.evidence)
+
+
+def _read_source(source: str, kind: str, allow_private: bool) -> tuple[bytes, str]:
+    if source.startswith(("http://", "https://")):
+        catalogue_settings = Settings(user_agent=f"CityFreshnessMonitor/{__version__} (+compare)")
+
+        async def get() -> FetchResult:
+            async with Fetcher(catalogue_settings) as fetcher:
+                return await fetcher.fetch(source, allow_private=allow_private)
+
+        result = asyncio.run(get())
+        if not result.outcome.success or result.body is None:
+            fail(f"{source}: {result.outcome.value} {result.error}", EXIT_PROBLEM)
+        return result.body, result.final_url
+    try:
+        return Path(source).read_bytes(), f"file://{Path(source).resolve()}"
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc.strerror}")
+
+
+@main.command()
+@click.argument("before", required=False)
+@click.argument("after", required=False)
+@click.option("--pairs", "pairs_file", type=click.Path(exists=True, dir_okay=False),
+              help="A file of 'before<TAB>after' lines (file paths): print one class per line.")
+@click.option("--kind", type=click.Choice([k.value for k in Kind]), default="html", show_default=True)
+@click.option("--allow-private", is_flag=True, help="Allow URLs on loopback or private addresses.")
+@click.option("--json", "as_json", is_flag=True)
+def compare(before: str | None, after: str | None, pairs_file: str | None, kind: str, allow_private: bool,
+            as_json: bool) -> None:
+    """Classify the change from BEFORE to AFTER (files or URLs) and show the diff; no database needed."""
+    from monitor.compare import compare as compare_captures
+    from monitor.compare import read
+
+    k = Kind(kind)
+    if pairs_file:
+        cache: dict[str, Any] = {}
+
+        def capture(path: str) -> Any:
+            if path not in cache:
+                if len(cache) > 256:
+                    cache.clear()
+                try:
+                    cache[path] = read(Path(path).read_bytes(), url=f"file://{path}", kind=k)
+                except OSError as exc:
+                    cache[path] = exc
+            return cache[path]
+
+        out = sys.stdout
+        with open(pairs_file, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) != 2:
+                    out.write(f"error: line {number}: expected 'before<TAB>after'\n")
+                    continue
+                a, b = capture(parts[0]), capture(parts[1])
+                if isinstance(a, OSError) or isinstance(b, OSError):
+                    bad = a if isinstance(a, OSError) else b
+                    out.write(f"error: line {number}: {bad.strerror}: {bad.filename}\n")
+                    continue
+                out.write(compare_captures(a, b).change_class.value + "\n")
+        return
+    if not before or not after:
+        fail("give BEFORE and AFTER (files or URLs), or --pairs FILE")
+    body_a, url_a = _read_source(before, kind, allow_private)
+    body_b, url_b = _read_source(after, kind, allow_private)
+    cap_a, cap_b = read(body_a, url=url_a, kind=k), read(body_b, url=url_b, kind=k)
+    verdict = compare_captures(cap_a, cap_b)
+    real = verdict.change_class in DEFAULT_REAL_CLASSES
+    if as_json:
+        ev = verdict.evidence
+        click.echo(json.dumps({"class": verdict.change_class.value, "real_update": real,
+                               "before_quality": cap_a.quality.value, "after_quality": cap_b.quality.value,
+                               "added": ev.added, "removed": ev.removed, "edited": ev.edited, "diff": ev.diff,
+                               "links_added": ev.links_added, "links_removed": ev.links_removed,
+                               "documents_added": ev.documents_added, "documents_removed": ev.documents_removed},
+                              ensure_ascii=False, indent=2))
+        return
+    console = Console(highlight=False)
+    if cap_b.quality is not Quality.OK:
+        console.print(Text(f"after: bad capture ({cap_b.quality.value}: {cap_b.quality_reason})", style="red"))
+    console.print(Text(f"{verdict.change_class.value}{' (a real update)' if real else ''}", style="bold"))
+    ev = verdict.evidence
+    print_evidence(console, {"diff": ev.diff, "links_added": ev.links_added, "links_removed": ev.links_removed,
+                             "documents_added": ev.documents_added, "documents_removed": ev.documents_removed})
+
+
+@main.command()
+@click.argument("service")
+@click.option("--confirm", "confirm_id", type=int, help="Confirm rule ID (keeps it masked for good).")
+@click.option("--drop", "drop_id", type=int, help="Drop rule ID (stops masking it; it is not learned again).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def noise(ctx: click.Context, service: str, confirm_id: int | None, drop_id: int | None, as_json: bool) -> None:
+    """The noise rules learned for SERVICE's pages, with their evidence; confirm or drop one."""
+    catalogue = load(ctx.obj["targets"])
+    _service_or_fail(catalogue, service)
+    store = open_store(catalogue)
+    try:
+        for rule_id, status in ((confirm_id, "confirmed"), (drop_id, "dropped")):
+            if rule_id is not None:
+                if rule_id not in {r.id for r in store.noise_rules(service)}:
+                    fail(f"rule {rule_id} is not a rule of {service}")
+                store.set_noise_status(rule_id, status, utcnow())
+                click.echo(f"rule {rule_id} {status}; `monitor run` applies it at its next start")
+        rules = store.noise_rules(service)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([{"id": r.id, "page": r.page, "url": r.url, "path": r.path, "source": r.source,
+                                "status": r.status, "evidence": r.evidence, "created_at": r.created_at.isoformat()}
+                               for r in rules], ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{service}: {len(rules)} noise rule(s)")
+    for col in ("id", "page", "block", "source", "status", "evidence"):
+        table.add_column(col)
+    for r in rules:
+        table.add_row(str(r.id), str(r.page), escape(r.path), r.source, r.status, escape(r.evidence))
+    Console(width=max(120, Console().width)).print(table)

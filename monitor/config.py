@@ -241,6 +241,9 @@ SETTINGS: tuple[Key, ...] = (
         "Longest time conditional GETs may stand in for a full fetch."),
     Key("anti_flap_versions", p_int_range(1, 100), "A version equal to one of the last N is not a new change."),
     Key("working_days_holidays", p_nonempty, "Country code of the public holidays that working days skip."),
+    Key("calibration_delay", p_duration_range(0.01, 300),
+        "Pause between the two captures of a calibration (blocks that differ are the page's own noise)."),
+    Key("calibration_every", p_duration_range(3600, 365 * 86400), "How often each page is calibrated again."),
 )
 
 DEPARTMENT: tuple[Key, ...] = (
@@ -282,6 +285,8 @@ _SETTINGS_FIELD = {
     "timeout": "timeout_s",
     "connect_timeout": "connect_timeout_s",
     "full_fetch_every": "full_fetch_every_s",
+    "calibration_delay": "calibration_delay_s",
+    "calibration_every": "calibration_every_s",
 }
 
 TOP_LEVEL = ("settings", "departments", "services")

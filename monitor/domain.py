@@ -103,6 +103,8 @@ class Settings:
     full_fetch_every_s: int = 86_400
     anti_flap_versions: int = 5
     working_days_holidays: str = "UA"
+    calibration_delay_s: float = 5.0
+    calibration_every_s: float = 7 * 86_400
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,6 +207,7 @@ class FetchResult:
     retry_after_s: float | None = None
     attempts: int = 1
     error: str = ""
+    challenge: bool = False  # the response carries a bot-protection marker (cf-mitigated, x-amzn-waf-action)
 
     @property
     def size(self) -> int:

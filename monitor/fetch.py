@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 TRANSIENT = frozenset({Outcome.TIMEOUT, Outcome.CONNECT, Outcome.PROTOCOL})
+CHALLENGE_HEADERS = ("cf-mitigated", "x-amzn-waf-action", "x-datadome", "x-sucuri-block")
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,application/json;q=0.9,*/*;q=0.8"
 MAX_RETRY_AFTER_S = 3600.0
 
@@ -396,6 +397,7 @@ class Fetcher:
             retry_after_s=retry_after,
             attempts=attempts,
             error=hop.error,
+            challenge=any(h in hdrs for h in CHALLENGE_HEADERS),
         )
 
     async def _follow(self, url: str, headers: Iterable[tuple[str, str]], validators: Validators | None,

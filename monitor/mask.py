@@ -65,25 +65,32 @@ DATE_WORDS = re.compile(rf"(?i:\b{WEEKDAYS}\b,?|\b(?:только что|just no
 TIME = re.compile(r"(?<![\d:])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s*(?:AM|PM|am|pm))?(?![\d:])"
                   r"|\b(?:о|об|з|до|в|с|по|at)\s+(?:[01]?\d|2[0-3])\.[0-5]\d\b"  # "о 10.00", not a price
                   r"|\b(?:[01]?\d|2[0-3])\s*(?:год\.?|h)\s*[0-5]\d\s*(?:хв\.?|min)")
+# Live stamps count seconds to weeks; "18 months ago" in running text is content, not a clock.
 _UNITS = ("секунд[уи]?|сек\\.?|хвилин[уи]?|хв\\.?|годин[уи]?|год\\.?|дн(?:і|ів|я|ей)|день|тижн(?:і|ів|ень)|"
-          "місяц(?:ь|і|ів)|минут[уы]?|мин\\.?|час(?:а|ов)?|недел[ьи]|месяц(?:а|ев)?|"
-          "seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?")
+          "минут[уы]?|мин\\.?|час(?:а|ов)?|недел[ьи]|"
+          "seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?")
 AGO = re.compile(rf"\b(?:\d+|одну|одна|один|a|an)\s+(?:{_UNITS})\s+(?:тому|назад|ago)\b", re.IGNORECASE)
 COUNTER_WORDS = trie("""
 переглядів переглядiв перегляди перегляд переглянуто відвідувачів відвідувань відвідувачі просмотров просмотры
-просмотр посетителей views view visitors visitor visits hits reads коментарі коментарів комментарии
-комментариев comments comment likes like вподобань
+просмотр посетителей views visitors visits hits коментарі коментарів комментарии комментариев comments likes
+вподобань
 """.split())
+_COUNT_GAP = r"онлайн|online|за сьогодні|сьогодні|сегодня|за день|today|всього|всего|total|усього"
 _COUNT_PREFIX = r"(?:(?i:кількість|количество|число)\s+)?"
-COUNTER = re.compile(
-    rf"{_COUNT_PREFIX}(?i:\b{COUNTER_WORDS}\b)\s*[:\-–]?\s*\d(?:[\d\s\u00a0,.]*\d)?"
+COUNTER = re.compile(  # "Переглядів: 1 234", "Відвідувачів онлайн: 12", "1 234 переглядів"
+    rf"{_COUNT_PREFIX}(?i:\b{COUNTER_WORDS}\b)(?:\s+(?i:{_COUNT_GAP}))?\s*[:\-–]?\s*\d(?:[\d\s\u00a0,.]*\d)?"
     rf"|\b\d[\d\s\u00a0,.]*\s+(?i:{COUNTER_WORDS}\b)"
 )
-TEMPERATURE = re.compile(r"[+\-−]?\d{1,2}(?:[.,]\d)?\s*°\s*[CСF]?")
+# A weather widget signs its temperature ("+5°C"); "ab 60°C" in running text is content. Short blocks
+# (a widget's own line) mask unsigned temperatures too.
+TEMPERATURE = re.compile(r"(?<![\w.,])[+\-−]\d{1,2}(?:[.,]\d)?\s*°\s*[CСF]?")
+TEMPERATURE_ANY = re.compile(r"(?<![\w.,])[+\-−]?\d{1,2}(?:[.,]\d)?\s*°\s*[CСF]?")
+SHORT_BLOCK = 80
 RATE = re.compile(r"\b(?:USD|EUR|PLN|GBP|CHF|RUB|CNY)\b\s*(?:/\s*UAH)?\s*[:=]?\s*\d+[.,]\d{2,4}"
                   r"(?:\s*/\s*\d+[.,]\d{2,4})?"
                   r"|\b(?:курс|rate)\b[^.\n]{0,20}?\d+[.,]\d{2,4}", re.IGNORECASE)
-TOKEN = re.compile(r"\b(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}\b"
+# Random tokens: long hex, or long runs of letters and digits without the hyphens of a readable slug.
+TOKEN = re.compile(r"\b(?=[A-Za-z0-9_+/=]*\d)(?=[A-Za-z0-9_+/=]*[A-Za-z])[A-Za-z0-9_+/=]{24,}"
                    r"|\b[0-9a-fA-F]{16,}\b")
 
 _HAS_DIGIT = re.compile(r"\d").search
@@ -101,7 +108,7 @@ def mask_volatile(text: str) -> str:
         text = TOKEN.sub("⟨token⟩", text)
     text = COUNTER.sub("⟨count⟩", text)
     if "°" in text:
-        text = TEMPERATURE.sub("⟨temp⟩", text)
+        text = (TEMPERATURE_ANY if len(text) <= SHORT_BLOCK else TEMPERATURE).sub("⟨temp⟩", text)
     if _RATE_HINT(text):
         text = RATE.sub("⟨rate⟩", text)
     return text

@@ -95,7 +95,7 @@ class Checker:
             logger.exception("extraction failed for %s", target.page.url)
             return replace(base, outcome=Outcome.ERROR)
         quality, reason = assess(content, url=result.url, final_url=result.final_url, body=result.body,
-                                 previous_size=state.last_size)
+                                 previous_size=state.last_size, error_headers=result.challenge)
         if quality is not Quality.OK:
             fetch = replace(result, error=reason)
             return replace(base, fetch=fetch, outcome=Outcome.BAD_CAPTURE, quality=quality)
@@ -109,10 +109,15 @@ class Checker:
             return replace(record, new_version=True, content_blob=dump_content(content), raw_blob=result.body,
                            verdict=Verdict(change_class=ChangeClass.NONE))
         prev_content = None
+        prev_fp = current.fingerprints
         if key != current.key_hash:
             prev_content = await self._previous(target.page_id, current.key_hash)
         prev_layers = layers(prev_content, target.noise_paths) if prev_content is not None else None
-        verdict = make_verdict(current.fingerprints, fp, key=key, recent=state.recent, prev_content=prev_content,
+        if prev_content is not None and prev_layers is not None and state.last_noise != target.noise_paths:
+            # newly learned noise: compare with the previous version read under the same rules
+            prev_fp = replace(fingerprints(prev_content, b"", target.noise_paths, prev_layers),
+                              raw=current.fingerprints.raw)
+        verdict = make_verdict(prev_fp, fp, key=key, recent=state.recent, prev_content=prev_content,
                                cur_content=content, prev_layers=prev_layers, cur_layers=lay)
         is_real = verdict.change_class in target.service.real_update_classes and not verdict.flapped
         new = key not in known

@@ -44,8 +44,9 @@ def assess(content: Content, *, url: str, final_url: str, body: bytes, previous_
         return Quality.MAINTENANCE, "a maintenance page"
     if size < SHORT_PAGE and SERVER_ERROR.search(headline):
         return Quality.SERVER_ERROR, "an error page served with 200"
-    if size < 20 and not content.links:
-        return Quality.EMPTY, f"no visible text ({size} characters)"
+    visible = max(size, len(content.visible_text))
+    if visible < 20 and not content.links:
+        return Quality.EMPTY, f"no visible text ({visible} characters)"
     requested = urlsplit(url)
     final = urlsplit(final_url)
     if (final_url != url and requested.path not in HOME_PATHS and final.path in HOME_PATHS

@@ -14,12 +14,25 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
-from monitor.domain import Catalogue, CheckRecord, PageState, Target
+from monitor.calibrate import Learned, learn_from_history, learn_from_pair
+from monitor.domain import (
+    Catalogue,
+    ChangeClass,
+    CheckRecord,
+    Content,
+    Outcome,
+    PageState,
+    Quality,
+    Target,
+    load_content,
+)
 from monitor.errors import StoreError, StoreUnavailable
+from monitor.extract import extract, options_for
 from monitor.pipeline import Checker, Fetch
 from monitor.regulation import default_interval_s
 from monitor.store.repository import Store
@@ -34,10 +47,12 @@ def utcnow() -> datetime:
 class Recorder:
     """Writes check records in batches; holds them (bounded) while the database is unreachable."""
 
-    def __init__(self, store: Store, *, max_pending: int = 20_000, batch: int = 200,
-                 retry_max_s: float = 10.0) -> None:
+    def __init__(self, store: Store, *, max_pending: int = 20_000, max_pending_bytes: int = 64 << 20,
+                 batch: int = 200, retry_max_s: float = 10.0) -> None:
         self.store = store
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self.pending_bytes = 0
         self.batch = batch
         self.retry_max_s = retry_max_s
         self.pending: deque[CheckRecord] = deque()
@@ -50,11 +65,18 @@ class Recorder:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    @staticmethod
+    def _size(record: CheckRecord) -> int:
+        return len(record.raw_blob or b"") + len(record.content_blob or b"") + 512
+
     async def put(self, record: CheckRecord) -> None:
-        while len(self.pending) >= self.max_pending:  # back-pressure: checks wait, nothing is dropped
+        # back-pressure: checks wait while the buffer is full (by count or by bytes); nothing is dropped
+        while self.pending and (len(self.pending) >= self.max_pending
+                                or self.pending_bytes >= self.max_pending_bytes):
             self._room.clear()
             await self._room.wait()
         self.pending.append(record)
+        self.pending_bytes += self._size(record)
         self._idle.clear()
         self._wake.set()
 
@@ -88,10 +110,12 @@ class Recorder:
                     except StoreError:
                         logger.exception("dropping an unwritable check record for page %s", rec.page_id)
                     self.pending.remove(rec)
+                    self.pending_bytes -= self._size(rec)
                 self._room.set()
                 continue
-            for _ in batch:
+            for rec in batch:
                 self.pending.popleft()
+                self.pending_bytes -= self._size(rec)
             self.written += len(batch)
             if not self.db_ok:
                 logger.warning("database reachable again; wrote %d buffered checks", len(batch))
@@ -128,7 +152,7 @@ class Runner:
     """Checks targets with bounded concurrency, keeps their state, records results."""
 
     def __init__(self, catalogue: Catalogue, store: Store, fetcher: Fetch, *,
-                 clock: Callable[[], datetime] = utcnow, worker: str | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow, worker: str | None = None, learn: bool = True) -> None:
         self.catalogue = catalogue
         self.settings = catalogue.settings
         self.store = store
@@ -140,8 +164,12 @@ class Runner:
         self.checker = Checker(fetcher, self.settings, load_previous=self._load_previous, worker=self.worker)
         self.targets: dict[int, Target] = {}
         self.states: dict[int, PageState] = {}
+        self.fetcher = fetcher
+        self.learn = learn
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._page_locks: dict[int, asyncio.Lock] = {}
+        self._calibrated: dict[int, datetime | None] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     async def _load_previous(self, page_id: int, key: str) -> bytes | None:
         return await asyncio.to_thread(self.store.version_content, page_id, key)
@@ -161,6 +189,7 @@ class Runner:
         self.states = self.store.page_states(self.targets, recent=self.settings.anti_flap_versions + 1)
         for pid in self.targets:
             self.states.setdefault(pid, PageState(page_id=pid))
+        self._calibrated = self.store.calibrated(self.targets)
         return targets
 
     def select(self, service_ids: Iterable[str] = ()) -> list[Target]:
@@ -186,7 +215,76 @@ class Runner:
                         target.service.id, target.page.position, record.outcome.value,
                         record.fetch.status if record.fetch.status is not None else "-", verdict,
                         " real" if record.is_real else "", record.fetch.size, time.monotonic() - t0)
-            return record
+        if self.learn and record.outcome is Outcome.OK and record.quality is Quality.OK:
+            last = self._calibrated.get(target.page_id)
+            if last is None or (now - last).total_seconds() >= self.settings.calibration_every_s:
+                self._calibrated[target.page_id] = now
+                self._spawn(self.calibrate(target.page_id))
+            verdict_class = record.verdict.change_class if record.verdict else ChangeClass.NONE
+            if record.new_version and verdict_class.rank <= ChangeClass.DATE_ONLY.rank:
+                self._spawn(self.learn_history(target.page_id))
+        return record
+
+    # --- learning the page's own noise -----------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def settle(self) -> None:
+        """Wait for background learning (calibrations, history) to finish."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    def _add_rules(self, page_id: int, learned: list[Learned], source: str) -> None:
+        if not learned:
+            return
+        target = self.targets[page_id]
+        added = self.store.add_noise_rules(page_id, [(x.path, x.evidence) for x in learned], source=source,
+                                           now=self.clock())
+        if added:
+            self.targets[page_id] = replace(target, noise_paths=target.noise_paths | frozenset(added))
+            logger.info("service=%s page=%s learned %d volatile block(s) from %s: %s", target.service.id,
+                        target.page.position, len(added), source, ", ".join(added))
+
+    async def _capture(self, target: Target) -> Content | None:
+        page = target.page
+        result = await self.fetcher.fetch(page.url, headers=page.headers, timeout_s=page.timeout_s,
+                                          allow_private=page.allow_private)
+        if result.outcome is not Outcome.OK or result.body is None:
+            return None
+        content = extract(page.kind, result.body, url=result.final_url, charset=result.charset,
+                          options=options_for(page, self.settings.timezone))
+        return content if content.quality is Quality.OK else None
+
+    async def calibrate(self, page_id: int) -> None:
+        """Fetch the page twice a few seconds apart: blocks that differ change by themselves."""
+        target = self.targets[page_id]
+        try:
+            async with self._slots:
+                first = await self._capture(target)
+            await asyncio.sleep(self.settings.calibration_delay_s)
+            async with self._slots:
+                second = await self._capture(target)
+            if first is None or second is None:
+                return
+            when = self.clock().isoformat(timespec="seconds")
+            learned = learn_from_pair(first, second, self.targets[page_id].noise_paths, when=when)
+            await asyncio.to_thread(self._add_rules, page_id, learned, "calibration")
+            await asyncio.to_thread(self.store.mark_calibrated, page_id, self.clock())
+        except Exception as exc:  # learning is an extra: it must never disturb checking
+            logger.warning("calibration of page %s failed: %s", page_id, exc)
+
+    async def learn_history(self, page_id: int) -> None:
+        """A block that changes at nearly every version while the rest stays still is the page's noise."""
+        target = self.targets[page_id]
+        try:
+            blobs = await asyncio.to_thread(self.store.recent_contents, page_id, 12)
+            learned = learn_from_history([load_content(b) for b in blobs], target.noise_paths)
+            await asyncio.to_thread(self._add_rules, page_id, learned, "history")
+        except Exception as exc:
+            logger.warning("learning from the history of page %s failed: %s", page_id, exc)
 
     async def round(self, targets: list[Target], *,
                     on_done: Callable[[Target, CheckRecord], None] | None = None) -> list[CheckRecord]:

@@ -46,8 +46,9 @@ VOLATILE_NUMBERS = ", ".join(
     + [f"[class*={w}]" for w in ("view-count", "views-count", "viewcount", "post-views", "pageviews", "counter",
                                   "hits")]
     + [f"[id*={w}]" for w in ("counter", "hits", "views-count")])
-VOLATILE_WORDS = re.compile("clock|weather|currency|exchange-rate|carousel|slider|ticker|marquee|countdown|banner|"
-                            "poll|random|rotator").search
+VOLATILE_WORDS = re.compile(r"(?:^|[-_\s])(?:clock|weather|currency|exchange|rates|carousel|slider|ticker|marquee|"
+                            r"countdown|banner|poll|polls|random|rotator)(?:$|[-_\s])").search
+WIDGET_MAX_TEXT = 600  # a "slider" holding more text than this is the content itself, not a widget
 DOC_EXTENSIONS = frozenset((
     "pdf", "doc", "docx", "xls", "xlsx", "xlsm", "odt", "ods", "odp", "ppt", "pptx", "rtf", "zip", "rar",
     "7z", "csv", "txt", "xml", "json", "geojson", "kml", "kmz", "shp", "djvu", "tif", "tiff",
@@ -116,6 +117,8 @@ INLINE_TAGS = [
     "picture", "source", "wbr", "ins", "del", "acronym",
 ]
 BLOCK_SELECTOR = ", ".join(sorted(BLOCK_TAGS - {"body"}))
+COMMENT = re.compile(r"<!--[^<>]*?-->")  # simple comments only: a stray "<!--" must not eat the page
+SEPARATOR = "\x1f"  # between an element's own text runs (split by <br> or by a child block); never in text
 
 
 @dataclass(slots=True)
@@ -125,6 +128,7 @@ class _RawBlock:
     in_main: bool
     in_chrome: bool
     volatile: str
+    element: int  # Lexbor's identity of the block element
 
 
 class _Tree:
@@ -135,6 +139,7 @@ class _Tree:
         self.main, self.strong, self.weak = main, strong, weak
         self.numbers = numbers
         self.memo: dict[int, tuple[str, bool, bool, str]] = {}
+        self.parent: dict[int, int] = {}  # element -> its parent element
 
     def info(self, node: LexborNode) -> tuple[str, bool, bool, str]:
         chain = []
@@ -146,9 +151,12 @@ class _Tree:
             current = current.parent
         base = self.memo[current.mem_id] if current is not None and current.mem_id in self.memo else (
             "", False, False, "")
+        parent_id = current.mem_id if current is not None else 0
         for n in reversed(chain):
             path, in_main, in_chrome, vol = base
             mid = n.mem_id
+            self.parent[mid] = parent_id
+            parent_id = mid
             step = n.tag or "?"
             attrs = n.attributes
             ident = attrs.get("id") or ""
@@ -163,7 +171,9 @@ class _Tree:
             elif (mid in self.strong or (mid in self.weak and not in_main) or ident.lower() in CHROME_CLASSES
                   or not CHROME_CLASSES.isdisjoint(tokens)):
                 in_chrome = True
-            if (classes or ident) and (VOLATILE_WORDS(classes) or VOLATILE_WORDS(ident.lower())):
+            if ((classes or ident) and step[:4] not in ("body", "main") and (
+                    VOLATILE_WORDS(classes) or VOLATILE_WORDS(ident.lower()))
+                    and len(n.text(deep=True)) <= WIDGET_MAX_TEXT):
                 vol = "all"
             elif mid in self.numbers and not vol:
                 vol = "numbers"
@@ -193,14 +203,14 @@ def _blocks(roots: list[LexborNode], tree: _Tree) -> list[_RawBlock]:
     out: list[_RawBlock] = []
     elements = [el for root in roots for el in (root, *root.css(BLOCK_SELECTOR))]
     for el in elements:
-        own = el.text(deep=False, separator="\n")
+        own = el.text(deep=False, separator=SEPARATOR)
         if not own or own.isspace():
             continue
         path, in_main, in_chrome, vol = tree.info(el)
-        for line in own.split("\n") if "\n" in own else (own,):
+        for line in own.split(SEPARATOR) if SEPARATOR in own else (own,):
             text = normalise(line)
             if text:
-                out.append(_RawBlock(path, text, in_main, in_chrome, vol))
+                out.append(_RawBlock(path, text, in_main, in_chrome, vol, el.mem_id))
     return out
 
 
@@ -240,20 +250,49 @@ def _main_ids(tree: LexborHTMLParser, selector: str | None) -> tuple[set[int], b
     return set(), False
 
 
-def _densest(blocks: list[_RawBlock]) -> str | None:
-    """The container with the most paragraph text (Readability's scoring, simplified)."""
-    scores: dict[str, float] = {}
+COVERAGE = 0.85  # the main container holds at least this share of the page's substantial text
+
+
+def _densest(blocks: list[_RawBlock], parent: dict[int, int]) -> int | None:
+    """The densest block of text, widened until it holds most of the page's substantial text.
+
+    Each substantial block (25+ characters outside the chrome) scores its parent fully and its
+    grandparent by half (Readability's scoring, simplified); from the best-scoring element we climb to
+    the smallest ancestor holding COVERAGE of all substantial text, so that content spread over several
+    boxes of a page builder stays main content while headers, menus and footers stay out.
+    """
+    scores: dict[int, float] = {}
+    held: dict[int, int] = {}
+    total = 0
     for b in blocks:
         if b.in_chrome or len(b.text) < 25:
             continue
-        parent = b.path.rsplit("/", 1)[0]
-        scores[parent] = scores.get(parent, 0.0) + len(b.text)
-        grand = parent.rsplit("/", 1)[0]
-        if grand != parent:
-            scores[grand] = scores.get(grand, 0.0) + len(b.text) / 2
+        size = len(b.text)
+        total += size
+        up = parent.get(b.element, 0)
+        scores[up] = scores.get(up, 0.0) + size
+        grand = parent.get(up, 0)
+        if grand:
+            scores[grand] = scores.get(grand, 0.0) + size / 2
+        node = b.element
+        while node:
+            held[node] = held.get(node, 0) + size
+            node = parent.get(node, 0)
+    scores.pop(0, None)
     if not scores:
         return None
-    return max(scores.items(), key=lambda kv: (kv[1], -len(kv[0])))[0]
+    top = max(scores.items(), key=lambda kv: kv[1])[0]
+    while held.get(top, 0) < COVERAGE * total and parent.get(top, 0):
+        top = parent[top]
+    return top
+
+
+def _inside(element: int, container: int, parent: dict[int, int]) -> bool:
+    while element:
+        if element == container:
+            return True
+        element = parent.get(element, 0)
+    return False
 
 
 def _declared(tree: LexborHTMLParser, blocks: Iterable[Block], tz: str) -> datetime | None:
@@ -282,6 +321,8 @@ def _declared(tree: LexborHTMLParser, blocks: Iterable[Block], tz: str) -> datet
 def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Content:
     """Parse one HTML page into the common content model. Never raises on bad markup."""
     opts = options or HtmlOptions()
+    if "<!--" in html:  # comments split text runs (a cache stamp between two words would look like an edit)
+        html = COMMENT.sub("", html)
     tree = LexborHTMLParser(html)
     title_node = tree.css_first("title")
     title = normalise(title_node.text(deep=True)) if title_node is not None else ""
@@ -298,20 +339,20 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Con
     if body is None:
         return Content(title=title, quality=Quality.EMPTY, quality_reason="no body")
     main_ids, selector_missed = _main_ids(tree, opts.content)
-    numbers = _ids(tree, VOLATILE_NUMBERS)
+    numbers: set[int] = set()
     for node in tree.css(VOLATILE_NUMBERS):  # an eye icon or a counter span: its block's numbers change
-        block = _nearest_block(node)
-        if block is not None:
-            numbers.add(block.mem_id)
+        block = node if node.tag in BLOCK_TAGS else _nearest_block(node)
+        # a counter is small; a large "counter" (a CSS-numbered list) is content
+        if block is not None and len(block.text(deep=True)) <= WIDGET_MAX_TEXT:
+            numbers.update((node.mem_id, block.mem_id))
     where = _Tree(main_ids, _ids(tree, CHROME_STRONG), _ids(tree, CHROME_WEAK), numbers)
     # With a main container only its subtree is walked; the rest of the page counts through one digest.
     roots = [n for n in tree.css(opts.content or "main, [role=main], article") if n.mem_id in main_ids]
     roots = [r for r in roots if not any(a.mem_id in main_ids for a in _parents(r))]
     scope = roots or [body]
-    anchors = [(a, where.info(a.parent) if a.parent is not None else ("", False, False, ""))
-               for root in scope for a in root.css("a[href]")]
-    anchors_text = [(a.attributes.get("href") or "", normalise(a.text(deep=True)), info)
-                    for a, info in anchors if not info[2]]
+    anchors = [(a, a.parent) for root in scope for a in root.css("a[href]")]
+    anchors_text = [(a.attributes.get("href") or "", normalise(a.text(deep=True)), where.info(up), up.mem_id)
+                    for a, up in anchors if up is not None and not where.info(up)[2]]
     visible = normalise(body.text(deep=True, separator=" "))
     tree.unwrap_tags(INLINE_TAGS)
     tree.merge_text_nodes()
@@ -319,23 +360,22 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Con
     if roots and not opts.content and not any(b.in_main and not b.in_chrome for b in raw_blocks):
         main_ids, roots = set(), []  # an empty <main>: fall back to the densest block of the whole body
         raw_blocks = _blocks([body], where)
-        anchors_text = [(a.attributes.get("href") or "", normalise(a.text(deep=True)), info)
-                        for a, info in ((a, where.info(a.parent)) for a in body.css("a[href]") if a.parent)
-                        if not info[2]]
+        anchors_text = [(a.attributes.get("href") or "", normalise(a.text(deep=True)), where.info(up), up.mem_id)
+                        for a, up in ((a, a.parent) for a in body.css("a[href]")) if up is not None
+                        and not where.info(up)[2]]
     if main_ids:
         is_main = [b.in_main and not b.in_chrome for b in raw_blocks]
         top = None
     else:
-        top = _densest(raw_blocks)
-        prefix = f"{top}/"
-        is_main = [not b.in_chrome and (top is None or b.path == top or b.path.startswith(prefix))
-                   for b in raw_blocks]
+        top = _densest(raw_blocks, where.parent)
+        is_main = [not b.in_chrome and (top is None or _inside(b.element, top, where.parent)) for b in raw_blocks]
     blocks = tuple(Block(path=b.path, text=b.text, region=Region.MAIN if m else Region.CHROME, volatile=b.volatile)
                    for b, m in zip(raw_blocks, is_main, strict=True))
     links: dict[str, Link] = {}
     documents: dict[str, Link] = {}
-    for href, text, (path, in_main, in_chrome, _vol) in anchors_text:
-        if in_chrome or not (in_main if main_ids else (top is None or path == top or path.startswith(f"{top}/"))):
+    for href, text, (_path, in_main, in_chrome, vol), holder in anchors_text:
+        if in_chrome or vol == "all" or not (in_main if main_ids else (top is None or _inside(holder, top,
+                                                                                                where.parent))):
             continue
         canonical = canonical_url(href, base)
         if canonical is None:

@@ -13,6 +13,7 @@ _MAP = {
     "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "", "\u00ad": "", "\u200e": "", "\u200f": "",
 }
 _SPECIAL = re.compile("[" + "".join(re.escape(c) for c in _MAP) + "]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # never shown; a terminal escape must not pass
 
 
 def _replace(m: re.Match[str]) -> str:
@@ -24,4 +25,6 @@ def normalise(text: str) -> str:
     if not text.isascii() and not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
     text = _SPECIAL.sub(_replace, text)
+    if not text.isprintable():
+        text = _CONTROL.sub("", text)
     return " ".join(text.split())  # every Unicode space (NBSP, thin space...) collapses to one

@@ -112,6 +112,7 @@ class Page(Base):
     last_modified: Mapped[str | None] = mapped_column(Text, nullable=True)
     tls_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    calibrated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Blob(Base):

@@ -92,6 +92,19 @@ class PageRow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NoiseRuleRow:
+    id: int
+    service_id: str
+    page: int
+    url: str
+    path: str
+    source: str
+    status: str
+    evidence: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChangeRow:
     id: int
     service_id: str
@@ -425,6 +438,57 @@ class Store:
         with translate("cannot write checks"), self.engine.begin() as conn:
             _BatchWriter(conn).write(records)
 
+    def add_noise_rules(self, page_id: int, rules: Iterable[tuple[str, str]], *, source: str,
+                        now: datetime) -> list[str]:
+        """Store learned rules (path, evidence) that the page does not have yet in any status; returns the
+        paths added. A rule an operator dropped is never learned again."""
+        added = []
+        with translate("cannot store noise rules"), Session(self.engine) as s, s.begin():
+            have = set(s.scalars(select(m.NoiseRule.path).where(m.NoiseRule.page_id == page_id)))
+            for path, evidence in rules:
+                if path in have:
+                    continue
+                s.add(m.NoiseRule(page_id=page_id, path=path, source=source, status="active",
+                                  evidence=evidence[:2000], hits=0, created_at=now, updated_at=now))
+                have.add(path)
+                added.append(path)
+        return added
+
+    def noise_rules(self, service_id: str | None = None) -> list[NoiseRuleRow]:
+        with Session(self.engine) as s:
+            q = (select(m.NoiseRule, m.Page.service_id, m.Page.position, m.Page.url)
+                 .join(m.Page, m.Page.id == m.NoiseRule.page_id).order_by(m.NoiseRule.id))
+            if service_id:
+                q = q.where(m.Page.service_id == service_id)
+            return [NoiseRuleRow(id=r.id, service_id=sid, page=pos, url=url, path=r.path, source=r.source,
+                                 status=r.status, evidence=r.evidence, created_at=r.created_at)
+                    for r, sid, pos, url in s.execute(q)]
+
+    def set_noise_status(self, rule_id: int, status: str, now: datetime) -> bool:
+        with translate("cannot change a noise rule"), Session(self.engine) as s, s.begin():
+            rule = s.get(m.NoiseRule, rule_id)
+            if rule is None:
+                return False
+            rule.status, rule.updated_at = status, now
+            return True
+
+    def calibrated(self, page_ids: Iterable[int]) -> dict[int, datetime | None]:
+        ids = list(page_ids)
+        with Session(self.engine) as s:
+            return {pid: at for pid, at in s.execute(select(m.Page.id, m.Page.calibrated_at).where(m.Page.id.in_(ids)))}
+
+    def mark_calibrated(self, page_id: int, now: datetime) -> None:
+        with translate("cannot record a calibration"), Session(self.engine) as s, s.begin():
+            s.execute(update(m.Page).where(m.Page.id == page_id).values(calibrated_at=now))
+
+    def recent_contents(self, page_id: int, limit: int) -> list[bytes]:
+        """The serialised Content of the page's `limit` newest versions, oldest first."""
+        with Session(self.engine) as s:
+            rows = s.execute(select(m.Blob.codec, m.Blob.data).join(m.Version, m.Version.content_sha == m.Blob.sha256)
+                             .where(m.Version.page_id == page_id)
+                             .order_by(m.Version.first_seen_at.desc(), m.Version.id.desc()).limit(limit)).all()
+        return [unpack(codec, data) for codec, data in reversed(rows)]
+
     def noise_paths(self, page_ids: Iterable[int]) -> dict[int, list[str]]:
         """Active or confirmed noise rules: block paths masked in the fingerprints."""
         ids = list(page_ids)
@@ -536,4 +600,4 @@ class Store:
             return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-__all__ = ["ChangeRow", "PageRow", "Store", "pack", "sha256", "unpack"]
+__all__ = ["ChangeRow", "NoiseRuleRow", "PageRow", "Store", "pack", "sha256", "unpack"]

@@ -1,0 +1,54 @@
+"""The quality bar of change detection, on the real pages of ../shared/corpus/pages/ with written mutations:
+>= 99 % of real edits count as a real update, <= 1 % of noise-only pairs do. Also on our own fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.quality import evaluate, summary, table
+from monitor.compare import classify_pair
+from monitor.domain import ChangeClass
+from tests.helpers import html
+from tests.mutations import MUTATIONS, pair
+
+FIXTURE = Path(__file__).parent / "fixtures" / "extract" / "portal-article.html"
+
+
+@pytest.mark.slow
+def test_quality_bar_on_the_shared_corpus(shared_corpus: Path) -> None:
+    pages = sorted((shared_corpus / "pages").glob("*.html"))
+    assert len(pages) > 100
+    results = evaluate(pages)
+    s = summary(results)
+    print("\n" + table(results))
+    assert s["recall"] >= 0.99, s
+    assert s["noise_real_rate"] <= 0.01, s
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
+def test_every_mutation_on_our_portal_fixture(mutation: object) -> None:
+    made = pair(FIXTURE.read_text(encoding="utf-8"), mutation, seed=7)  # type: ignore[arg-type]
+    assert made is not None, "every mutation applies to the portal fixture"
+    before, after = made
+    cls = classify_pair(before.encode(), after.encode(), url="https://pokrovsk-rada.gov.ua/uk/articles/item/1")
+    real = cls in (ChangeClass.CONTENT, ChangeClass.DOCUMENTS)
+    assert real == mutation.real, (mutation.name, cls)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("before", "after", "expected"), [
+    (html("Новина"), html("Новина"), ChangeClass.NONE),
+    (html("Новина"), html("Новина", "Друга новина"), ChangeClass.CONTENT),
+    (html("Новина", extra="<p>Оновлено: 28.11.2026</p>"), html("Новина", extra="<p>Оновлено: 30.11.2026</p>"),
+     ChangeClass.DATE_ONLY),
+    (html("Новина", extra="<p><a href='/a.pdf'>Рішення</a></p>"),
+     html("Новина", extra="<p><a href='/b.pdf'>Рішення</a></p>"), ChangeClass.DOCUMENTS),
+    (html("Новина", extra="<p><a href='/uk/a'>Деталі</a></p>"),
+     html("Новина", extra="<p><a href='/uk/b'>Деталі</a></p>"), ChangeClass.LINKS),
+    (html("Новина", title="Старий заголовок"), html("Новина", title="Новий заголовок"), ChangeClass.COSMETIC),
+    (html("Новина", extra="<p>Переглядів: 10</p>"), html("Новина", extra="<p>Переглядів: 11</p>"),
+     ChangeClass.COSMETIC),
+])
+def test_classes(before: bytes, after: bytes, expected: ChangeClass) -> None:
+    assert classify_pair(before, after) is expected

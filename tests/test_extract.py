@@ -1,0 +1,98 @@
+"""Extraction cases as data: tests/fixtures/extract/<case>.html with <case>.json holding the expectations."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.domain import Kind, Region
+from monitor.extract import ExtractOptions, extract
+from monitor.extract.html import canonical_url, document_extension
+from monitor.quality import assess
+
+CASES = Path(__file__).parent / "fixtures" / "extract"
+
+
+def cases() -> list[str]:
+    return sorted(p.stem for p in CASES.glob("*.json"))
+
+
+@pytest.mark.parametrize("case", cases())
+def test_extraction_case(case: str) -> None:
+    spec = json.loads((CASES / f"{case}.json").read_text(encoding="utf-8"))
+    body = (CASES / spec.get("source", f"{case}.html")).read_bytes()
+    opts = spec.get("options", {})
+    content = extract(Kind.HTML, body, url=spec["url"],
+                      options=ExtractOptions(content=opts.get("content"), exclude=tuple(opts.get("exclude", ()))))
+    quality, reason = assess(content, url=spec["url"], final_url=spec["url"], body=body)
+    assert quality.value == spec["quality"], reason
+    if spec["quality"] != "ok":
+        return
+    main = [b.text for b in content.blocks if b.region is Region.MAIN]
+    chrome = [b.text for b in content.blocks if b.region is Region.CHROME]
+    everything = " ".join([content.visible_text, *main, *chrome])
+    if "title" in spec:
+        assert content.title == spec["title"]
+    for text in spec.get("main_contains", []):
+        assert text in main, f"{text!r} not in main: {main}"
+    for text in spec.get("chrome_contains", []):
+        assert text in chrome or text in content.visible_text, f"{text!r} not in the chrome"
+        assert text not in main
+    for text in spec.get("not_main", []):
+        assert text not in main, f"{text!r} is in main"
+    for text in spec.get("not_anywhere", []):
+        assert text not in everything
+    for text, flag in spec.get("volatile", {}).items():
+        (block,) = [b for b in content.blocks if b.text == text]
+        assert block.volatile == flag
+    if "documents" in spec:
+        assert [d.url for d in content.documents] == spec["documents"]
+    links = {x.url for x in content.links}
+    for url in spec.get("links_include", []):
+        assert url in links, links
+    for url in spec.get("links_exclude", []):
+        assert url not in links
+    if "declared_at" in spec:
+        assert content.declared_at == datetime.fromisoformat(spec["declared_at"])
+
+
+def test_same_page_fingerprints_identically_run_after_run() -> None:
+    from monitor.compare import read
+
+    body = (CASES / "portal-article.html").read_bytes()
+    first = read(body, url="https://pokrovsk-rada.gov.ua/uk/a")
+    for _ in range(3):
+        assert read(body, url="https://pokrovsk-rada.gov.ua/uk/a").fingerprints == first.fingerprints
+
+
+@pytest.mark.parametrize(("href", "expected"), [
+    ("/files/a.pdf?v=1732700000", "https://city.example/files/a.pdf"),
+    ("a.php?id=5&PHPSESSID=abc123", "https://city.example/news/a.php?id=5"),
+    ("/x;jsessionid=ABCDEF?b=2&a=1", "https://city.example/x?a=1&b=2"),
+    ("HTTPS://City.Example:443/Path#frag", "https://city.example/Path"),
+    ("/p?utm_source=fb&utm_medium=x&q=1", "https://city.example/p?q=1"),
+    ("/p?v=2", "https://city.example/p?v=2"),  # a short v is a real parameter, not a cache-buster
+    ("mailto:Info@City.Example", "mailto:info@city.example"),
+    ("javascript:void(0)", None),
+    ("#top", None),
+    ("http://[::1", None),
+])
+def test_canonical_urls(href: str, expected: str | None) -> None:
+    assert canonical_url(href, "https://city.example/news/index.php") == expected
+
+
+def test_document_extensions() -> None:
+    assert document_extension("https://a/b/Rishennia.PDF") == "pdf"
+    assert document_extension("https://a/b/table.xlsx?x=1") == "xlsx"
+    assert document_extension("https://a/b/page.php") is None
+    assert document_extension("https://a/b.pdf/view") is None
+
+
+def test_deeply_nested_and_broken_markup_does_not_raise() -> None:
+    deep = "<div>" * 5000 + "Текст" + "</div>" * 10 + "<p><b><i>незакрите <table><td>клітинка"
+    content = extract(Kind.HTML, deep.encode(), url="https://city.example/")
+    assert any("Текст" in b.text for b in content.blocks)
+    assert extract(Kind.HTML, b"\x00\xff\xfe<html", url="https://city.example/").blocks is not None
