@@ -36,6 +36,11 @@ _CHROME_TOKENS = (
     "widget-area",
 )
 CHROME_CLASSES = frozenset(_CHROME_TOKENS)
+# Words that mark chrome even as a part of a longer class or id ("mix1_navigation", "footer-widgets"); "header"
+# and "nav" are not among them ("article-header" holds the title, "nav-tabs" may hold content).
+CHROME_PARTS = frozenset({"navigation", "navbar", "menu", "breadcrumb", "breadcrumbs", "sidebar", "cookie", "cookies",
+                          "share", "sharing", "social", "footer", "topbar", "toolbar"})
+_PARTS = re.compile(r"[-_\s]+")
 # strong: chrome even inside the main content; weak: chrome only outside it (an article's own header is content).
 # Tags and roles are matched by CSS; class and id tokens (CHROME_CLASSES) while walking up from the text.
 CHROME_STRONG = "nav, aside, [role=navigation], [role=complementary], [role=search]"
@@ -169,7 +174,8 @@ class _Tree:
             if mid in self.main:
                 in_main, in_chrome = True, False
             elif (mid in self.strong or (mid in self.weak and not in_main) or ident.lower() in CHROME_CLASSES
-                  or not CHROME_CLASSES.isdisjoint(tokens)):
+                  or not CHROME_CLASSES.isdisjoint(tokens)
+                  or ((classes or ident) and not CHROME_PARTS.isdisjoint(_PARTS.split(f"{classes} {ident.lower()}")))):
                 in_chrome = True
             if ((classes or ident) and step[:4] not in ("body", "main") and (
                     VOLATILE_WORDS(classes) or VOLATILE_WORDS(ident.lower()))
