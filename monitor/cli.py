@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor import __version__
-from monitor.config import keys_reference, load_catalogue
+from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_yaml
+from monitor.config import department_names, keys_reference, load_catalogue
 from monitor.domain import (
     DEFAULT_REAL_CLASSES,
     Catalogue,
@@ -36,6 +38,7 @@ from monitor.domain import (
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.extract import validate_selector
 from monitor.fetch import Fetcher
+from monitor.metrics import FreshnessCollector, MetricsServer, Runtime
 from monitor.runner import Runner
 from monitor.schedule import Schedule
 from monitor.status import ServiceStatus, State, service_statuses
@@ -183,11 +186,41 @@ def db_upgrade(ctx: click.Context, database_url: str | None) -> None:
 # --- run and check ----------------------------------------------------------------------------
 
 
+def start_metrics(catalogue: Catalogue, store: Store, runner: Runner | None = None) -> MetricsServer | None:
+    """Serve /metrics and /healthz on settings.metrics_listen (port 0 picks a free port)."""
+    heartbeat_s = 30.0
+
+    def runtime() -> Runtime:
+        assert runner is not None
+        return Runtime(pending_records=len(runner.recorder.pending), database_writable=runner.recorder.db_ok)
+
+    def health() -> tuple[bool, dict[str, object]]:
+        if runner is None:
+            ok = store.ping()
+            return ok, {"database": ok}
+        beat = runner.health.beat_at
+        age_s = (utcnow() - beat).total_seconds() if beat else None
+        ok = age_s is not None and age_s < 3 * heartbeat_s
+        return ok, {"worker": runner.worker, "heartbeat_age_s": age_s, "database_writable": runner.recorder.db_ok,
+                    "pending_records": len(runner.recorder.pending), "checks_done": runner.health.checks_done}
+
+    collector = FreshnessCollector(catalogue, store, runtime=runtime if runner is not None else None)
+    try:
+        server = MetricsServer(collector, catalogue.settings.metrics_listen, health=health).start()
+    except OSError as exc:
+        logger.error("cannot serve metrics on %s: %s", catalogue.settings.metrics_listen, exc)
+        return None
+    logger.info("metrics on http://%s:%d/metrics", catalogue.settings.metrics_listen.rpartition(":")[0],
+                server.port)
+    return server
+
+
 async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
                  on_started: Callable[[Runner], None] | None = None) -> None:
     async with Fetcher(catalogue.settings) as fetcher:
         runner = Runner(catalogue, store, fetcher)
         targets = runner.prepare()
+        metrics = start_metrics(catalogue, store, runner)
         writer = asyncio.create_task(runner.recorder.run())
         schedule = Schedule(check=lambda t, at: runner.check(t, scheduled_at=at),
                             heartbeat=lambda: asyncio.to_thread(runner.heartbeat))
@@ -209,6 +242,8 @@ async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
             runner.heartbeat(stopped=True)
         except MonitorError as exc:
             logger.warning("final heartbeat not recorded: %s", exc)
+        if metrics is not None:
+            metrics.stop()
         logger.info("stopped")
 
 
@@ -312,7 +347,7 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
 
 
 def statuses(catalogue: Catalogue, store: Store, now: datetime) -> list[ServiceStatus]:
-    return service_statuses(catalogue, store.pages(), now)
+    return service_statuses(catalogue, store.service_aggregates(), now)
 
 
 @main.command()
@@ -553,3 +588,62 @@ def noise(ctx: click.Context, service: str, confirm_id: int | None, drop_id: int
     for r in rules:
         table.add_row(str(r.id), str(r.page), escape(r.path), r.source, r.status, escape(r.evidence))
     Console(width=max(120, Console().width)).print(table)
+
+
+# --- exporter and alerting ------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_context
+def exporter(ctx: click.Context) -> None:
+    """Serve /metrics and /healthz from the database only (no checking): a read-only exporter."""
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue, auto_upgrade=False)
+    server = start_metrics(catalogue, store)
+    if server is None:
+        sys.exit(EXIT_PROBLEM)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    store.close()
+
+
+@main.group()
+def alerting() -> None:
+    """Prometheus alert rules and the Alertmanager routing tree, from the catalogue."""
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@alerting.command("rules")
+@click.option("--runbook-base", default=RUNBOOK, show_default=True,
+              help="Where the README's runbook lives; anchors are appended.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def alerting_rules(runbook_base: str, output: str | None) -> None:
+    """The Prometheus alerting and recording rules."""
+    _write(rules_yaml(runbook_base), output)
+
+
+@alerting.command("config")
+@click.option("--it-email", default="", help="Where the IT sector's alerts go.")
+@click.option("--smtp-smarthost", default="", help="host:port of the mail relay (enables e-mail receivers).")
+@click.option("--smtp-from", default="", help="Sender address of alert mail.")
+@click.option("--webhook-base", default="", help="Also post every receiver's alerts to <URL>/<receiver>.")
+@click.option("--group-wait", default="30s", show_default=True)
+@click.option("--group-interval", default="5m", show_default=True)
+@click.option("--repeat-interval", default="24h", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.pass_context
+def alerting_config(ctx: click.Context, /, output: str | None, **options: str) -> None:
+    """The Alertmanager configuration: routes by department, the IT sector gets the monitor's own alerts."""
+    path = ctx.obj["targets"]
+    catalogue = load(path)
+    _write(alertmanager_yaml(catalogue, department_names(path), RoutingOptions(**options)), output)

@@ -143,6 +143,7 @@ class Health:
     pid: int
     started_at: datetime
     checks_done: int = 0
+    beat_at: datetime | None = None  # the scheduler's last heartbeat, written or not
     last_round_at: datetime | None = None
     schedule_lag_s: float = 0.0
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=500))
@@ -312,6 +313,7 @@ class Runner:
         """Record the worker's heartbeat (raises StoreError when the database is unreachable)."""
         self.update_round()
         h = self.health
+        h.beat_at = self.clock()
         self.store.heartbeat(worker=h.worker, hostname=h.hostname, pid=h.pid, started_at=h.started_at,
                              now=self.clock(), last_round_at=h.last_round_at, schedule_lag_s=h.schedule_lag_s,
                              checks_done=h.checks_done, stopped=stopped)

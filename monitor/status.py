@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from monitor.domain import Catalogue, Grade, Outcome, Regulation
+from monitor.domain import Catalogue, Grade, Regulation
 from monitor.regulation import standing
-from monitor.store.repository import PageRow
+from monitor.store.repository import ServiceAggregate
 
 
 class State(StrEnum):
@@ -55,38 +55,28 @@ class ServiceStatus:
         return out
 
 
-def _max(values: Iterable[datetime | None]) -> datetime | None:
-    present = [v for v in values if v is not None]
-    return max(present) if present else None
-
-
-def _min(values: Iterable[datetime | None]) -> datetime | None:
-    present = [v for v in values if v is not None]
-    return min(present) if present else None
-
-
-def service_statuses(catalogue: Catalogue, pages: Sequence[PageRow], now: datetime) -> list[ServiceStatus]:
-    by_service: dict[str, list[PageRow]] = {}
-    for p in pages:
-        by_service.setdefault(p.service_id, []).append(p)
+def service_statuses(catalogue: Catalogue, aggregates: Mapping[str, ServiceAggregate],
+                     now: datetime) -> list[ServiceStatus]:
+    """Every service of the catalogue graded at `now` from its SQL aggregates (Store.service_aggregates)."""
     tz = catalogue.settings.timezone
     country = catalogue.settings.working_days_holidays
     out = []
     for svc in catalogue.services:
-        rows = by_service.get(svc.id, [])
-        failing = sum(1 for r in rows if r.last_outcome is not None and not Outcome(r.last_outcome).success)
-        checked = [r for r in rows if r.last_check_at is not None]
-        last_real = _max(r.last_real_change_at for r in rows)
-        since = _min(r.first_success_at for r in rows)
+        agg = aggregates.get(svc.id) or ServiceAggregate(
+            service_id=svc.id, pages=0, checked=0, failing=0, last_check_at=None, last_success_at=None,
+            last_real_change_at=None, last_change_at=None, first_success_at=None)
+        failing = agg.failing
+        last_real = agg.last_real_change_at
+        since = agg.first_success_at
         std = standing(svc.regulation, last_real or since, now, tz=tz, working_days=svc.working_days,
                        country=country)
         if not svc.pages:
             state = State.UNMONITORED
         elif svc.suspended:
             state = State.SUSPENDED
-        elif not checked:
+        elif not agg.checked:
             state = State.PENDING
-        elif failing == len(rows):
+        elif failing >= agg.pages:
             state = State.DOWN
         elif failing:
             state = State.DEGRADED
@@ -97,8 +87,8 @@ def service_statuses(catalogue: Catalogue, pages: Sequence[PageRow], now: dateti
             regulation=svc.regulation, state=state,
             grade=std.grade if svc.pages else Grade.UNKNOWN, suspended=svc.suspended,
             pages=len(svc.pages), pages_failing=failing,
-            last_check_at=_max(r.last_check_at for r in rows), last_success_at=_max(r.last_success_at for r in rows),
-            last_real_update_at=last_real, last_change_at=_max(r.last_change_at for r in rows),
+            last_check_at=agg.last_check_at, last_success_at=agg.last_success_at,
+            last_real_update_at=last_real, last_change_at=agg.last_change_at,
             monitoring_since=since, deadline=std.deadline, age_s=std.age_s, cycles_late=std.cycles_late,
             responsible=svc.responsible, contact=svc.contact,
         ))

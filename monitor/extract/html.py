@@ -173,9 +173,11 @@ class _Tree:
                 step += f".{tokens[0]}"
             if mid in self.main:
                 in_main, in_chrome = True, False
-            elif (mid in self.strong or (mid in self.weak and not in_main) or ident.lower() in CHROME_CLASSES
-                  or not CHROME_CLASSES.isdisjoint(tokens)
-                  or ((classes or ident) and not CHROME_PARTS.isdisjoint(_PARTS.split(f"{classes} {ident.lower()}")))):
+            elif mid in self.strong or (mid in self.weak and not in_main) or (
+                    # classes of <body> describe the page ("one-sidebar", "menu-type-dropdown"), not the element
+                    (classes or ident) and step[:4] != "body" and (
+                        ident.lower() in CHROME_CLASSES or not CHROME_CLASSES.isdisjoint(tokens)
+                        or not CHROME_PARTS.isdisjoint(_PARTS.split(f"{classes} {ident.lower()}")))):
                 in_chrome = True
             if ((classes or ident) and step[:4] not in ("body", "main") and (
                     VOLATILE_WORDS(classes) or VOLATILE_WORDS(ident.lower()))

@@ -9,10 +9,10 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, case, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
@@ -92,6 +92,33 @@ class PageRow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceAggregate:
+    """One service's pages summed up by SQL (what status, metrics and reports grade)."""
+
+    service_id: str
+    pages: int
+    checked: int
+    failing: int
+    last_check_at: datetime | None
+    last_success_at: datetime | None
+    last_real_change_at: datetime | None
+    last_change_at: datetime | None
+    first_success_at: datetime | None
+
+
+SUCCESS = ("ok", "not_modified")
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)  # seconds; the fetch-duration histogram
+
+
+def duration_bucket(seconds: float) -> str:
+    """The histogram bucket (its upper bound) of one fetch duration; kept as a persistent counter."""
+    for bound in DURATION_BUCKETS:
+        if seconds <= bound:
+            return repr(bound)
+    return "+Inf"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NoiseRuleRow:
     id: int
     service_id: str
@@ -118,6 +145,15 @@ class ChangeRow:
     removed: int
     edited: int
     evidence: dict[str, Any] | None = None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Aggregates bypass the column type: SQLite returns naive UTC (or text), PostgreSQL aware."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _table(model: type[m.Base]) -> Table:
@@ -231,8 +267,10 @@ class _BatchWriter:
                 change_class=verdict.change_class.value if verdict else None, version_id=version_id,
                 fp_raw=r.fingerprints.raw if r.fingerprints else None, last_modified=f.last_modified,
                 error=f.error[:2000], worker=r.worker))
-            tallies[(r.page_id, "outcome", r.outcome.value)] = tallies.get((r.page_id, "outcome", r.outcome.value),
-                                                                           0) + 1
+            for key in ((r.page_id, "outcome", r.outcome.value), (r.page_id, "duration", duration_bucket(f.elapsed_s))):
+                tallies[key] = tallies.get(key, 0) + 1
+            ms_key = (r.page_id, "duration_ms", "sum")
+            tallies[ms_key] = tallies.get(ms_key, 0) + round(f.elapsed_s * 1000)
             self._summarise(summaries.setdefault(r.page_id, {}), r, version_id, counts_as_change)
 
         if changes_rows:
@@ -532,6 +570,24 @@ class Store:
             s.expunge_all()
             return rows
 
+    def service_aggregates(self) -> dict[str, ServiceAggregate]:
+        """Per active service: page counts and the latest times, aggregated in SQL."""
+        P = m.Page
+        failing = func.sum(case((P.last_outcome.is_not(None) & P.last_outcome.not_in(SUCCESS), 1), else_=0))
+        q = (select(P.service_id, func.count(), func.count(P.last_check_at), failing, func.max(P.last_check_at),
+                    func.max(P.last_success_at), func.max(P.last_real_change_at), func.max(P.last_change_at),
+                    func.min(P.first_success_at))
+             .where(P.retired_at.is_(None)).group_by(P.service_id))
+        with Session(self.engine) as s:
+            out = {}
+            for row in s.execute(q):
+                sid, n, checked, bad, lc, ls, lr, lch, fs = row
+                out[sid] = ServiceAggregate(service_id=sid, pages=n, checked=checked, failing=int(bad or 0),
+                                            last_check_at=_utc(lc), last_success_at=_utc(ls),
+                                            last_real_change_at=_utc(lr), last_change_at=_utc(lch),
+                                            first_success_at=_utc(fs))
+            return out
+
     def pages(self, *, include_retired: bool = False) -> list[PageRow]:
         with Session(self.engine) as s:
             q = select(m.Page).order_by(m.Page.service_id, m.Page.position)
@@ -582,6 +638,14 @@ class Store:
                              is_real=c.is_real, window_start=c.window_start, detected_at=c.detected_at,
                              added=c.added, removed=c.removed, edited=c.edited, evidence=evidence)
 
+    def tallies_by_service(self) -> list[tuple[str, str, str, int]]:
+        """Counters summed per service (SQL aggregate): (service_id, family, key, count)."""
+        q = (select(m.Page.service_id, m.Tally.family, m.Tally.key, func.sum(m.Tally.count))
+             .join(m.Page, m.Page.id == m.Tally.page_id)
+             .group_by(m.Page.service_id, m.Tally.family, m.Tally.key))
+        with Session(self.engine) as s:
+            return [(sid, fam, key, int(n or 0)) for sid, fam, key, n in s.execute(q)]
+
     def tallies(self) -> list[tuple[int, str, str, int]]:
         with Session(self.engine) as s:
             return [(t.page_id, t.family, t.key, t.count) for t in s.scalars(select(m.Tally))]
@@ -600,4 +664,5 @@ class Store:
             return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-__all__ = ["ChangeRow", "NoiseRuleRow", "PageRow", "Store", "pack", "sha256", "unpack"]
+__all__ = ["DURATION_BUCKETS", "ChangeRow", "NoiseRuleRow", "PageRow", "ServiceAggregate", "Store", "pack", "sha256",
+           "unpack"]

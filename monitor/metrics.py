@@ -1,0 +1,282 @@
+"""The Prometheus exporter: the only module that imports prometheus_client.
+
+A custom collector computes every value from the database at scrape time (SQL aggregates over the
+page summaries and the persistent counters, never the check rows), so the values survive restarts and
+agree with `monitor status`. Registering it queries nothing. `/healthz` tells whether the monitor is
+alive. Label names are ids: `site` (not `service`, which clashes with target labels), `department`,
+`regulation`, `page` (the page's position), `outcome`, `class`, `host`, `grade`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from socketserver import ThreadingMixIn
+from typing import Any
+from urllib.parse import urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from monitor import __version__
+from monitor.domain import Catalogue, ChangeClass, Grade, Outcome
+from monitor.regulation import nominal_gap_s
+from monitor.status import State, service_statuses
+from monitor.store.repository import DURATION_BUCKETS, Store
+
+logger = logging.getLogger(__name__)
+
+SITE_LABELS = ["site", "department", "regulation"]
+GRADE_VALUE = {Grade.UNKNOWN: -1, Grade.FRESH: 0, Grade.DUE: 1, Grade.OVERDUE: 2, Grade.DELINQUENT: 3}
+ALIVE_S = 300.0  # a worker whose heartbeat is older than this is not counted as alive
+
+
+def _ts(t: datetime | None) -> float | None:
+    return t.timestamp() if t is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What only the running process knows (the write buffer)."""
+
+    pending_records: int
+    database_writable: bool
+
+
+class FreshnessCollector(Collector):
+    """Builds every metric family from the store at scrape time."""
+
+    def __init__(self, catalogue: Catalogue, store: Store, *, clock: Callable[[], datetime] | None = None,
+                 runtime: Callable[[], Runtime] | None = None) -> None:
+        self.catalogue = catalogue
+        self.store = store
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.runtime = runtime
+
+    def describe(self) -> Iterable[Any]:
+        return []  # so that registering does not run collect() (a database query)
+
+    def collect(self) -> Iterator[Any]:
+        t0 = time.perf_counter()
+        now = self.clock()
+        yield from self._catalogue_families()
+        up = GaugeMetricFamily("freshness_database_up", "1 if the database answered this scrape's queries.")
+        try:
+            families = list(self._store_families(now))
+        except Exception as exc:  # the exporter must answer even when the database does not
+            logger.warning("metrics: database query failed: %s", exc)
+            families = []
+            up.add_metric([], 0)
+        else:
+            up.add_metric([], 1)
+        yield from families
+        yield up
+        if self.runtime is not None:
+            rt = self.runtime()
+            g = GaugeMetricFamily("freshness_write_buffer_records", "Check records waiting to be written "
+                                  "(they pile up while the database is unreachable).")
+            g.add_metric([], rt.pending_records)
+            yield g
+            w = GaugeMetricFamily("freshness_database_writable", "1 if the last write to the database succeeded.")
+            w.add_metric([], 1 if rt.database_writable else 0)
+            yield w
+        build = InfoMetricFamily("freshness_build", "The monitor's version.")
+        build.add_metric([], {"version": __version__})
+        yield build
+        d = GaugeMetricFamily("freshness_scrape_duration_seconds", "Time to compute this scrape.")
+        d.add_metric([], time.perf_counter() - t0)
+        yield d
+
+    def _labels(self, site: str) -> list[str]:
+        svc = self.catalogue.service(site)
+        return [svc.id, svc.department_id, svc.regulation.value]
+
+    def _catalogue_families(self) -> Iterator[Any]:
+        info = InfoMetricFamily("freshness_site", "The catalogue: names as the order writes them.",
+                                labels=SITE_LABELS)
+        monitored = GaugeMetricFamily("freshness_site_monitored", "1 if the service has pages to check, "
+                                      "0 if it is unmonitored (no known address).", labels=SITE_LABELS)
+        suspended = GaugeMetricFamily("freshness_site_suspended", "1 if the service is suspended (shown, "
+                                      "never alerted).", labels=SITE_LABELS)
+        max_age = GaugeMetricFamily("freshness_max_age_seconds", "The regulation's allowed gap between real "
+                                    "updates (no series for 'as needed').", labels=SITE_LABELS)
+        page_info = InfoMetricFamily("freshness_page", "The monitored addresses.", labels=["site", "page"])
+        for svc in self.catalogue.services:
+            labels = self._labels(svc.id)
+            info.add_metric(labels, {"name": svc.name, "department_name": svc.department,
+                                     "responsible": svc.responsible})
+            monitored.add_metric(labels, 1 if svc.pages else 0)
+            suspended.add_metric(labels, 1 if svc.suspended else 0)
+            gap = nominal_gap_s(svc.regulation)
+            if gap:
+                max_age.add_metric(labels, gap)
+            for page in svc.pages:
+                page_info.add_metric([svc.id, str(page.position)], {"url": page.url, "kind": page.kind.value,
+                                                                    "name": page.name})
+        yield from (info, monitored, suspended, max_age, page_info)
+
+    def _store_families(self, now: datetime) -> Iterator[Any]:
+        aggregates = self.store.service_aggregates()
+        statuses = service_statuses(self.catalogue, aggregates, now)
+        known = {s.id for s in self.catalogue.services}
+
+        def gauge(name: str, doc: str, labels: list[str] = SITE_LABELS) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, labels=labels)
+
+        last_real = gauge("freshness_last_real_update_timestamp_seconds",
+                          "Last detected real update (content or documents by default).")
+        since = gauge("freshness_monitoring_since_timestamp_seconds", "First successful check of the service.")
+        deadline = gauge("freshness_deadline_timestamp_seconds", "When the next real update is required.")
+        grade = gauge("freshness_grade", "Staleness grade: -1 unknown, 0 fresh, 1 due, 2 overdue, 3 delinquent.")
+        last_check = gauge("freshness_last_check_timestamp_seconds", "Last check of any page, any outcome.")
+        last_success = gauge("freshness_last_success_timestamp_seconds", "Last successful check of any page.")
+        last_change = gauge("freshness_last_change_timestamp_seconds", "Last change of any class from date_only up.")
+        pages_failing = gauge("freshness_pages_failing", "Pages whose last check failed.")
+        state = gauge("freshness_site_state", "1 for the service's operational state.", [*SITE_LABELS, "state"])
+        for st in statuses:
+            labels = [st.id, st.department_id, st.regulation.value]
+            for family, value in ((last_real, _ts(st.last_real_update_at)), (since, _ts(st.monitoring_since)),
+                                  (deadline, _ts(st.deadline)), (last_check, _ts(st.last_check_at)),
+                                  (last_success, _ts(st.last_success_at)), (last_change, _ts(st.last_change_at))):
+                if value is not None:
+                    family.add_metric(labels, value)
+            if st.state is not State.UNMONITORED:
+                grade.add_metric(labels, GRADE_VALUE[st.grade])
+                pages_failing.add_metric(labels, st.pages_failing)
+            for s in State:
+                state.add_metric([*labels, s.value], 1 if st.state is s else 0)
+        yield from (last_real, since, deadline, grade, last_check, last_success, last_change, pages_failing, state)
+
+        page_labels = ["site", "page"]
+        p_up = gauge("freshness_page_up", "1 if the page's last check succeeded.", page_labels)
+        p_status = gauge("freshness_page_http_status", "HTTP status of the page's last check.", page_labels)
+        p_duration = gauge("freshness_page_fetch_duration_seconds", "Duration of the page's last check.",
+                           page_labels)
+        p_check = gauge("freshness_page_last_check_timestamp_seconds", "The page's last check.", page_labels)
+        p_interval = gauge("freshness_page_check_interval_seconds", "How often the page is checked.", page_labels)
+        tls = GaugeMetricFamily("freshness_tls_cert_expiry_timestamp_seconds",
+                                "Earliest certificate expiry seen on the host.", labels=["site", "host"])
+        hosts: dict[tuple[str, str], float] = {}
+        max_interval = 0
+        for p in self.store.pages():
+            if p.service_id not in known:
+                continue
+            labels = [p.service_id, str(p.position)]
+            max_interval = max(max_interval, p.interval_s)
+            p_interval.add_metric(labels, p.interval_s)
+            if p.last_outcome is not None:
+                p_up.add_metric(labels, 1 if Outcome(p.last_outcome).success else 0)
+            if p.last_status is not None:
+                p_status.add_metric(labels, p.last_status)
+            if p.last_duration_s is not None:
+                p_duration.add_metric(labels, p.last_duration_s)
+            if p.last_check_at is not None:
+                p_check.add_metric(labels, p.last_check_at.timestamp())
+            if p.tls_expires_at is not None:
+                key = (p.service_id, (urlsplit(p.url).hostname or "").lower())
+                hosts[key] = min(hosts.get(key, float("inf")), p.tls_expires_at.timestamp())
+        for (site, host), expiry in sorted(hosts.items()):
+            tls.add_metric([site, host], expiry)
+        yield from (p_up, p_status, p_duration, p_check, p_interval, tls)
+
+        checks = CounterMetricFamily("freshness_checks", "Checks by outcome class.", labels=["site", "outcome"])
+        changes = CounterMetricFamily("freshness_changes", "Changes by class (flap: back to a recent version).",
+                                      labels=["site", "class"])
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for sid, fam, key, n in self.store.tallies_by_service():
+            if sid in known:
+                counts.setdefault((sid, fam), {})[key] = n
+        durations = HistogramMetricFamily("freshness_fetch_duration_seconds", "Fetch duration of every check.",
+                                          labels=["site"])
+        for svc in self.catalogue.services:
+            if not svc.pages:
+                continue
+            outcomes = counts.get((svc.id, "outcome"), {})
+            for o in Outcome:  # export 0 for known series
+                checks.add_metric([svc.id, o.value], outcomes.get(o.value, 0))
+            cls = counts.get((svc.id, "change"), {})
+            for c in [*(x.value for x in ChangeClass if x is not ChangeClass.NONE), "flap"]:
+                changes.add_metric([svc.id, c], cls.get(c, 0))
+            buckets = counts.get((svc.id, "duration"), {})
+            cumulative, running = [], 0
+            for bound in DURATION_BUCKETS:
+                running += buckets.get(repr(bound), 0)
+                cumulative.append((repr(bound), running))
+            running += buckets.get("+Inf", 0)
+            cumulative.append(("+Inf", running))
+            total_ms = counts.get((svc.id, "duration_ms"), {}).get("sum", 0)
+            durations.add_metric([svc.id], cumulative, total_ms / 1000)
+        yield from (checks, changes, durations)
+
+        workers = self.store.workers()
+        alive = [w for w in workers if w.stopped_at is None and (now - w.heartbeat_at).total_seconds() < ALIVE_S]
+        heartbeat = GaugeMetricFamily("freshness_monitor_heartbeat_timestamp_seconds",
+                                      "Newest heartbeat of any monitor worker.")
+        last_round = GaugeMetricFamily("freshness_monitor_last_round_timestamp_seconds",
+                                       "Every page has been checked since this time (oldest of the live workers).")
+        lag = GaugeMetricFamily("freshness_monitor_schedule_lag_seconds", "Worst delay of a check behind its "
+                                "schedule in the last heartbeat period.")
+        alive_g = GaugeMetricFamily("freshness_monitor_workers", "Monitor workers with a recent heartbeat.")
+        max_int = GaugeMetricFamily("freshness_monitor_max_interval_seconds", "Longest check interval of any page.")
+        if workers:
+            heartbeat.add_metric([], max(w.heartbeat_at for w in workers).timestamp())
+        rounds = [w.last_round_at for w in (alive or workers[:1]) if w.last_round_at is not None]
+        if rounds:
+            last_round.add_metric([], min(rounds).timestamp())
+        lag.add_metric([], max((w.schedule_lag_s for w in alive), default=0.0))
+        alive_g.add_metric([], len(alive))
+        max_int.add_metric([], max_interval)
+        yield from (heartbeat, last_round, lag, alive_g, max_int)
+
+
+def registry_for(collector: FreshnessCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("metrics: " + format, *args)
+
+
+class MetricsServer:
+    """Serves /metrics and /healthz from a background thread."""
+
+    def __init__(self, collector: FreshnessCollector, listen: str, *,
+                 health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+        host, _, port = listen.rpartition(":")
+        metrics_app = make_wsgi_app(registry_for(collector))
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == "/healthz":
+                ok, details = health()
+                body = json.dumps({"ok": ok, **details}, default=str).encode()
+                start_response("200 OK" if ok else "503 Service Unavailable",
+                               [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+                return [body]
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+
+        self._server = make_server(host.strip("[]") or "0.0.0.0", int(port), app, server_class=_Server,
+                                   handler_class=_QuietHandler)
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,68 @@
+"""The Alertmanager routing tree written from the catalogue: valid for amtool, routes where it should."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from monitor.cli import main
+from tests.conftest import which
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    targets = tmp_path_factory.mktemp("am") / "targets.toml"
+    text = (ROOT / "targets.toml").read_text(encoding="utf-8")
+    text = text.replace('[departments.records-appeals]\nname = "Відділ з питань діловодства, контролю та роботи зі '
+                        'зверненнями громадян"',
+                        '[departments.records-appeals]\nname = "Відділ з питань діловодства, контролю та роботи зі '
+                        'зверненнями громадян"\nemail = "records@example.org"')
+    text = text.replace('id = "online-reception"\n', 'id = "online-reception"\ncontact = "reception@example.org"\n')
+    targets.write_text(text, encoding="utf-8")
+    out = targets.parent / "alertmanager.yml"
+    result = CliRunner().invoke(main, ["-t", str(targets), "alerting", "config", "--it-email", "it@example.org",
+                                       "--smtp-smarthost", "mail.example.org:25", "--smtp-from", "monitor@example.org",
+                                       "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_amtool_accepts_the_generated_config(config: Path) -> None:
+    result = subprocess.run([which("amtool"), "check-config", str(config)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = yaml.safe_load(config.read_text(encoding="utf-8"))
+    names = {r["name"] for r in doc["receivers"]}
+    assert {"it", "dept-records-appeals", "dept-it-sector", "site-online-reception"} <= names
+    assert len([n for n in names if n.startswith("dept-")]) == 12  # every department of the order
+    (records,) = [r for r in doc["receivers"] if r["name"] == "dept-records-appeals"]
+    assert records["email_configs"][0]["to"] == "records@example.org"
+
+
+@pytest.mark.parametrize(("labels", "receiver"), [
+    (["alertname=FreshnessServiceOverdue", "department=records-appeals", "site=open-data"], "dept-records-appeals"),
+    (["alertname=FreshnessServiceOverdue", "department=records-appeals", "site=online-reception"],
+     "site-online-reception"),
+    (["alertname=FreshnessServiceDelinquent", "department=municipal-police", "site=safe-city"],
+     "dept-municipal-police"),
+    (["alertname=FreshnessPageDown", "team=it", "department=it-sector", "site=smart-portal"], "it"),
+    (["alertname=FreshnessMonitorStalled", "team=it"], "it"),
+    (["alertname=Unknown"], "it"),
+])
+def test_routes(config: Path, labels: list[str], receiver: str) -> None:
+    result = subprocess.run([which("amtool"), "config", "routes", "test", f"--config.file={config}",
+                             f"--verify.receivers={receiver}", *labels], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_inhibitions(config: Path) -> None:
+    doc = yaml.safe_load(config.read_text(encoding="utf-8"))
+    rules = doc["inhibit_rules"]
+    assert any("FreshnessPageDown" in r["source_matchers"][0] and r.get("equal") == ["site"] for r in rules)
+    assert any("FreshnessMonitorStalled" in r["source_matchers"][0] for r in rules)

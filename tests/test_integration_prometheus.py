@@ -1,0 +1,293 @@
+"""The whole alerting path with real components on 127.0.0.1: the monitor checks local sites, a real
+Prometheus scrapes it and evaluates the shipped rules, a real Alertmanager routes by the generated tree and
+delivers to a local webhook. Every PromQL expression of the dashboards and the rules is run against it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import ssl
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import trustme
+
+from monitor.alerting import RoutingOptions, alertmanager_yaml, rules_yaml
+from monitor.fetch import Fetcher
+from monitor.metrics import FreshnessCollector, MetricsServer, Runtime
+from monitor.runner import Runner
+from monitor.store.engine import make_engine, upgrade
+from monitor.store.repository import Store
+from tests.conftest import which
+from tests.helpers import catalogue, html
+from tests.siteserver import Request, Site, page, respond
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get_json(url: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+def wait_for(what: str, fn, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as exc:  # not ready yet
+            last = exc
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+CATALOGUE = """
+[settings]
+database_url = "{db}"
+user_agent = "integration (+mailto:it@example.org)"
+per_host_delay = "0.001s"
+timeout = "10s"
+retries = 0
+
+[departments.it-sector]
+name = "Сектор інформаційних технологій та автоматизованих систем"
+[departments.records-appeals]
+name = "Відділ з питань діловодства, контролю та роботи зі зверненнями громадян"
+
+[[services]]
+id = "smart-portal"
+name = "SMART-ПОРТАЛ"
+department = "Сектор інформаційних технологій та автоматизованих систем"
+regulation = "daily"
+  [[services.pages]]
+  url = "{portal}"
+  allow_private = true
+  [[services.pages]]
+  url = "{broken}"
+  allow_private = true
+
+[[services]]
+id = "online-reception"
+name = "Онлайн приймальня"
+department = "Відділ з питань діловодства, контролю та роботи зі зверненнями громадян"
+regulation = "monthly"
+contact = "reception@example.org"
+  [[services.pages]]
+  url = "{reception}"
+  allow_private = true
+"""
+
+
+@dataclass
+class Stack:
+    prometheus: str
+    alertmanager: str
+    hooks: Site
+    runner: Runner
+    portal: Site
+    loop: asyncio.AbstractEventLoop
+
+
+def _run(loop: asyncio.AbstractEventLoop, coro):  # type: ignore[no-untyped-def]
+    return loop.run_until_complete(coro)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    prometheus, alertmanager = which("prometheus"), which("prometheus-alertmanager")
+    tmp = tmp_path_factory.mktemp("stack")
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", not_after=datetime.now(UTC) + timedelta(days=5)).configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    procs: list[subprocess.Popen[bytes]] = []
+    with Site(tls=server_ctx) as portal, Site() as reception, Site() as hooks:
+        portal.routes["/uk"] = page(html("Засідання виконкому"))
+        portal.routes["/broken"] = page("error", status=500)
+        reception.routes["/"] = page(html("Прийом громадян щопонеділка"))
+        received: list[dict] = []  # type: ignore[type-arg]
+
+        async def hook(req: Request, w: asyncio.StreamWriter) -> None:
+            await respond(w, 200, b"ok")
+
+        for name in ("it", "dept-it-sector", "dept-records-appeals", "site-online-reception"):
+            hooks.routes[f"/{name}"] = hook
+        db = f"sqlite:///{tmp / 'monitor.db'}"
+        text = CATALOGUE.format(db=db, portal=portal.url("/uk"), broken=portal.url("/broken"),
+                                reception=reception.url("/"))
+        (tmp / "targets.toml").write_text(text, encoding="utf-8")
+        cat = catalogue(text)
+        engine = make_engine(db)
+        upgrade(engine)
+        store = Store(engine)
+        loop = asyncio.new_event_loop()
+        # the reception was first checked 50 days ago and never changed since: a monthly service, overdue
+        past = Clock(datetime.now(UTC) - timedelta(days=50))
+        fetcher = Fetcher(cat.settings, verify=client_ctx, clock=past)
+        runner = Runner(cat, store, fetcher, clock=past, learn=False)
+        runner.prepare()
+        writer = loop.create_task(runner.recorder.run())
+        _run(loop, runner.round([t for t in runner.targets.values() if t.service.id == "online-reception"]))
+        _run(loop, runner.recorder.drain(10))
+        now = Clock(datetime.now(UTC))
+        fetcher._clock = now  # from here on, the present
+        runner.clock = now
+        _run(loop, runner.round(list(runner.targets.values())))
+        _run(loop, runner.recorder.drain(10))
+        runner.heartbeat()
+
+        collector = FreshnessCollector(cat, store, runtime=lambda: Runtime(
+            pending_records=len(runner.recorder.pending), database_writable=runner.recorder.db_ok))
+        metrics = MetricsServer(collector, "127.0.0.1:0", health=lambda: (True, {})).start()
+        rules = re.sub(r"for: \d+[mh]", "for: 2s", rules_yaml())
+        (tmp / "rules.yml").write_text(rules, encoding="utf-8")
+        prom_port, am_port = free_port(), free_port()
+        (tmp / "alertmanager.yml").write_text(alertmanager_yaml(cat, {}, RoutingOptions(
+            webhook_base=hooks.base, group_wait="1s", group_interval="2s", repeat_interval="1h")), encoding="utf-8")
+        (tmp / "prometheus.yml").write_text(f"""
+global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}
+rule_files: ['{tmp / "rules.yml"}']
+alerting: {{alertmanagers: [{{static_configs: [{{targets: ['127.0.0.1:{am_port}']}}]}}]}}
+scrape_configs: [{{job_name: freshness, static_configs: [{{targets: ['127.0.0.1:{metrics.port}']}}]}}]
+""", encoding="utf-8")
+        logs = [open(tmp / "am.log", "wb"), open(tmp / "prom.log", "wb")]  # noqa: SIM115 - closed below
+        procs.append(subprocess.Popen(
+            [alertmanager, f"--config.file={tmp / 'alertmanager.yml'}", f"--storage.path={tmp / 'am'}",
+             f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=",
+             f"--web.external-url=http://127.0.0.1:{am_port}/"],
+            stdout=subprocess.DEVNULL, stderr=logs[0]))
+        procs.append(subprocess.Popen(
+            [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'prom'}",
+             f"--web.listen-address=127.0.0.1:{prom_port}", f"--web.external-url=http://127.0.0.1:{prom_port}/",
+             "--storage.tsdb.retention.time=1h"],
+            stdout=subprocess.DEVNULL, stderr=logs[1]))
+        try:
+            stack = Stack(prometheus=f"http://127.0.0.1:{prom_port}", alertmanager=f"http://127.0.0.1:{am_port}",
+                          hooks=hooks, runner=runner, portal=portal, loop=loop)
+            wait_for("the first scrape", lambda: query(stack, 'up{job="freshness"} == 1'))
+            yield stack
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(20)
+            for log in logs:
+                log.close()
+            writer.cancel()
+            _run(loop, fetcher.aclose())
+            loop.close()
+            metrics.stop()
+            store.close()
+            del received
+
+
+def query(stack: Stack, expr: str) -> list[dict]:  # type: ignore[type-arg]
+    data = get_json(f"{stack.prometheus}/api/v1/query?query={urllib.parse.quote(expr)}")
+    assert data["status"] == "success", data
+    return data["data"]["result"]  # type: ignore[no-any-return]
+
+
+def test_a_stale_service_alerts_its_department_and_it_gets_its_own(stack: Stack) -> None:
+    firing = wait_for("FreshnessServiceOverdue firing", lambda: query(
+        stack, 'ALERTS{alertname="FreshnessServiceOverdue", alertstate="firing"}'))
+    assert {a["metric"]["site"] for a in firing} == {"online-reception"}
+    assert firing[0]["metric"]["department"] == "records-appeals"
+
+    def delivered(receiver: str, alertname: str) -> list[dict]:  # type: ignore[type-arg]
+        return [r for r in stack.hooks.requests if r.path == f"/{receiver}"]
+
+    # the service has a responsible contact: its alerts reach the person's route under the department
+    wait_for("the webhook of online-reception", lambda: delivered("site-online-reception", "FreshnessServiceOverdue"))
+    # the broken page is down: IT hears of it
+    wait_for("FreshnessPageDown at IT", lambda: query(
+        stack, 'ALERTS{alertname="FreshnessPageDown", alertstate="firing", site="smart-portal", page="2"}'))
+    wait_for("IT receiver", lambda: delivered("it", "FreshnessPageDown"))
+    # the certificate expires in 5 days
+    tls = wait_for("FreshnessTLSCertificateExpiring", lambda: query(
+        stack, 'ALERTS{alertname="FreshnessTLSCertificateExpiring", alertstate="firing"}'))
+    assert tls[0]["metric"]["host"] == "127.0.0.1"
+    am = get_json(f"{stack.alertmanager}/api/v2/alerts")
+    receivers = {a["labels"]["alertname"]: {r["name"] for r in a["receivers"]} for a in am}  # type: ignore[union-attr]
+    assert receivers["FreshnessServiceOverdue"] == {"site-online-reception"}
+    assert receivers["FreshnessPageDown"] == {"it"}
+
+
+def _dashboard_exprs() -> list[str]:
+    out = []
+    for path in (ROOT / "grafana" / "dashboards").glob("*.json"):
+        dash = json.loads(path.read_text(encoding="utf-8"))
+        for p in dash["panels"]:
+            out.extend(t["expr"] for t in p.get("targets", []))
+        out.extend(a["expr"] for a in dash["annotations"]["list"])
+        for v in dash["templating"]["list"]:
+            m = re.match(r"label_values\((\w+), (\w+)\)", v.get("definition", ""))
+            if m:
+                out.append(f"count by ({m.group(2)}) ({m.group(1)})")
+    return out
+
+
+def _substitute(expr: str) -> str:
+    """Grafana's variables as Grafana would fill them: intervals, a chosen service, "All" as .+"""
+    expr = expr.replace("$__rate_interval", "1m").replace("$__interval", "5m").replace("$__range", "1h")
+    expr = re.sub(r'(\w+)="\$\{?site\}?"', r'\1="smart-portal"', expr)  # a single-valued variable
+    return re.sub(r"\$\{?\w+\}?", ".+", expr)
+
+
+def test_every_dashboard_expression_returns_data(stack: Stack) -> None:
+    # two real updates while Prometheus watches, so that change annotations and increase() see them
+    portal = [t for t in stack.runner.targets.values() if t.service.id == "smart-portal"]
+    for news in ("Нове оголошення", "Ще одне оголошення"):
+        stack.portal.routes["/uk"] = page(html("Засідання виконкому", news))
+        stack.runner.clock.now = datetime.now(UTC)  # type: ignore[attr-defined]
+        _run(stack.loop, stack.runner.round(portal))
+        _run(stack.loop, stack.runner.recorder.drain(10))
+        time.sleep(2.5)
+    wait_for("ALERTS to exist", lambda: query(stack, 'ALERTS{alertstate="firing"}'))
+    time.sleep(3)
+    empty = []
+    for expr in _dashboard_exprs():
+        q = _substitute(expr)
+        try:
+            result = wait_for(f"data for {q}", lambda q=q: query(stack, q), timeout_s=20)
+        except AssertionError:
+            result = []
+        if not result:
+            empty.append(q)
+    assert not empty, empty
+
+
+def test_every_metric_selector_of_the_rules_returns_data(stack: Stack) -> None:
+    selectors = set(re.findall(r"(?<![:\w])(freshness_\w+(?:\{[^}]*\})?)", rules_yaml()))
+    empty = [s for s in sorted(selectors) if not query(stack, s)]
+    assert not empty, empty
+    for group in get_json(f"{stack.prometheus}/api/v1/rules")["data"]["groups"]:
+        for rule in group["rules"]:
+            assert rule["health"] == "ok", rule

@@ -1,0 +1,209 @@
+"""The exporter: values computed from the database at scrape time, Prometheus conventions, promtool-clean."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from monitor.metrics import GRADE_VALUE, FreshnessCollector, MetricsServer, Runtime, registry_for
+from monitor.runner import Runner
+from monitor.status import service_statuses
+from monitor.store.engine import make_engine, upgrade
+from monitor.store.repository import Store
+from tests.conftest import catalogue_toml, which
+from tests.helpers import Clock, StubFetcher, catalogue, html
+
+URL = "https://city.example/uk"
+EXTRA = """
+[[services]]
+id = "e-petitions"
+name = "Електронні петиції"
+department = "Сектор інформаційних технологій та автоматизованих систем"
+regulation = "as_needed"
+
+[[services]]
+id = "safe-city"
+name = "Безпечне Місто"
+department = "Сектор інформаційних технологій та автоматизованих систем"
+regulation = "weekly"
+suspended = true
+  [[services.pages]]
+  url = "https://safe.example/"
+"""
+
+
+async def _history(store: Store, clock: Clock) -> Runner:
+    cat = catalogue(catalogue_toml([URL], regulation="weekly") + EXTRA)
+    fetcher = StubFetcher(clock)
+    runner = Runner(cat, store, fetcher, clock=clock, learn=False)
+    runner.prepare()
+    writer = asyncio.create_task(runner.recorder.run())
+    fetcher.pages[URL] = (200, html("Перша новина"))
+    fetcher.pages["https://safe.example/"] = (200, html("Безпечне місто"))
+    await runner.round(list(runner.targets.values()))
+    clock.advance(days=1)
+    fetcher.pages[URL] = (200, html("Перша новина", "Друга новина"))
+    fetcher.failures["https://safe.example/"] = __import__("monitor.domain", fromlist=["Outcome"]).Outcome.TIMEOUT
+    await runner.round(list(runner.targets.values()))
+    await runner.recorder.drain(5)
+    runner.heartbeat()
+    writer.cancel()
+    return runner
+
+
+def _store(url: str) -> Store:
+    engine = make_engine(url)
+    upgrade(engine)
+    return Store(engine)
+
+
+async def test_values_come_from_the_database_and_agree_with_status(db_url: str) -> None:
+    store = _store(db_url)
+    clock = Clock()
+    runner = await _history(store, clock)
+    clock.advance(days=10)  # ten days after the last real update of a weekly service: due
+    reg = registry_for(FreshnessCollector(runner.catalogue, store, clock=clock))
+    v = reg.get_sample_value
+    labels = {"site": "portal", "department": "it-sector", "regulation": "weekly"}
+    statuses = {s.id: s for s in service_statuses(runner.catalogue, store.service_aggregates(), clock())}
+    portal = statuses["portal"]
+    assert v("freshness_grade", labels) == GRADE_VALUE[portal.grade] == 1
+    assert v("freshness_last_real_update_timestamp_seconds", labels) == portal.last_real_update_at.timestamp()
+    assert v("freshness_deadline_timestamp_seconds", labels) == portal.deadline.timestamp()
+    assert v("freshness_max_age_seconds", labels) == 7 * 86400
+    assert v("freshness_checks_total", {"site": "portal", "outcome": "ok"}) == 2
+    assert v("freshness_checks_total", {"site": "portal", "outcome": "timeout"}) == 0  # known series exported as 0
+    assert v("freshness_checks_total", {"site": "safe-city", "outcome": "timeout"}) == 1
+    assert v("freshness_changes_total", {"site": "portal", "class": "content"}) == 1
+    assert v("freshness_fetch_duration_seconds_count", {"site": "portal"}) == 2
+    assert v("freshness_page_up", {"site": "safe-city", "page": "1"}) == 0
+    assert v("freshness_page_up", {"site": "portal", "page": "1"}) == 1
+    assert v("freshness_site_monitored", {**labels, "site": "e-petitions", "regulation": "as_needed"}) == 0
+    assert v("freshness_site_suspended", {**labels, "site": "safe-city"}) == 1
+    assert v("freshness_site_state", {**labels, "site": "e-petitions", "regulation": "as_needed",
+                                      "state": "unmonitored"}) == 1
+    assert v("freshness_site_info", {**labels, "name": "SMART-ПОРТАЛ",
+                                     "department_name": "Сектор інформаційних технологій та автоматизованих систем",
+                                     "responsible": ""}) == 1
+    assert v("freshness_database_up") == 1
+    assert v("freshness_monitor_heartbeat_timestamp_seconds") == (clock.now - timedelta(days=10)).timestamp()
+    assert v("freshness_grade", {**labels, "site": "e-petitions", "regulation": "as_needed"}) is None
+    store.close()
+
+
+def test_registering_queries_nothing_and_a_dead_database_still_answers(tmp_path: Path) -> None:
+    class Exploding(Store):
+        def __getattribute__(self, name: str):  # type: ignore[no-untyped-def]
+            if name in ("service_aggregates", "pages", "tallies_by_service", "workers"):
+                raise RuntimeError("database is down")
+            return super().__getattribute__(name)
+
+    store = Exploding(make_engine(f"sqlite:///{tmp_path / 'm.db'}"))
+    cat = catalogue(catalogue_toml([URL]))
+    reg = registry_for(FreshnessCollector(cat, store))  # would raise if registering queried
+    assert reg.get_sample_value("freshness_database_up") == 0
+    assert reg.get_sample_value("freshness_site_monitored", {"site": "portal", "department": "it-sector",
+                                                             "regulation": "weekly"}) == 1
+
+
+async def test_metrics_pass_promtool_and_healthz_answers(tmp_path: Path) -> None:
+    promtool = which("promtool")
+    store = _store(f"sqlite:///{tmp_path / 'm.db'}")
+    runner = await _history(store, Clock())
+    collector = FreshnessCollector(runner.catalogue, store)
+    server = MetricsServer(collector, "127.0.0.1:0", health=lambda: (True, {"checks_done": 4})).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
+            body = r.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=10) as r:
+            health = json.loads(r.read())
+    finally:
+        server.stop()
+    assert health == {"ok": True, "checks_done": 4}
+    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert body == generate_latest(registry_for(collector)) or b"freshness_grade" in body
+    store.close()
+
+
+def test_no_url_or_error_text_in_labels_except_info(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    store = _store(f"sqlite:///{tmp_path / 'm.db'}")
+    asyncio.run(_history(store, Clock()))
+    cat = catalogue(catalogue_toml([URL], regulation="weekly") + EXTRA)
+    text = generate_latest(registry_for(FreshnessCollector(cat, store))).decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if family.name.endswith("_info") or family.name in ("freshness_site", "freshness_page", "freshness_build"):
+                continue
+            assert not any("://" in str(value) for value in sample.labels.values()), sample
+            assert "service" not in sample.labels and "job" not in sample.labels
+    store.close()
+
+
+@pytest.mark.parametrize("name", ["overview", "service"])
+def test_dashboards_are_editable_and_use_known_metrics(name: str) -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    dash = json.loads((root / "grafana" / "dashboards" / f"{name}.json").read_text(encoding="utf-8"))
+    assert "__inputs" not in dash and "id" not in dash and len(dash["uid"]) <= 40
+    text = json.dumps(dash)
+    assert "${DS_" not in text
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    for p in dash["panels"]:
+        assert p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    defined = {v["name"] for v in dash["templating"]["list"]} | {"__interval", "__rate_interval", "__range"}
+    assert set(re.findall(r"\$\{?(\w+)", text)) <= defined
+    exported = _exported_names()
+    for metric in set(re.findall(r"\b(freshness_\w+)", text)):
+        assert metric in exported, metric
+
+
+def _exported_names() -> set[str]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = _store(f"sqlite:///{tmp}/m.db")
+        runner = asyncio.run(_history(store, Clock()))
+        collector = FreshnessCollector(runner.catalogue, store,
+                                       runtime=lambda: Runtime(pending_records=0, database_writable=True))
+        text = generate_latest(registry_for(collector)).decode()
+        store.close()
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):  # every family, with or without samples in this history
+            _, _, name, kind = line.split(" ")
+            names.add(name)
+            names.update({"counter": [f"{name}_total"], "histogram": [f"{name}_bucket", f"{name}_sum", f"{name}_count"],
+                          "info": [f"{name}_info"]}.get(kind, []))
+        elif line and not line.startswith("#"):
+            names.add(line.split("{")[0].split(" ")[0])
+    return names
+
+
+def test_alert_rules_use_only_exported_metrics_and_promtool_tests_pass() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    rules = (root / "alerts" / "freshness.rules.yml").read_text(encoding="utf-8")
+    from monitor.alerting import rules_yaml
+
+    assert rules == rules_yaml(), "regenerate with `monitor alerting rules -o alerts/freshness.rules.yml`"
+    exported = _exported_names()
+    for metric in set(re.findall(r"(?<![:\w])(freshness_\w+)", rules)):
+        assert metric in exported or metric.endswith("_info"), metric
+    promtool = which("promtool")
+    for args in (["check", "rules", "--lint=all", "--lint-fatal", "freshness.rules.yml"], ["test", "rules", "tests.yml"]):
+        result = subprocess.run([promtool, *args], cwd=root / "alerts", capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
