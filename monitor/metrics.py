@@ -182,17 +182,17 @@ class FreshnessCollector(Collector):
             if p.tls_expires_at is not None:
                 key = (p.service_id, (urlsplit(p.url).hostname or "").lower())
                 hosts[key] = min(hosts.get(key, float("inf")), p.tls_expires_at.timestamp())
-        for (site, host), expiry in sorted(hosts.items()):
-            tls.add_metric([site, host], expiry)
+        for (site_id, host), expiry in sorted(hosts.items()):
+            tls.add_metric([site_id, host], expiry)
         yield from (p_up, p_status, p_duration, p_check, p_interval, tls)
 
         checks = CounterMetricFamily("freshness_checks", "Checks by outcome class.", labels=["site", "outcome"])
         changes = CounterMetricFamily("freshness_changes", "Changes by class (flap: back to a recent version).",
                                       labels=["site", "class"])
         counts: dict[tuple[str, str], dict[str, int]] = {}
-        for sid, fam, key, n in self.store.tallies_by_service():
+        for sid, fam, name, n in self.store.tallies_by_service():
             if sid in known:
-                counts.setdefault((sid, fam), {})[key] = n
+                counts.setdefault((sid, fam), {})[name] = n
         durations = HistogramMetricFamily("freshness_fetch_duration_seconds", "Fetch duration of every check.",
                                           labels=["site"])
         for svc in self.catalogue.services:

@@ -204,6 +204,7 @@ def test_alert_rules_use_only_exported_metrics_and_promtool_tests_pass() -> None
     for metric in set(re.findall(r"(?<![:\w])(freshness_\w+)", rules)):
         assert metric in exported or metric.endswith("_info"), metric
     promtool = which("promtool")
-    for args in (["check", "rules", "--lint=all", "--lint-fatal", "freshness.rules.yml"], ["test", "rules", "tests.yml"]):
+    for args in (["check", "rules", "--lint=all", "--lint-fatal", "freshness.rules.yml"],
+                 ["test", "rules", "tests.yml"]):
         result = subprocess.run([promtool, *args], cwd=root / "alerts", capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
