@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHES = ("extract", "quality", "crawl")
+BENCHES = ("extract", "quality", "crawl", "metrics")
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
@@ -59,6 +59,7 @@ class FreshnessCollector(Collector):
         self.store = store
         self.clock = clock or (lambda: datetime.now(UTC))
         self.runtime = runtime
+        self._hosts: dict[str, str] = {}
 
     def describe(self) -> Iterable[Any]:
         return []  # so that registering does not run collect() (a database query)
@@ -93,6 +94,12 @@ class FreshnessCollector(Collector):
         d = GaugeMetricFamily("freshness_scrape_duration_seconds", "Time to compute this scrape.")
         d.add_metric([], time.perf_counter() - t0)
         yield d
+
+    def _host(self, url: str) -> str:
+        host = self._hosts.get(url)
+        if host is None:
+            host = self._hosts[url] = (urlsplit(url).hostname or "").lower()
+        return host
 
     def _labels(self, site: str) -> list[str]:
         svc = self.catalogue.service(site)
@@ -160,31 +167,30 @@ class FreshnessCollector(Collector):
         p_duration = gauge("freshness_page_fetch_duration_seconds", "Duration of the page's last check.",
                            page_labels)
         p_check = gauge("freshness_page_last_check_timestamp_seconds", "The page's last check.", page_labels)
-        p_interval = gauge("freshness_page_check_interval_seconds", "How often the page is checked.", page_labels)
         tls = GaugeMetricFamily("freshness_tls_cert_expiry_timestamp_seconds",
                                 "Earliest certificate expiry seen on the host.", labels=["site", "host"])
         hosts: dict[tuple[str, str], float] = {}
         max_interval = 0
-        for p in self.store.pages():
-            if p.service_id not in known:
+        success = {o.value for o in Outcome if o.success}
+        for sid, position, url, interval, outcome, status, duration, checked, expiry in self.store.page_metrics():
+            if sid not in known:
                 continue
-            labels = [p.service_id, str(p.position)]
-            max_interval = max(max_interval, p.interval_s)
-            p_interval.add_metric(labels, p.interval_s)
-            if p.last_outcome is not None:
-                p_up.add_metric(labels, 1 if Outcome(p.last_outcome).success else 0)
-            if p.last_status is not None:
-                p_status.add_metric(labels, p.last_status)
-            if p.last_duration_s is not None:
-                p_duration.add_metric(labels, p.last_duration_s)
-            if p.last_check_at is not None:
-                p_check.add_metric(labels, p.last_check_at.timestamp())
-            if p.tls_expires_at is not None:
-                key = (p.service_id, (urlsplit(p.url).hostname or "").lower())
-                hosts[key] = min(hosts.get(key, float("inf")), p.tls_expires_at.timestamp())
+            labels = [sid, str(position)]
+            max_interval = max(max_interval, interval)
+            if outcome is not None:
+                p_up.add_metric(labels, 1 if outcome in success else 0)
+            if status is not None:
+                p_status.add_metric(labels, status)
+            if duration is not None:
+                p_duration.add_metric(labels, duration)
+            if checked is not None:
+                p_check.add_metric(labels, float(checked))
+            if expiry is not None:
+                key = (sid, self._host(url))
+                hosts[key] = min(hosts.get(key, float("inf")), float(expiry))
         for (site_id, host), expiry in sorted(hosts.items()):
             tls.add_metric([site_id, host], expiry)
-        yield from (p_up, p_status, p_duration, p_check, p_interval, tls)
+        yield from (p_up, p_status, p_duration, p_check, tls)
 
         checks = CounterMetricFamily("freshness_checks", "Checks by outcome class.", labels=["site", "outcome"])
         changes = CounterMetricFamily("freshness_changes", "Changes by class (flap: back to a recent version).",
@@ -236,6 +242,55 @@ class FreshnessCollector(Collector):
         yield from (heartbeat, last_round, lag, alive_g, max_int)
 
 
+def _escape(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+TYPE_SUFFIX = {"counter": ("_total", "counter"), "info": ("_info", "gauge"), "stateset": ("", "gauge"),
+               "gaugehistogram": ("", "histogram"), "unknown": ("", "untyped")}
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text format (0.0.4), written directly: prometheus_client's own writer validates and escapes every
+    label of every sample, which costs more than computing the values when a catalogue has thousands of pages.
+    Our names and label names are fixed identifiers; label values are escaped here."""
+    out: list[str] = []
+    append = out.append
+    for family in registry.collect():
+        suffix, kind = TYPE_SUFFIX.get(family.type, ("", family.type))
+        name = family.name + suffix
+        doc = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
+        rendered: dict[tuple[str, ...], str] = {}
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            text = _number(sample.value)
+            if sample.labels:
+                key = tuple(sample.labels.values())
+                labels = rendered.get(key)
+                if labels is None:
+                    labels = rendered[key] = ",".join(f'{k}="{_escape(v)}"' for k, v in sample.labels.items())
+                append(f"{sample.name}{{{labels}}} {text}\n")
+            else:
+                append(f"{sample.name} {text}\n")
+    return "".join(out).encode("utf-8")
+
+
+INF = float("inf")
+
+
+def _number(value: float) -> str:
+    value = float(value)
+    if value != value:
+        return "NaN"
+    if value in (INF, -INF):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
 def registry_for(collector: FreshnessCollector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
@@ -257,16 +312,22 @@ class MetricsServer:
     def __init__(self, collector: FreshnessCollector, listen: str, *,
                  health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
         host, _, port = listen.rpartition(":")
-        metrics_app = make_wsgi_app(registry_for(collector))
+        registry = registry_for(collector)
 
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            if environ.get("PATH_INFO") == "/healthz":
+            path = environ.get("PATH_INFO")
+            if path == "/healthz":
                 ok, details = health()
                 body = json.dumps({"ok": ok, **details}, default=str).encode()
                 start_response("200 OK" if ok else "503 Service Unavailable",
                                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
                 return [body]
-            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            if path not in ("/metrics", "/"):
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"/metrics and /healthz only\n"]
+            body = exposition(registry)
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
+            return [body]
 
         self._server = make_server(host.strip("[]") or "0.0.0.0", int(port), app, server_class=_Server,
                                    handler_class=_QuietHandler)

@@ -210,6 +210,8 @@ class Runner:
             record, new_state = await self.checker.check(target, state, now)
             self.states[target.page_id] = new_state
             await self.recorder.put(record)
+            # the writer keeps the full record until it is written; callers get it without the bytes
+            record = replace(record, fetch=replace(record.fetch, body=None), raw_blob=None, content_blob=None)
             self.health.checks_done += 1
             verdict = record.verdict.change_class.value if record.verdict else "-"
             logger.info("service=%s page=%s outcome=%s status=%s change=%s%s bytes=%d %.2fs",

@@ -156,6 +156,14 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _epoch_sqlite(column: Any) -> Any:
+    return (func.julianday(column) - 2440587.5) * 86400.0  # stored as naive UTC text
+
+
+def _epoch_pg(column: Any) -> Any:
+    return func.extract("epoch", column)
+
+
 def _table(model: type[m.Base]) -> Table:
     return cast(Table, model.__table__)
 
@@ -588,19 +596,31 @@ class Store:
                                             first_success_at=_utc(fs))
             return out
 
+    def page_metrics(self) -> list[tuple[Any, ...]]:
+        """Per active page, for the exporter: (service_id, position, url, interval_s, last_outcome, last_status,
+        last_duration_s, last_check_epoch, tls_expiry_epoch); times as Unix seconds computed in SQL."""
+        P = _table(m.Page)
+        epoch = _epoch_sqlite if self.engine.dialect.name == "sqlite" else _epoch_pg
+        q = (select(P.c.service_id, P.c.position, P.c.url, P.c.interval_s, P.c.last_outcome, P.c.last_status,
+                    P.c.last_duration_s, epoch(P.c.last_check_at), epoch(P.c.tls_expires_at))
+             .where(P.c.retired_at.is_(None)).order_by(P.c.service_id, P.c.position))
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(q)]
+
     def pages(self, *, include_retired: bool = False) -> list[PageRow]:
-        with Session(self.engine) as s:
-            q = select(m.Page).order_by(m.Page.service_id, m.Page.position)
-            if not include_retired:
-                q = q.where(m.Page.retired_at.is_(None))
-            return [PageRow(page_id=p.id, service_id=p.service_id, position=p.position, url=p.url, kind=p.kind,
-                            interval_s=p.interval_s, last_check_at=p.last_check_at,
-                            last_success_at=p.last_success_at, last_outcome=p.last_outcome,
-                            last_status=p.last_status, last_duration_s=p.last_duration_s,
-                            first_success_at=p.first_success_at, last_change_at=p.last_change_at,
-                            last_real_change_at=p.last_real_change_at, tls_expires_at=p.tls_expires_at,
-                            consecutive_failures=p.consecutive_failures)
-                    for p in s.scalars(q)]
+        P = _table(m.Page)
+        cols = [P.c.id, P.c.service_id, P.c.position, P.c.url, P.c.kind, P.c.interval_s, P.c.last_check_at,
+                P.c.last_success_at, P.c.last_outcome, P.c.last_status, P.c.last_duration_s, P.c.first_success_at,
+                P.c.last_change_at, P.c.last_real_change_at, P.c.tls_expires_at, P.c.consecutive_failures]
+        q = select(*cols).order_by(P.c.service_id, P.c.position)
+        if not include_retired:
+            q = q.where(P.c.retired_at.is_(None))
+        with self.engine.connect() as conn:
+            return [PageRow(page_id=r[0], service_id=r[1], position=r[2], url=r[3], kind=r[4], interval_s=r[5],
+                            last_check_at=r[6], last_success_at=r[7], last_outcome=r[8], last_status=r[9],
+                            last_duration_s=r[10], first_success_at=r[11], last_change_at=r[12],
+                            last_real_change_at=r[13], tls_expires_at=r[14], consecutive_failures=r[15])
+                    for r in conn.execute(q)]
 
     def changes(self, *, service_id: str | None = None, since: datetime | None = None,
                 until: datetime | None = None, limit: int | None = None,
