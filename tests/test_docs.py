@@ -30,3 +30,11 @@ def test_readme_lists_every_outcome() -> None:
 
     for outcome in Outcome:
         assert f"`{outcome.value}`" in README
+
+
+def test_every_alert_has_a_runbook_anchor_in_the_readme() -> None:
+    from monitor.alerting import RULES, RUNBOOK
+
+    for rule in RULES:
+        anchor = rule.render(RUNBOOK)["annotations"]["runbook_url"].split("#", 1)[1]
+        assert f'<a id="{anchor}"></a>' in README, anchor
