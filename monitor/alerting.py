@@ -18,7 +18,8 @@ from monitor.domain import Catalogue
 RUNBOOK = "README.md#runbook"
 NOT_SUSPENDED = "unless on(site) (last_over_time(freshness_site_suspended[1h]) == 1)"
 WITH_DEPARTMENT = "* on(site) group_left(department) max by (site, department) (freshness_site_info)"
-STALENESS = ("FreshnessServiceDue", "FreshnessServiceOverdue", "FreshnessServiceDelinquent")
+STALENESS = ("FreshnessServiceDue", "FreshnessServiceOverdue", "FreshnessServiceDelinquent",
+             "FreshnessReportsUnconfirmed")
 MONITOR_DOWN = ("FreshnessMonitorStalled", "FreshnessExporterAbsent", "FreshnessDatabaseUnreachable")
 
 
@@ -71,6 +72,17 @@ RULES: tuple[Rule, ...] = (
          "{{ $labels.site }}: тривала відсутність оновлень",
          "Сервіс {{ $labels.site }} (регламент {{ $labels.regulation }}) не оновлюється значно довше, ніж "
          "дозволяє регламент."),
+    Rule("FreshnessReportsUnconfirmed",
+         "((sum by (site) (last_over_time(freshness_self_reports{verdict=~\"unconfirmed|date_only\"}[1h])) >= 3)"
+         " and on(site) (sum by (site) (last_over_time(freshness_self_reports{verdict=~\"unconfirmed|date_only\"}[1h]))"
+         " / sum by (site) (last_over_time(freshness_self_reports[1h])) >= 0.5)) " + WITH_DEPARTMENT,
+         "6h", "warning", "department",
+         "Self-reports of {{ $labels.site }} keep failing confirmation",
+         "In the last 90 days {{ $value }} self-reports of {{ $labels.site }} named updates the monitor did not see "
+         "(or saw only a changed date).",
+         "{{ $labels.site }}: звіти не підтверджуються",
+         "За 90 днів {{ $value }} звітів щодо {{ $labels.site }} описують оновлення, яких монітор не виявив "
+         "(або виявив лише зміну дати)."),
     Rule("FreshnessPageDown",
          f"(last_over_time(freshness_page_up[15m]) == 0) {WITH_DEPARTMENT} {NOT_SUSPENDED}",
          "30m", "warning", "it",

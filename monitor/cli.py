@@ -23,6 +23,7 @@ from rich.text import Text
 
 from monitor import __version__
 from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_yaml
+from monitor.auditing import VIEWS, run_audit, views
 from monitor.config import department_names, keys_reference, load_catalogue
 from monitor.domain import (
     DEFAULT_REAL_CLASSES,
@@ -39,6 +40,9 @@ from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.extract import validate_selector
 from monitor.fetch import Fetcher
 from monitor.metrics import FreshnessCollector, MetricsServer, Runtime
+from monitor.render import to_csv, to_html, to_json, to_table, to_xlsx
+from monitor.reports import ReportMapping
+from monitor.reports import parse as parse_reports
 from monitor.runner import Runner
 from monitor.schedule import Schedule
 from monitor.status import ServiceStatus, State, service_statuses
@@ -647,3 +651,132 @@ def alerting_config(ctx: click.Context, /, output: str | None, **options: str) -
     path = ctx.obj["targets"]
     catalogue = load(path)
     _write(alertmanager_yaml(catalogue, department_names(path), RoutingOptions(**options)), output)
+
+
+# --- self-reports, audit, verify -------------------------------------------------------------------
+
+
+def report_mapping(catalogue: Catalogue) -> ReportMapping:
+    rs = catalogue.reports
+    return ReportMapping(tz=rs.timezone, day_first=rs.day_first).merged(dict(rs.questions))
+
+
+@main.group()
+def reports() -> None:
+    """The departments' self-reports (Google Forms responses)."""
+
+
+@reports.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--skip-bad", is_flag=True, help="Import the good rows of a file that has bad ones.")
+@click.pass_context
+def reports_import(ctx: click.Context, file: str, skip_bad: bool) -> None:
+    """Import FILE: a Google Forms CSV export (any locale) or the Forms API's responses.list JSON.
+
+    Every bad row is listed with its row number and reason; nothing from a file with bad rows is imported
+    unless --skip-bad. Importing the same file again adds nothing."""
+    catalogue = load(ctx.obj["targets"])
+    parsed = parse_reports(Path(file).read_bytes(), catalogue, report_mapping(catalogue), source=Path(file).name)
+    if parsed.file_error:
+        fail(f"{file}: {parsed.file_error}")
+    for error in parsed.errors:
+        click.echo(f"{file}: {error}", err=True)
+    if parsed.errors and not skip_bad:
+        fail(f"{len(parsed.errors)} bad row(s); nothing imported (fix them, or import the other "
+             f"{len(parsed.rows)} with --skip-bad)", EXIT_PROBLEM)
+    store = open_store(catalogue)
+    try:
+        store.sync_catalogue(catalogue, utcnow())
+        added = store.add_reports(parsed.rows, utcnow())
+    finally:
+        store.close()
+    click.echo(f"{file}: {len(parsed.rows)} report(s) read, {added} new, {len(parsed.rows) - added} already "
+               f"imported, {len(parsed.errors)} bad row(s) skipped" if parsed.errors else
+               f"{file}: {len(parsed.rows)} report(s) read, {added} new, {len(parsed.rows) - added} already imported")
+
+
+def _day(value: str, tz: str, name: str) -> datetime:
+    try:
+        d = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--{name}: {value!r} is not a date (YYYY-MM-DD)")
+    return d.replace(tzinfo=ZoneInfo(tz)) if d.tzinfo is None else d
+
+
+@main.command()
+@click.option("--from", "start", required=True, help="First day (YYYY-MM-DD, local time).")
+@click.option("--to", "end", required=True, help="Day after the last (YYYY-MM-DD, exclusive).")
+@click.option("--service", "services", multiple=True, help="Only these services (repeatable).")
+@click.option("--department", "departments", multiple=True, help="Only these departments (their ids).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "xlsx", "html"]), default="table",
+              show_default=True)
+@click.option("--view", type=click.Choice(list(VIEWS)), default="periods", show_default=True,
+              help="The view for table and csv (xlsx and html hold them all).")
+@click.option("--lang", type=click.Choice(["uk", "en"]), default="uk", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to a file (required for xlsx).")
+@click.pass_context
+def audit(ctx: click.Context, start: str, end: str, services: tuple[str, ...], departments: tuple[str, ...],
+          fmt: str, view: str, lang: str, output: str | None) -> None:
+    """Reconcile self-reports with detected changes, per service and regulation period (items 1.3 and 2)."""
+    catalogue = load(ctx.obj["targets"])
+    tz = catalogue.settings.timezone
+    t0, t1 = _day(start, tz, "from"), _day(end, tz, "to")
+    if t1 <= t0:
+        fail("--to must be after --from")
+    for sid in services:
+        _service_or_fail(catalogue, sid)
+    known_depts = {s.department_id for s in catalogue.services}
+    for dept in departments:
+        if dept not in known_depts:
+            fail(f"unknown department {dept!r} (known: {', '.join(sorted(known_depts))})")
+    if fmt == "xlsx" and not output:
+        fail("--format xlsx needs --output FILE")
+    store = open_store(catalogue)
+    try:
+        now = utcnow()
+        audits = run_audit(catalogue, store, start=t0, end=t1, now=now, services=services, departments=departments)
+        tables = views(audits, tz)
+        evidence = {}
+        if fmt == "html":
+            for a in audits:
+                for u in a.updates[:500]:
+                    row = store.change(u.id)
+                    if row is not None and row.evidence:
+                        evidence[u.id] = row.evidence
+    finally:
+        store.close()
+    missed = any(p.verdict.value == "missed" for a in audits for p in a.periods)
+    if fmt == "table":
+        Console(width=max(120, Console().width)).print(to_table(tables[view], lang))
+    elif fmt == "csv":
+        _write(to_csv(tables[view], lang), output)
+    elif fmt == "json":
+        _write(to_json(tables, {"from": t0.isoformat(), "to": t1.isoformat(), "generated_at": now.isoformat()})
+               + "\n", output)
+    elif fmt == "xlsx":
+        assert output is not None
+        Path(output).write_bytes(to_xlsx(tables, lang))
+        click.echo(f"wrote {output}", err=True)
+    else:
+        _write(to_html(audits, tables, lang=lang, tz=tz, start=t0, end=t1, generated=now, evidence=evidence), output)
+    sys.exit(EXIT_PROBLEM if missed else EXIT_OK)
+
+
+@main.command()
+@click.pass_context
+def verify(ctx: click.Context) -> None:
+    """Prove that the stored history (versions and change events) was not altered: exit 1 at the first break."""
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue)
+    try:
+        counts, breaks = store.verify()
+    finally:
+        store.close()
+    for table, n in counts.items():
+        click.echo(f"{table}: {n} record(s) checked")
+    if breaks:
+        for b in breaks:
+            where = f"record {b.record_id}" if b.record_id else "the end of the chain"
+            click.echo(f"ALTERED: {b.table} {where}: {b.reason}", err=True)
+        sys.exit(EXIT_PROBLEM)
+    click.echo("the history is intact: every record follows the one before it")

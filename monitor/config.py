@@ -24,6 +24,7 @@ from monitor.domain import (
     Kind,
     PageConfig,
     Regulation,
+    ReportSettings,
     ServiceConfig,
     Settings,
 )
@@ -280,6 +281,24 @@ PAGE: tuple[Key, ...] = (
     Key("allow_private", p_bool, "Allow loopback/private addresses (intranet services, tests)."),
 )
 
+def p_share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise Invalid("expected a share between 0 and 1 (e.g. 0.8)")
+    return float(value)
+
+
+REPORTS: tuple[Key, ...] = (
+    Key("service", p_str_list, "Form question(s) (titles or question ids) naming the service."),
+    Key("updated_on", p_str_list, "Question(s) giving the date of the update (else the form's timestamp)."),
+    Key("what", p_str_list, "Question(s) describing what was updated."),
+    Key("who", p_str_list, "Question(s) naming who updated."),
+    Key("link", p_str_list, "Question(s) giving a link to the update."),
+    Key("timezone", p_timezone, "Zone of timestamps written without one (the form owner's zone)."),
+    Key("day_first", p_bool, "Read 1/2/2026 as 1 February (en-GB) rather than January 2 (en-US)."),
+    Key("tolerance", p_duration_range(0, 30 * 86400), "How far a reported date may be from the detection."),
+    Key("min_coverage", p_share, "Share of a period the monitor must have watched to judge it."),
+)
+
 _SETTINGS_FIELD = {
     "per_host_delay": "per_host_delay_s",
     "timeout": "timeout_s",
@@ -289,7 +308,7 @@ _SETTINGS_FIELD = {
     "calibration_every": "calibration_every_s",
 }
 
-TOP_LEVEL = ("settings", "departments", "services")
+TOP_LEVEL = ("settings", "departments", "services", "reports")
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -482,9 +501,21 @@ def parse_catalogue(
                     pages=tuple(pages),
                 )
             )
+    reports = _reports(c, data.get("reports"))
     if c.problems:
         raise ConfigError(source, c.problems)
-    return Catalogue(settings=settings, services=tuple(services), source=source)
+    return Catalogue(settings=settings, services=tuple(services), source=source, reports=reports)
+
+
+def _reports(c: _Collector, raw: Any) -> ReportSettings:
+    values = c.table("[reports]", raw if raw is not None else {}, REPORTS)
+    questions = tuple((k, values[k]) for k in ("service", "updated_on", "what", "who", "link") if k in values)
+    kwargs: dict[str, Any] = {"questions": questions}
+    for key, name in (("timezone", "timezone"), ("day_first", "day_first"), ("tolerance", "tolerance_s"),
+                      ("min_coverage", "min_coverage")):
+        if key in values:
+            kwargs[name] = values[key]
+    return ReportSettings(**kwargs)
 
 
 def load_catalogue(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Catalogue:
@@ -514,7 +545,7 @@ def keys_reference() -> str:
     """A Markdown reference of every table and key, generated from the declarations."""
     out = []
     for title, keys in (("[settings]", SETTINGS), ("[departments.<id>]", DEPARTMENT),
-                        ("[[services]]", SERVICE), ("[[services.pages]]", PAGE)):
+                        ("[[services]]", SERVICE), ("[[services.pages]]", PAGE), ("[reports]", REPORTS)):
         out.append(f"\n**{title}**\n\n| key | required | meaning |\n|---|---|---|")
         for k in keys:
             allowed = f" Allowed: {k.allowed}." if k.allowed else ""

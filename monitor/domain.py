@@ -150,10 +150,22 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReportSettings:
+    """How the self-report form maps to our fields, and how the audit matches reports with changes."""
+
+    questions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # field -> extra question titles or ids
+    timezone: str = "Europe/Kyiv"
+    day_first: bool = False
+    tolerance_s: float = 86_400.0
+    min_coverage: float = 0.8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Catalogue:
     settings: Settings
     services: tuple[ServiceConfig, ...]
     source: str = "targets.toml"
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
     def service(self, service_id: str) -> ServiceConfig:
         for s in self.services:
@@ -175,6 +187,39 @@ class Target:
     page_id: int
     interval_s: int
     noise_paths: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeEvent:
+    """A detected change event (real or date-only), as the audit sees it."""
+
+    id: int
+    url: str
+    change_class: str
+    is_real: bool
+    window_start: datetime | None  # the previous good check: the change happened after it...
+    detected_at: datetime  # ...and before this check
+    added: int = 0
+    removed: int = 0
+    edited: int = 0
+
+    @property
+    def start(self) -> datetime:
+        return self.window_start or self.detected_at
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportEntry:
+    """A stored self-report."""
+
+    id: int
+    service_id: str
+    submitted_at: datetime
+    reported_for: datetime
+    what: str = ""
+    who: str = ""
+    link: str = ""
+    source: str = ""
 
 
 # --- fetch ----------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class FreshnessCollector(Collector):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.runtime = runtime
         self._hosts: dict[str, str] = {}
+        self._report_cache: tuple[datetime, dict[str, dict[str, int]]] | None = None
 
     def describe(self) -> Iterable[Any]:
         return []  # so that registering does not run collect() (a database query)
@@ -94,6 +95,31 @@ class FreshnessCollector(Collector):
         d = GaugeMetricFamily("freshness_scrape_duration_seconds", "Time to compute this scrape.")
         d.add_metric([], time.perf_counter() - t0)
         yield d
+
+    def _report_families(self, now: datetime, known: set[str]) -> Iterator[Any]:
+        """Self-reports against detections over the last 90 days (the audit, cached for 5 minutes)."""
+        last = GaugeMetricFamily("freshness_self_report_last_timestamp_seconds",
+                                 "Newest self-report of the service (its submission).", labels=SITE_LABELS)
+        for sid, t in sorted(self.store.last_reports().items()):
+            if sid in known and t is not None:
+                last.add_metric(self._labels(sid), t.timestamp())
+        yield last
+        cached = self._report_cache
+        if cached is None or (now - cached[0]).total_seconds() > REPORT_CACHE_S or now < cached[0]:
+            from monitor.auditing import report_stats
+
+            cached = self._report_cache = (now, report_stats(self.catalogue, self.store, now, REPORT_WINDOW_DAYS))
+        by_verdict = GaugeMetricFamily("freshness_self_reports", "Self-reports of the last 90 days by verdict "
+                                       "(confirmed, date_only, unconfirmed, unverifiable).", labels=["site", "verdict"])
+        unreported = GaugeMetricFamily("freshness_unreported_updates", "Real updates of the last 90 days that no "
+                                       "self-report mentions.", labels=SITE_LABELS)
+        for sid, counts in sorted(cached[1].items()):
+            for verdict, n in counts.items():
+                if verdict == "unreported":
+                    unreported.add_metric(self._labels(sid), n)
+                else:
+                    by_verdict.add_metric([sid, verdict], n)
+        yield from (by_verdict, unreported)
 
     def _host(self, url: str) -> str:
         host = self._hosts.get(url)
@@ -221,6 +247,8 @@ class FreshnessCollector(Collector):
             durations.add_metric([svc.id], cumulative, total_ms / 1000)
         yield from (checks, changes, durations)
 
+        yield from self._report_families(now, known)
+
         workers = self.store.workers()
         alive = [w for w in workers if w.stopped_at is None and (now - w.heartbeat_at).total_seconds() < ALIVE_S]
         heartbeat = GaugeMetricFamily("freshness_monitor_heartbeat_timestamp_seconds",
@@ -240,6 +268,10 @@ class FreshnessCollector(Collector):
         alive_g.add_metric([], len(alive))
         max_int.add_metric([], max_interval)
         yield from (heartbeat, last_round, lag, alive_g, max_int)
+
+
+REPORT_WINDOW_DAYS = 90
+REPORT_CACHE_S = 300.0  # the audit behind the self-report metrics changes with imports, not with scrapes
 
 
 def _escape(value: str) -> str:

@@ -173,6 +173,10 @@ class Runner:
         self._background: set[asyncio.Task[None]] = set()
 
     async def _load_previous(self, page_id: int, key: str) -> bytes | None:
+        # a version not written yet (the writer is behind, or the database is away) is still in the buffer
+        for rec in reversed(self.recorder.pending):
+            if rec.page_id == page_id and rec.version_key == key and rec.content_blob is not None:
+                return rec.content_blob
         return await asyncio.to_thread(self.store.version_content, page_id, key)
 
     def prepare(self) -> list[Target]:

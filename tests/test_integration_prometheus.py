@@ -24,6 +24,7 @@ import trustme
 from monitor.alerting import RoutingOptions, alertmanager_yaml, rules_yaml
 from monitor.fetch import Fetcher
 from monitor.metrics import FreshnessCollector, MetricsServer, Runtime
+from monitor.reports import ReportRow
 from monitor.runner import Runner
 from monitor.store.engine import make_engine, upgrade
 from monitor.store.repository import Store
@@ -163,6 +164,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         _run(loop, runner.round(list(runner.targets.values())))
         _run(loop, runner.recorder.drain(10))
         runner.heartbeat()
+        store.add_reports([report_row("r1", "online-reception", now.now - timedelta(days=10))], now.now)
 
         collector = FreshnessCollector(cat, store, runtime=lambda: Runtime(
             pending_records=len(runner.recorder.pending), database_writable=runner.recorder.db_ok))
@@ -207,6 +209,11 @@ scrape_configs: [{{job_name: freshness, static_configs: [{{targets: ['127.0.0.1:
             metrics.stop()
             store.close()
             del received
+
+
+def report_row(key: str, site: str, when: datetime) -> ReportRow:
+    return ReportRow(row_hash=key, service_id=site, service_text=site, submitted_at=when, reported_for=when,
+                     what="оновлено графік прийому")
 
 
 def query(stack: Stack, expr: str) -> list[dict]:  # type: ignore[type-arg]
@@ -270,6 +277,7 @@ def test_every_dashboard_expression_returns_data(stack: Stack) -> None:
         _run(stack.loop, stack.runner.round(portal))
         _run(stack.loop, stack.runner.recorder.drain(10))
         time.sleep(2.5)
+    stack.runner.store.add_reports([report_row("r2", "online-reception", datetime.now(UTC))], datetime.now(UTC))
     wait_for("ALERTS to exist", lambda: query(stack, 'ALERTS{alertstate="firing"}'))
     time.sleep(3)
     empty = []

@@ -149,7 +149,7 @@ def test_no_url_or_error_text_in_labels_except_info(tmp_path: Path) -> None:
     store.close()
 
 
-@pytest.mark.parametrize("name", ["overview", "service"])
+@pytest.mark.parametrize("name", ["overview", "service", "reports"])
 def test_dashboards_are_editable_and_use_known_metrics(name: str) -> None:
     import re
 

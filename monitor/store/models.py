@@ -241,3 +241,33 @@ class Worker(Base):
     schedule_lag_s: Mapped[float] = mapped_column(Float, default=0.0)
     checks_done: Mapped[int] = mapped_column(BigInteger, default=0)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SelfReport(Base):
+    """A department's self-report of an update (a row of the Google Form's responses), imported once."""
+
+    __tablename__ = "self_reports"
+    __table_args__ = (Index("ix_self_reports_service_reported", "service_id", "reported_for"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)  # importing the same row again adds nothing
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the form's timestamp
+    reported_for: Mapped[datetime] = mapped_column(UTCDateTime)  # when the department says it updated
+    what: Mapped[str] = mapped_column(Text, default="")
+    who: Mapped[str] = mapped_column(Text, default="")
+    email: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str] = mapped_column(Text, default="")
+    service_text: Mapped[str] = mapped_column(Text, default="")  # the service as the department wrote it
+    source: Mapped[str] = mapped_column(Text, default="")  # file name and row number
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChainHead(Base):
+    """The newest record of each hash chain (versions, changes): locked while a record is appended."""
+
+    __tablename__ = "chain_heads"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64), default="")

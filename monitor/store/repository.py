@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, case, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, bindparam, case, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session
 from monitor.domain import (
     Catalogue,
     ChangeClass,
+    ChangeEvent,
     CheckRecord,
     Fingerprints,
     PageState,
+    ReportEntry,
     Validators,
     VersionRef,
 )
@@ -176,6 +178,78 @@ def _insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]], k
     conn.execute(ins.on_conflict_do_nothing(index_elements=key), rows)
 
 
+CHAINED = {
+    "versions": ("id", "page_id", "key_hash", "first_seen_at", "content_sha", "raw_sha", "fp_raw", "fp_text",
+                 "fp_main", "fp_main_dated", "fp_main_masked", "fp_links", "fp_documents", "declared_at"),
+    "changes": ("id", "page_id", "from_version_id", "to_version_id", "window_start", "detected_at", "change_class",
+                "is_real", "added", "removed", "edited", "evidence_sha"),
+}
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _utc(value).isoformat()  # type: ignore[union-attr]
+    return value
+
+
+def record_hash(prev_hash: str, table: str, row: Any) -> str:
+    """The hash of one chained record: it covers the record's immutable fields and the hash before it."""
+    fields = {name: _canonical(row[name]) for name in CHAINED[table]}
+    payload = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(f"{prev_hash}\n{table}\n{payload}".encode()).hexdigest()
+
+
+def _append_chain(conn: Connection, table: Table, ids: list[int]) -> None:
+    """Hash-chain freshly inserted rows in id order, continuing from the chain's head (locked meanwhile)."""
+    if not ids:
+        return
+    H = _table(m.ChainHead)
+    name = table.name
+    lock = select(H.c.last_hash).where(H.c.name == name)
+    if conn.dialect.name == "postgresql":
+        lock = lock.with_for_update()
+    prev = conn.execute(lock).scalar()
+    if prev is None:
+        _insert_ignore(conn, H, [dict(name=name, last_id=0, last_hash="")], ["name"])
+        prev = conn.execute(lock).scalar() or ""
+    rows = conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)).mappings().all()
+    updates = []
+    for row in rows:
+        digest = record_hash(prev, name, row)
+        updates.append({"_id": row["id"], "_prev": prev, "_hash": digest})
+        prev = digest
+    conn.execute(update(table).where(table.c.id == bindparam("_id"))
+                 .values(prev_hash=bindparam("_prev"), record_hash=bindparam("_hash")), updates)
+    conn.execute(update(H).where(H.c.name == name).values(last_id=rows[-1]["id"], last_hash=prev))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainBreak:
+    table: str
+    record_id: int
+    reason: str
+
+
+def verify_chain(conn: Connection, table: Table) -> tuple[int, ChainBreak | None]:
+    """Recompute a chain from its start: (records checked, the first altered record or None)."""
+    prev = ""
+    count = 0
+    for row in conn.execute(select(table).order_by(table.c.id)).mappings():
+        count += 1
+        if row["prev_hash"] != prev:
+            return count, ChainBreak(table=table.name, record_id=row["id"],
+                                     reason="does not follow the record before it (a record was removed or inserted)")
+        if row["record_hash"] != record_hash(prev, table.name, row):
+            return count, ChainBreak(table=table.name, record_id=row["id"], reason="its content was altered")
+        prev = row["record_hash"]
+    H = _table(m.ChainHead)
+    head = conn.execute(select(H.c.last_hash).where(H.c.name == table.name)).scalar()
+    if (head or "") != prev:
+        return count, ChainBreak(table=table.name, record_id=0,
+                                 reason="the newest records were removed (the chain head does not match)")
+    return count, None
+
+
 class _BatchWriter:
     """Turns a batch of CheckRecords into a handful of multi-row statements."""
 
@@ -235,8 +309,9 @@ class _BatchWriter:
         _insert_ignore(conn, _table(m.Blob), list(blobs.values()), ["sha256"])
         if new_versions:
             inserted = conn.execute(insert(V).returning(V.c.id, V.c.page_id, V.c.key_hash),
-                                    list(new_versions.values()))
+                                    list(new_versions.values())).all()
             existing.update({(row.page_id, row.key_hash): row.id for row in inserted})
+            _append_chain(conn, V, [row.id for row in inserted])
 
         checks_rows: list[dict[str, Any]] = []
         tallies: dict[tuple[int, str, str], int] = {}
@@ -282,7 +357,9 @@ class _BatchWriter:
             self._summarise(summaries.setdefault(r.page_id, {}), r, version_id, counts_as_change)
 
         if changes_rows:
-            conn.execute(insert(_table(m.Change)), changes_rows)
+            CH = _table(m.Change)
+            inserted_ids = conn.execute(insert(CH).returning(CH.c.id), changes_rows).scalars().all()
+            _append_chain(conn, CH, list(inserted_ids))
         conn.execute(insert(C), checks_rows)
         for vid, (seen, declared) in seen_versions.items():
             values: dict[str, Any] = {"last_seen_at": seen}
@@ -535,6 +612,84 @@ class Store:
                              .order_by(m.Version.first_seen_at.desc(), m.Version.id.desc()).limit(limit)).all()
         return [unpack(codec, data) for codec, data in reversed(rows)]
 
+    # --- self-reports and the audit -------------------------------------------------------------
+
+    def add_reports(self, rows: Iterable[Any], now: datetime) -> int:
+        """Store parsed self-reports (monitor.reports.ReportRow); a row already imported is skipped."""
+        R = _table(m.SelfReport)
+        values = [dict(row_hash=r.row_hash, service_id=r.service_id, submitted_at=r.submitted_at,
+                       reported_for=r.reported_for, what=r.what, who=r.who, email=r.email, link=r.link,
+                       service_text=r.service_text, source=r.source, imported_at=now) for r in rows]
+        if not values:
+            return 0
+        with translate("cannot store self-reports"), self.engine.begin() as conn:
+            before = conn.execute(select(func.count()).select_from(R)).scalar() or 0
+            _insert_ignore(conn, R, values, ["row_hash"])
+            after = conn.execute(select(func.count()).select_from(R)).scalar() or 0
+        return int(after - before)
+
+    def reports(self, *, service_id: str | None = None, since: datetime | None = None,
+                until: datetime | None = None) -> list[ReportEntry]:
+        R = m.SelfReport
+        q = select(R).order_by(R.reported_for, R.id)
+        if service_id:
+            q = q.where(R.service_id == service_id)
+        if since:
+            q = q.where(R.reported_for >= since)
+        if until:
+            q = q.where(R.reported_for < until)
+        with Session(self.engine) as s:
+            return [ReportEntry(id=r.id, service_id=r.service_id, submitted_at=r.submitted_at,
+                                reported_for=r.reported_for, what=r.what, who=r.who, link=r.link, source=r.source)
+                    for r in s.scalars(q)]
+
+    def last_reports(self) -> dict[str, datetime]:
+        """The newest self-report per service (submission time)."""
+        R = m.SelfReport
+        with Session(self.engine) as s:
+            return {sid: _utc(t) for sid, t in s.execute(select(R.service_id, func.max(R.submitted_at))  # type: ignore[misc]
+                                                         .group_by(R.service_id))}
+
+    def change_events(self, service_id: str, since: datetime, until: datetime) -> list[ChangeEvent]:
+        """Change events of a service from date_only up, detected in [since, until)."""
+        classes = [c.value for c in ChangeClass if c.rank <= ChangeClass.DATE_ONLY.rank]
+        q = (select(m.Change, m.Page.url).join(m.Page, m.Page.id == m.Change.page_id)
+             .where(m.Page.service_id == service_id, m.Change.change_class.in_(classes),
+                    m.Change.detected_at >= since, m.Change.detected_at < until)
+             .order_by(m.Change.detected_at, m.Change.id))
+        with Session(self.engine) as s:
+            return [ChangeEvent(id=c.id, url=url, change_class=c.change_class, is_real=c.is_real,
+                                window_start=c.window_start, detected_at=c.detected_at, added=c.added,
+                                removed=c.removed, edited=c.edited) for c, url in s.execute(q)]
+
+    def success_times(self, service_id: str, since: datetime, until: datetime) -> list[datetime]:
+        """When the service's pages were checked successfully (for the audit's coverage)."""
+        C, P = m.Check, m.Page
+        q = (select(C.started_at).join(P, P.id == C.page_id)
+             .where(P.service_id == service_id, P.retired_at.is_(None), C.outcome.in_(SUCCESS),
+                    C.started_at >= since, C.started_at < until).order_by(C.started_at))
+        with Session(self.engine) as s:
+            return list(s.scalars(q))
+
+    def declared_dates(self, service_id: str, since: datetime, until: datetime) -> list[datetime]:
+        V, P = m.Version, m.Page
+        q = (select(V.declared_at).join(P, P.id == V.page_id)
+             .where(P.service_id == service_id, V.declared_at.is_not(None), V.declared_at >= since,
+                    V.declared_at < until).order_by(V.declared_at))
+        with Session(self.engine) as s:
+            return [d for d in s.scalars(q) if d is not None]
+
+    def verify(self) -> tuple[dict[str, int], list[ChainBreak]]:
+        """Check the hash chains of versions and change events: records checked, and breaks found."""
+        counts, breaks = {}, []
+        with self.engine.connect() as conn:
+            for model in (m.Version, m.Change):
+                n, broken = verify_chain(conn, _table(model))
+                counts[_table(model).name] = n
+                if broken is not None:
+                    breaks.append(broken)
+        return counts, breaks
+
     def noise_paths(self, page_ids: Iterable[int]) -> dict[int, list[str]]:
         """Active or confirmed noise rules: block paths masked in the fingerprints."""
         ids = list(page_ids)
@@ -684,5 +839,5 @@ class Store:
             return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-__all__ = ["DURATION_BUCKETS", "ChangeRow", "NoiseRuleRow", "PageRow", "ServiceAggregate", "Store", "pack", "sha256",
-           "unpack"]
+__all__ = ["DURATION_BUCKETS", "ChainBreak", "ChangeRow", "NoiseRuleRow", "PageRow", "ServiceAggregate", "Store",
+           "pack", "sha256", "unpack"]

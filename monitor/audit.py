@@ -1,0 +1,216 @@
+"""The audit (pure): self-reports reconciled with detected changes, period by period, with coverage.
+
+For every service and regulation period (day, ISO week, month, quarter in Kyiv time): the real updates
+detected, the date-only bumps, the self-reports, the dates the site declared; the period is compliant,
+missed or unknown (the monitor did not watch enough of it: coverage is measured, never guessed). Every
+self-report is confirmed, date_only, unconfirmed or unverifiable; every real update nobody reported is
+unreported.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from monitor.domain import ChangeEvent as Update
+from monitor.domain import Regulation, ServiceConfig
+from monitor.domain import ReportEntry as Report
+from monitor.regulation import Period, is_working_day, periods
+
+
+class PeriodVerdict(StrEnum):
+    COMPLIANT = "compliant"
+    MISSED = "missed"
+    UNKNOWN = "unknown"
+
+
+class ReportVerdict(StrEnum):
+    CONFIRMED = "confirmed"  # a real update was detected in the window around the claimed date
+    DATE_ONLY = "date_only"  # only a bumped date was seen there
+    UNCONFIRMED = "unconfirmed"  # the monitor watched and nothing changed
+    UNVERIFIABLE = "unverifiable"  # the monitor did not watch enough of that time (or cannot watch the service)
+
+
+UNREPORTED = "unreported"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    tz: str = "Europe/Kyiv"
+    tolerance: timedelta = timedelta(days=1)  # a report's claimed date may be this far from the detection window
+    min_coverage: float = 0.8  # below this share of watched time a period (or a claim) is unknown
+    country: str = "UA"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeriodResult:
+    period: Period
+    verdict: PeriodVerdict
+    coverage: float
+    required: bool  # False for "as needed" and for days off of a working-day regulation
+    updates: tuple[int, ...] = ()  # real updates (change ids)
+    date_only: tuple[int, ...] = ()
+    reports: tuple[int, ...] = ()
+    declared: tuple[datetime, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportResult:
+    report: Report
+    verdict: ReportVerdict
+    matched: tuple[int, ...] = ()  # the change ids that confirm it (or the date-only ones)
+    coverage: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class ServiceAudit:
+    service: ServiceConfig
+    start: datetime
+    end: datetime
+    monitored: bool
+    coverage: float
+    periods: list[PeriodResult] = field(default_factory=list)
+    reports: list[ReportResult] = field(default_factory=list)
+    unreported: list[Update] = field(default_factory=list)
+    updates: list[Update] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        c: Counter[str] = Counter()
+        for p in self.periods:
+            c[f"periods_{p.verdict.value}"] += 1
+        for r in self.reports:
+            c[f"reports_{r.verdict.value}"] += 1
+        c["updates_real"] = sum(1 for u in self.updates if u.is_real)
+        c["updates_date_only"] = sum(1 for u in self.updates if u.change_class == "date_only")
+        c[UNREPORTED] = len(self.unreported)
+        return dict(c)
+
+
+# --- coverage --------------------------------------------------------------------------------
+
+
+def covered_intervals(successes: Sequence[datetime], interval_s: float) -> list[tuple[datetime, datetime]]:
+    """Times the monitor saw the service: around every successful check, and between two successful checks
+    no further apart than 2.5 check intervals (a longer gap means it was not watching, or the service was down)."""
+    if not successes:
+        return []
+    half = timedelta(seconds=interval_s / 2)
+    bridge = timedelta(seconds=interval_s * 2.5)
+    out: list[tuple[datetime, datetime]] = []
+    times = sorted(successes)
+    start, end = times[0] - half, times[0] + half
+    for t in times[1:]:
+        if t - end <= bridge - half:
+            end = max(end, t + half)
+        else:
+            out.append((start, end))
+            start, end = t - half, t + half
+    out.append((start, end))
+    return out
+
+
+def coverage(intervals: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime) -> float:
+    """Share of [start, end) covered (0..1); an empty span is fully covered."""
+    span = (end - start).total_seconds()
+    if span <= 0:
+        return 1.0
+    covered = 0.0
+    for a, b in intervals:
+        lo, hi = max(a, start), min(b, end)
+        if hi > lo:
+            covered += (hi - lo).total_seconds()
+    return min(1.0, covered / span)
+
+
+def _overlaps(a0: datetime, a1: datetime, b0: datetime, b1: datetime) -> bool:
+    return a0 < b1 and b0 <= a1
+
+
+def claim_window(report: Report, opts: Options) -> tuple[datetime, datetime]:
+    """The day the department names (in local time), widened by the tolerance."""
+    zone = ZoneInfo(opts.tz)
+    day = report.reported_for.astimezone(zone).date()
+    start = datetime.combine(day, time(), tzinfo=zone)
+    return start - opts.tolerance, start + timedelta(days=1) + opts.tolerance
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+def _required(service: ServiceConfig, period: Period, opts: Options) -> bool:
+    if service.regulation is Regulation.AS_NEEDED:
+        return False
+    if service.working_days and service.regulation in (Regulation.DAILY, Regulation.MORE_THAN_DAILY):
+        local: date = period.start.astimezone(ZoneInfo(opts.tz)).date()
+        return is_working_day(local, opts.country)
+    return True
+
+
+def reconcile(service: ServiceConfig, *, start: datetime, end: datetime, now: datetime,
+              updates: Iterable[Update], reports: Iterable[Report], successes: Sequence[datetime],
+              interval_s: float, declared: Iterable[datetime] = (), opts: Options | None = None) -> ServiceAudit:
+    """Reconcile one service over [start, end). `successes` are the times of its successful checks."""
+    opts = opts or Options()
+    end = min(end, now)
+    ups = sorted(updates, key=lambda u: (u.detected_at, u.id))
+    reps = sorted(reports, key=lambda r: (r.reported_for, r.id))
+    real = [u for u in ups if u.is_real]
+    dated = [u for u in ups if not u.is_real and u.change_class == "date_only"]
+    declared_dates = sorted(declared)
+    intervals = covered_intervals(successes, interval_s) if service.pages else []
+    audit = ServiceAudit(service=service, start=start, end=end, monitored=bool(service.pages),
+                         coverage=coverage(intervals, start, end), updates=ups)
+
+    for p in periods(service.regulation, start, end, tz=opts.tz):
+        lo, hi = max(p.start, start), min(p.end, end)
+        cov = coverage(intervals, lo, hi)
+        in_real = tuple(u.id for u in real if _overlaps(u.start, u.detected_at, lo, hi) and u.detected_at > lo)
+        in_dated = tuple(u.id for u in dated if lo <= u.detected_at < hi)
+        in_reports = tuple(r.id for r in reps if lo <= r.reported_for < hi)
+        in_declared = tuple(d for d in declared_dates if lo <= d < hi)
+        required = _required(service, p, opts)
+        if in_real:
+            verdict = PeriodVerdict.COMPLIANT  # an update was seen: whatever the coverage
+        elif cov < opts.min_coverage:
+            verdict = PeriodVerdict.UNKNOWN
+        elif required:
+            verdict = PeriodVerdict.MISSED
+        else:
+            verdict = PeriodVerdict.COMPLIANT  # nothing was required: as needed, or a day off
+        audit.periods.append(PeriodResult(period=p, verdict=verdict, coverage=cov, required=required,
+                                          updates=in_real, date_only=in_dated, reports=in_reports,
+                                          declared=in_declared))
+
+    for r in reps:
+        w0, w1 = claim_window(r, opts)
+        matches = tuple(u.id for u in real if _overlaps(u.start, u.detected_at, w0, w1))
+        date_matches = tuple(u.id for u in dated if _overlaps(u.start, u.detected_at, w0, w1))
+        cov = coverage(intervals, w0, min(w1, now))
+        if matches:
+            audit.reports.append(ReportResult(report=r, verdict=ReportVerdict.CONFIRMED, matched=matches, coverage=cov))
+        elif date_matches:
+            audit.reports.append(ReportResult(report=r, verdict=ReportVerdict.DATE_ONLY, matched=date_matches,
+                                              coverage=cov))
+        elif service.pages and cov >= opts.min_coverage:
+            audit.reports.append(ReportResult(report=r, verdict=ReportVerdict.UNCONFIRMED, coverage=cov))
+        else:
+            audit.reports.append(ReportResult(report=r, verdict=ReportVerdict.UNVERIFIABLE, coverage=cov))
+
+    windows = [claim_window(r, opts) for r in reps]
+    audit.unreported = [u for u in real if start <= u.detected_at < end
+                        and not any(_overlaps(u.start, u.detected_at, w0, w1) for w0, w1 in windows)]
+    return audit
+
+
+def department_summary(audits: Iterable[ServiceAudit]) -> dict[str, dict[str, int]]:
+    """Counts per department (its id): periods by verdict, reports by verdict, unreported updates."""
+    out: dict[str, Counter[str]] = {}
+    for a in audits:
+        c = out.setdefault(a.service.department_id, Counter())
+        c["services"] += 1
+        c.update(a.counts())
+    return {k: dict(v) for k, v in sorted(out.items())}

@@ -1,0 +1,248 @@
+"""The audit: a constructed history with the exact expected verdicts, a property that verdicts partition
+every report and every period, the CLI's formats, and the hash chain of the history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.audit import Options, PeriodVerdict, ReportVerdict, reconcile
+from monitor.domain import ChangeEvent, PageConfig, Regulation, ReportEntry, ServiceConfig
+
+KYIV = ZoneInfo("Europe/Kyiv")
+
+
+def k(*args: int) -> datetime:
+    return datetime(*args, tzinfo=KYIV)  # type: ignore[misc]
+
+
+def service(regulation: Regulation = Regulation.WEEKLY, monitored: bool = True, working_days: bool = False):  # type: ignore[no-untyped-def]
+    pages = (PageConfig(service_id="portal", position=1, url="https://city.example/uk", interval_s=3600),) if monitored else ()
+    return ServiceConfig(id="portal", name="SMART-ПОРТАЛ", department="IT", department_id="it-sector",
+                         regulation=regulation, pages=pages, working_days=working_days)
+
+
+def hourly(start: datetime, end: datetime, gaps: list[tuple[datetime, datetime]] = ()) -> list[datetime]:  # type: ignore[assignment]
+    out, t = [], start
+    while t < end:
+        if not any(a <= t < b for a, b in gaps):
+            out.append(t)
+        t += timedelta(hours=1)
+    return out
+
+
+def update(i: int, at: datetime, cls: str = "content", hours: int = 1) -> ChangeEvent:
+    return ChangeEvent(id=i, url="https://city.example/uk", change_class=cls, is_real=cls in ("content", "documents"),
+                       window_start=at - timedelta(hours=hours), detected_at=at)
+
+
+def report(i: int, day: datetime) -> ReportEntry:
+    return ReportEntry(id=i, service_id="portal", submitted_at=day + timedelta(hours=20), reported_for=day, what=f"звіт {i}")
+
+
+def test_a_constructed_month_gives_exactly_the_expected_verdicts() -> None:
+    # November 2026, weekly regulation; the monitor was down 16-23 November (week 47)
+    start, end, now = k(2026, 11, 2), k(2026, 11, 30), k(2026, 12, 1)
+    checks = hourly(start - timedelta(days=1), end, gaps=[(k(2026, 11, 16), k(2026, 11, 23))])
+    updates = [update(1, k(2026, 11, 4, 10)),  # week 45: a real update
+               update(2, k(2026, 11, 11, 10), "date_only"),  # week 46: only a date bump
+               update(3, k(2026, 11, 25, 10))]  # week 48: a real update nobody reported
+    reports = [report(1, k(2026, 11, 4)),  # confirmed by update 1
+               report(2, k(2026, 11, 11)),  # only the date bump: date_only
+               report(3, k(2026, 11, 13)),  # nothing changed around the 13th: unconfirmed
+               report(4, k(2026, 11, 19))]  # the monitor was down: unverifiable
+    audit = reconcile(service(), start=start, end=end, now=now, updates=updates, reports=reports, successes=checks,
+                      interval_s=3600)
+    assert [(p.period.label, p.verdict) for p in audit.periods] == [
+        ("2026-W45", PeriodVerdict.COMPLIANT), ("2026-W46", PeriodVerdict.MISSED),
+        ("2026-W47", PeriodVerdict.UNKNOWN), ("2026-W48", PeriodVerdict.COMPLIANT)]
+    assert [(r.report.id, r.verdict) for r in audit.reports] == [
+        (1, ReportVerdict.CONFIRMED), (2, ReportVerdict.DATE_ONLY), (3, ReportVerdict.UNCONFIRMED),
+        (4, ReportVerdict.UNVERIFIABLE)]
+    assert audit.reports[0].matched == (1,)
+    assert [u.id for u in audit.unreported] == [3]
+    assert audit.periods[2].coverage < 0.01  # half an hour around the checks at either end of the outage
+    counts = audit.counts()
+    assert counts["periods_missed"] == 1 and counts["unreported"] == 1 and counts["reports_confirmed"] == 1
+
+
+def test_as_needed_is_never_missed_and_days_off_are_not_required() -> None:
+    start, end = k(2026, 11, 2), k(2026, 11, 9)
+    checks = hourly(start, end)
+    as_needed = reconcile(service(Regulation.AS_NEEDED), start=start, end=end, now=end, updates=[], reports=[],
+                          successes=checks, interval_s=3600)
+    assert {p.verdict for p in as_needed.periods} == {PeriodVerdict.COMPLIANT}
+    daily = reconcile(service(Regulation.DAILY, working_days=True), start=start, end=end, now=end, updates=[],
+                      reports=[], successes=checks, interval_s=3600)
+    verdicts = [p.verdict for p in daily.periods]  # Mon..Fri missed, Sat and Sun not required
+    assert verdicts == [PeriodVerdict.MISSED] * 5 + [PeriodVerdict.COMPLIANT] * 2
+
+
+def test_an_unmonitored_service_cannot_be_verified() -> None:
+    start, end = k(2026, 11, 2), k(2026, 11, 9)
+    audit = reconcile(service(monitored=False), start=start, end=end, now=end, updates=[],
+                      reports=[report(1, k(2026, 11, 3))], successes=[], interval_s=3600)
+    assert [p.verdict for p in audit.periods] == [PeriodVerdict.UNKNOWN]
+    assert audit.reports[0].verdict is ReportVerdict.UNVERIFIABLE and not audit.monitored
+
+
+def test_a_report_within_the_tolerance_confirms() -> None:
+    start, end = k(2026, 11, 2), k(2026, 11, 30)
+    checks = hourly(start, end)
+    upd = [update(1, k(2026, 11, 6, 2))]  # detected in the small hours after the reported day
+    audit = reconcile(service(), start=start, end=end, now=end, updates=upd, reports=[report(1, k(2026, 11, 5))],
+                      successes=checks, interval_s=3600)
+    assert audit.reports[0].verdict is ReportVerdict.CONFIRMED
+    strict = reconcile(service(), start=start, end=end, now=end, updates=upd, reports=[report(1, k(2026, 11, 3))],
+                       successes=checks, interval_s=3600, opts=Options(tolerance=timedelta(hours=1)))
+    assert strict.reports[0].verdict is ReportVerdict.UNCONFIRMED and [u.id for u in strict.unreported] == [1]
+
+
+BASE = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    regulation=st.sampled_from(list(Regulation)),
+    days=st.integers(min_value=1, max_value=120),
+    update_hours=st.lists(st.integers(min_value=0, max_value=120 * 24), max_size=12),
+    report_days=st.lists(st.integers(min_value=0, max_value=119), max_size=12),
+    gaps=st.lists(st.tuples(st.integers(0, 120 * 24), st.integers(1, 400)), max_size=4),
+)
+def test_verdicts_partition_every_report_and_every_period(regulation: Regulation, days: int, update_hours: list[int],
+                                                           report_days: list[int],
+                                                           gaps: list[tuple[int, int]]) -> None:
+    start, end = BASE, BASE + timedelta(days=days)
+    gap_spans = [(BASE + timedelta(hours=a), BASE + timedelta(hours=a + n)) for a, n in gaps]
+    checks = hourly(start, end, gap_spans)
+    updates = [update(i, BASE + timedelta(hours=h), "content" if i % 3 else "date_only")
+               for i, h in enumerate(sorted(update_hours), start=1)]
+    reports = [report(i, BASE + timedelta(days=d)) for i, d in enumerate(report_days, start=1) if d < days]
+    audit = reconcile(service(regulation), start=start, end=end, now=end, updates=updates, reports=reports,
+                      successes=checks, interval_s=3600)
+    # every report has exactly one verdict, every moment of the range exactly one period with one verdict
+    assert sorted(r.report.id for r in audit.reports) == sorted(r.id for r in reports)
+    assert all(isinstance(r.verdict, ReportVerdict) for r in audit.reports)
+    spans = [(max(p.period.start, start), min(p.period.end, end)) for p in audit.periods]
+    assert spans[0][0] == start and spans[-1][1] == end
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    counts = audit.counts()
+    assert sum(v for key, v in counts.items() if key.startswith("periods_")) == len(audit.periods)
+    assert sum(v for key, v in counts.items() if key.startswith("reports_")) == len(reports)
+    # a real update is either matched by a report or unreported, never both
+    windows_ok = {u.id for u in audit.unreported}
+    confirmed = {i for r in audit.reports if r.verdict is ReportVerdict.CONFIRMED for i in r.matched}
+    assert not windows_ok & confirmed
+    # a period with a detected real update is compliant, whatever the coverage
+    for p in audit.periods:
+        if p.updates:
+            assert p.verdict is PeriodVerdict.COMPLIANT
+
+
+# --- through the store and the command line ---------------------------------------------------------
+
+
+def _history(tmp_path: Path, hostile: str = "") -> Path:
+    """Six weeks of a weekly service checked every 6 hours, with two real updates and one bump."""
+    from monitor.runner import Runner
+    from monitor.store.engine import make_engine, upgrade
+    from monitor.store.repository import Store
+    from tests.conftest import catalogue_toml
+    from tests.helpers import Clock, StubFetcher, catalogue, html
+
+    db = tmp_path / "m.db"
+    targets = tmp_path / "targets.toml"
+    targets.write_text(catalogue_toml(["https://city.example/uk"], db=f"sqlite:///{db}"), encoding="utf-8")
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    store = Store(engine)
+    clock = Clock(datetime(2026, 10, 5, 6, tzinfo=UTC))
+    fetcher = StubFetcher(clock)
+    runner = Runner(catalogue(targets.read_text(encoding="utf-8")), store, fetcher, clock=clock, learn=False)
+    runner.prepare()
+
+    async def run() -> None:
+        writer = asyncio.create_task(runner.recorder.run())
+        pages = {0: html("Засідання виконкому", extra="<p>Оновлено: 05.10.2026</p>"),
+                 20: html("Засідання виконкому", "Ремонт доріг", extra="<p>Оновлено: 10.10.2026</p>"),
+                 60: html("Засідання виконкому", "Ремонт доріг", extra="<p>Оновлено: 20.10.2026</p>"),
+                 120: html("Засідання виконкому", "Ремонт доріг", f"Нова новина {hostile}",
+                           extra="<p>Оновлено: 05.11.2026</p>")}
+        for step in range(4 * 42):
+            if step in pages:
+                fetcher.pages["https://city.example/uk"] = (200, pages[step])
+            await runner.round(list(runner.targets.values()))
+            clock.advance(hours=6)
+        await runner.recorder.drain(10)
+        writer.cancel()
+
+    asyncio.run(run())
+    store.close()
+    return targets
+
+
+def test_cli_audit_in_every_format(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from openpyxl import load_workbook
+
+    from monitor.cli import main
+
+    targets = _history(tmp_path)
+    reports = tmp_path / "reports.csv"
+    reports.write_text("Timestamp,Назва веб-сервісу,Дата оновлення,Що оновлено\n"
+                       "10/10/2026 12:00:00,SMART-ПОРТАЛ,10/10/2026,Ремонт доріг\n"
+                       "10/20/2026 12:00:00,smart-портал,10/20/2026,Новини\n"
+                       "10/21/2026 12:00:00,Портал іншого міста,10/21/2026,Новини\n", encoding="utf-8")
+    cli = CliRunner()
+    imported = cli.invoke(main, ["-t", str(targets), "reports", "import", str(reports), "--skip-bad"])
+    assert imported.exit_code == 0, imported.output
+    args = ["-t", str(targets), "audit", "--from", "2026-10-05", "--to", "2026-11-16"]
+    out = cli.invoke(main, [*args, "--format", "json"])
+    assert out.exit_code in (0, 1), out.output
+    doc = json.loads(out.stdout)
+    verdicts = {(r["reported_for"], r["verdict"]) for r in doc["reports"]}
+    assert verdicts == {("2026-10-10", "confirmed"), ("2026-10-20", "date_only")}
+    updates = [u for u in doc["updates"] if u["real"] == "yes"]
+    assert len(updates) == 2 and any(u["reported"] == "unreported" for u in updates)
+    assert {p["verdict"] for p in doc["periods"]} <= {"compliant", "missed", "unknown"}
+    (dept,) = doc["departments"]
+    assert dept["department"] == "it-sector" and dept["unreported"] == 1
+    csv_out = cli.invoke(main, [*args, "--format", "csv", "--view", "reports", "--lang", "en"])
+    assert csv_out.stdout.splitlines()[0].startswith("Service,Department,Report,Submitted")
+    table = cli.invoke(main, [*args, "--view", "departments"])
+    assert "дотримано" in table.stdout or "it-sector" in table.stdout
+    xlsx = tmp_path / "audit.xlsx"
+    assert cli.invoke(main, [*args, "--format", "xlsx", "-o", str(xlsx)]).exit_code in (0, 1)
+    wb = load_workbook(xlsx)
+    assert wb.sheetnames == ["Періоди", "Звіти", "Оновлення", "Відділи"]
+    assert cli.invoke(main, [*args, "--format", "xlsx"]).exit_code == 2
+    assert cli.invoke(main, ["-t", str(targets), "audit", "--from", "2026-11-01", "--to", "2026-10-01"]).exit_code == 2
+
+
+def test_verify_proves_the_history_and_finds_the_first_alteration(tmp_path: Path) -> None:
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    targets = _history(tmp_path)
+    cli = CliRunner()
+    ok = cli.invoke(main, ["-t", str(targets), "verify"])
+    assert ok.exit_code == 0 and "intact" in ok.stdout and "changes: 3 record(s)" in ok.stdout
+    db = tmp_path / "m.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("update changes set change_class = 'content' where change_class = 'date_only'")
+    bad = cli.invoke(main, ["-t", str(targets), "verify"])
+    assert bad.exit_code == 1 and "ALTERED: changes record 2: its content was altered" in bad.stderr
+    with sqlite3.connect(db) as conn:
+        conn.execute("update changes set change_class = 'date_only' where id = 2")
+        conn.execute("delete from changes where id = (select max(id) from changes)")
+    cut = cli.invoke(main, ["-t", str(targets), "verify"])
+    assert cut.exit_code == 1 and "newest records were removed" in cut.stderr
