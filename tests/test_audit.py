@@ -4,6 +4,7 @@ every report and every period, the CLI's formats, and the hash chain of the hist
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,8 @@ def k(*args: int) -> datetime:
 
 
 def service(regulation: Regulation = Regulation.WEEKLY, monitored: bool = True, working_days: bool = False):  # type: ignore[no-untyped-def]
-    pages = (PageConfig(service_id="portal", position=1, url="https://city.example/uk", interval_s=3600),) if monitored else ()
+    page = PageConfig(service_id="portal", position=1, url="https://city.example/uk", interval_s=3600)
+    pages = (page,) if monitored else ()
     return ServiceConfig(id="portal", name="SMART-ПОРТАЛ", department="IT", department_id="it-sector",
                          regulation=regulation, pages=pages, working_days=working_days)
 
@@ -43,7 +45,8 @@ def update(i: int, at: datetime, cls: str = "content", hours: int = 1) -> Change
 
 
 def report(i: int, day: datetime) -> ReportEntry:
-    return ReportEntry(id=i, service_id="portal", submitted_at=day + timedelta(hours=20), reported_for=day, what=f"звіт {i}")
+    return ReportEntry(id=i, service_id="portal", submitted_at=day + timedelta(hours=20), reported_for=day,
+                       what=f"звіт {i}")
 
 
 def test_a_constructed_month_gives_exactly_the_expected_verdicts() -> None:
@@ -131,7 +134,7 @@ def test_verdicts_partition_every_report_and_every_period(regulation: Regulation
     assert all(isinstance(r.verdict, ReportVerdict) for r in audit.reports)
     spans = [(max(p.period.start, start), min(p.period.end, end)) for p in audit.periods]
     assert spans[0][0] == start and spans[-1][1] == end
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     counts = audit.counts()
     assert sum(v for key, v in counts.items() if key.startswith("periods_")) == len(audit.periods)
     assert sum(v for key, v in counts.items() if key.startswith("reports_")) == len(reports)
