@@ -35,9 +35,10 @@ from monitor.domain import (
     Quality,
     Settings,
     Target,
+    load_content,
 )
 from monitor.errors import ConfigError, MonitorError, Problem
-from monitor.extract import validate_selector
+from monitor.extract import validate_jmespath, validate_selector
 from monitor.fetch import Fetcher
 from monitor.metrics import FreshnessCollector, MetricsServer, Runtime
 from monitor.render import to_csv, to_html, to_json, to_table, to_xlsx
@@ -45,7 +46,7 @@ from monitor.reports import ReportMapping
 from monitor.reports import parse as parse_reports
 from monitor.runner import Runner
 from monitor.schedule import Schedule
-from monitor.status import ServiceStatus, State, service_statuses
+from monitor.status import ServiceStatus, State, dataset_statuses, service_statuses
 from monitor.store.engine import make_engine, upgrade
 from monitor.store.repository import Store
 
@@ -65,7 +66,7 @@ def utcnow() -> datetime:
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "apscheduler", "hpack", "h2", "alembic"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "hpack", "h2", "alembic", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -88,6 +89,9 @@ def selector_problems(catalogue: Catalogue) -> list[Problem]:
                     if complaint:
                         problems.append(Problem(where=f"service {svc.id!r} page {page.position} key {key!r}",
                                                 message=f"invalid CSS selector {sel!r}: {complaint}"))
+            if page.select and (complaint := validate_jmespath(page.select)):
+                problems.append(Problem(where=f"service {svc.id!r} page {page.position} key 'select'",
+                                        message=f"invalid JMESPath expression {page.select!r}: {complaint}"))
     return problems
 
 
@@ -780,3 +784,37 @@ def verify(ctx: click.Context) -> None:
             click.echo(f"ALTERED: {b.table} {where}: {b.reason}", err=True)
         sys.exit(EXIT_PROBLEM)
     click.echo("the history is intact: every record follows the one before it")
+
+
+@main.command()
+@click.argument("service")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def datasets(ctx: click.Context, service: str, as_json: bool) -> None:
+    """An open-data catalogue's datasets (ckan pages), each judged against its own update frequency."""
+    catalogue = load(ctx.obj["targets"])
+    _service_or_fail(catalogue, service)
+    store = open_store(catalogue)
+    try:
+        contents = store.current_contents(service)
+    finally:
+        store.close()
+    now = utcnow()
+    rows = [st for _url, blob in contents for st in dataset_statuses(load_content(blob).records, now,
+                                                                     tz=catalogue.settings.timezone)]
+    if as_json:
+        click.echo(json.dumps([{"dataset": r.key, "title": r.title, "frequency": r.frequency,
+                                "regulation": r.regulation.value if r.regulation else None,
+                                "modified_at": r.modified_at.isoformat() if r.modified_at else None,
+                                "deadline": r.deadline.isoformat() if r.deadline else None, "grade": r.grade.value}
+                               for r in rows], ensure_ascii=False, indent=2))
+        return
+    tz = catalogue.settings.timezone
+    table = Table(title=f"{service}: {len(rows)} dataset(s), "
+                        f"{sum(1 for r in rows if r.grade.severity >= 2)} overdue or worse")
+    for col in ("dataset", "title", "frequency", "modified", "deadline", "grade"):
+        table.add_column(col)
+    for r in sorted(rows, key=lambda r: -r.grade.severity):
+        table.add_row(escape(r.key), escape(r.title[:60]), escape(r.frequency or "-"), local(r.modified_at, tz),
+                      local(r.deadline, tz), f"[{GRADE_STYLE[r.grade]}]{r.grade.value}[/]")
+    Console(width=max(120, Console().width)).print(table)

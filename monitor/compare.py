@@ -26,7 +26,8 @@ class Capture:
 def read(body: bytes, *, url: str = "https://example.org/", kind: Kind = Kind.HTML,
          options: ExtractOptions | None = None, noise: frozenset[str] = frozenset()) -> Capture:
     content = extract(kind, body, url=url, options=options)
-    quality, reason = assess(content, url=url, final_url=url, body=body)
+    quality, reason = (assess(content, url=url, final_url=url, body=body) if kind is Kind.HTML
+                       else (content.quality, content.quality_reason))
     lay = layers(content, noise)
     fp = fingerprints(content, body, noise, lay)
     return Capture(content=content, layers=lay, fingerprints=fp, key=version_key(fp), quality=quality,

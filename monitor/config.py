@@ -279,6 +279,10 @@ PAGE: tuple[Key, ...] = (
     Key("content", p_nonempty, "CSS selector of the main content (overrides detection)."),
     Key("exclude", p_str_list, "CSS selectors removed before extraction (widgets, counters)."),
     Key("allow_private", p_bool, "Allow loopback/private addresses (intranet services, tests)."),
+    Key("select", p_nonempty, "json: a JMESPath expression choosing what is compared (e.g. 'results[0].version')."),
+    Key("ignore", p_str_list, "json, ckan, geo: keys ignored wherever they appear (timestamps of the API itself)."),
+    Key("organization", p_nonempty, "ckan: the organisation (name or id) whose datasets are watched."),
+    Key("expect", p_nonempty, "availability: text the page must contain (e.g. the login form's label)."),
 )
 
 def p_share(value: Any) -> float:
@@ -298,6 +302,11 @@ REPORTS: tuple[Key, ...] = (
     Key("tolerance", p_duration_range(0, 30 * 86400), "How far a reported date may be from the detection."),
     Key("min_coverage", p_share, "Share of a period the monitor must have watched to judge it."),
 )
+
+KIND_OPTIONS = {
+    "content": (Kind.HTML,), "exclude": (Kind.HTML,), "select": (Kind.JSON,),
+    "ignore": (Kind.JSON, Kind.CKAN, Kind.GEO), "organization": (Kind.CKAN,), "expect": (Kind.AVAILABILITY,),
+}
 
 _SETTINGS_FIELD = {
     "per_host_delay": "per_host_delay_s",
@@ -467,6 +476,13 @@ def parse_catalogue(
             if url_key in seen_urls:
                 c.add(f"{pwhere} key 'url'", f"duplicate URL {pv['url']!r} (also {seen_urls[url_key]})")
             seen_urls.setdefault(url_key, pwhere)
+            kind = pv.get("kind", Kind.HTML)
+            for key, kinds in KIND_OPTIONS.items():
+                if key in pv and kind not in kinds:
+                    c.add(f"{pwhere} key {key!r}", f"only for kind {' or '.join(k.value for k in kinds)}, "
+                          f"not {kind.value!r}")
+            if kind is Kind.CKAN and "organization" not in pv and not re.search(r"package_(show|search)", pv["url"]):
+                c.add(pwhere, "a ckan page needs 'organization' (or a package_show / package_search URL)")
             templates = pv.get("headers", ())
             pages.append(
                 PageConfig(
@@ -482,6 +498,10 @@ def parse_catalogue(
                     content=pv.get("content"),
                     exclude=pv.get("exclude", ()),
                     allow_private=pv.get("allow_private", False),
+                    select=pv.get("select"),
+                    ignore=pv.get("ignore", ()),
+                    organization=pv.get("organization"),
+                    expect=pv.get("expect"),
                 )
             )
         if all(k in values for k in ("id", "name", "department", "regulation")):

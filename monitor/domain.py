@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 
 class Regulation(StrEnum):
@@ -24,7 +25,13 @@ class Regulation(StrEnum):
 class Kind(StrEnum):
     """What a page is, which decides how it is fetched, extracted and compared."""
 
-    HTML = "html"
+    HTML = "html"  # a web page: main content, links, documents
+    FEED = "feed"  # RSS, Atom or a sitemap: entries
+    JSON = "json"  # any JSON API, with a selection (JMESPath) and ignored keys
+    CKAN = "ckan"  # a CKAN catalogue (data.gov.ua): an organisation's datasets and resources
+    GEO = "geo"  # GeoJSON, or an ArcGIS REST feature layer: features
+    FILE = "file"  # a document: PDF, DOCX, XLSX, XLS, ODS, CSV
+    AVAILABILITY = "availability"  # reachability and an expected marker only; never a content change
 
 
 class Outcome(StrEnum):
@@ -123,6 +130,10 @@ class PageConfig:
     content: str | None = None  # CSS selector of the main content
     exclude: tuple[str, ...] = ()  # CSS selectors removed before extraction
     allow_private: bool = False  # allow fetching loopback/private addresses (tests, intranet)
+    select: str | None = None  # json: a JMESPath expression choosing what is compared
+    ignore: tuple[str, ...] = ()  # json, ckan, geo: keys ignored wherever they appear
+    organization: str | None = None  # ckan: the organisation whose datasets are watched
+    expect: str | None = None  # availability: text that must be on the page (a login form's label...)
 
     @property
     def key(self) -> str:
@@ -259,6 +270,13 @@ class FetchResult:
         return len(self.body) if self.body is not None else 0
 
 
+class Fetch(Protocol):
+    """What the pipeline needs of a fetcher (monitor.fetch.Fetcher; tests pass their own)."""
+
+    async def fetch(self, url: str, *, headers: tuple[tuple[str, str], ...] = (), timeout_s: float | None = None,
+                    validators: Validators | None = None, allow_private: bool = False) -> FetchResult: ...
+
+
 # --- content model --------------------------------------------------------------------------
 
 
@@ -296,6 +314,16 @@ class Quality(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """An item a source dates itself: a dataset with its metadata_modified and update_frequency."""
+
+    key: str
+    title: str = ""
+    modified_at: datetime | None = None
+    frequency: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Content:
     """The common model every kind extracts into: ordered blocks, links, documents, declared dates."""
 
@@ -307,6 +335,8 @@ class Content:
     declared_at: datetime | None = None  # a date the source itself states ("оновлено ...")
     quality: Quality = Quality.OK
     quality_reason: str = ""
+    mask: bool = True  # mask volatile tokens (pages, feeds, documents); data values (JSON, CKAN, GIS) are exact
+    records: tuple[Record, ...] = ()  # items with their own dates and declared frequency (CKAN datasets)
 
     @property
     def main_blocks(self) -> tuple[Block, ...]:
@@ -362,6 +392,9 @@ def dump_content(content: Content) -> bytes:
         "documents": [[d.url, d.text] for d in content.documents],
         "declared_at": content.declared_at.isoformat() if content.declared_at else None,
         "quality": content.quality.value,
+        "mask": content.mask,
+        "records": [[r.key, r.title, r.modified_at.isoformat() if r.modified_at else None, r.frequency]
+                    for r in content.records],
     }
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -376,6 +409,9 @@ def load_content(data: bytes) -> Content:
         documents=tuple(Link(url=u, text=t) for u, t in raw.get("documents", [])),
         declared_at=datetime.fromisoformat(raw["declared_at"]) if raw.get("declared_at") else None,
         quality=Quality(raw.get("quality", "ok")),
+        mask=bool(raw.get("mask", True)),
+        records=tuple(Record(key=k, title=t, modified_at=datetime.fromisoformat(m) if m else None, frequency=f)
+                      for k, t, m, f in raw.get("records", [])),
     )
 
 

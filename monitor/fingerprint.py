@@ -51,6 +51,8 @@ def layers(content: Content, noise_paths: frozenset[str] = frozenset()) -> Layer
             continue
         if b.volatile == "all" or b.path in noise_paths:
             text = VOLATILE
+        elif not content.mask:
+            text = b.text  # data values are compared exactly
         elif b.volatile == "numbers":
             text = mask_volatile(_mask_numbers_keep_dates(b.text))
         else:
@@ -58,7 +60,7 @@ def layers(content: Content, noise_paths: frozenset[str] = frozenset()) -> Layer
         main.append(b.text)
         if not (text == VOLATILE and dated and dated[-1] == VOLATILE):  # a carousel's slides count as one
             dated.append(text)
-    masked = tuple(mask_dates(t) for t in dated)
+    masked = tuple(mask_dates(t) for t in dated) if content.mask else tuple(dated)
     return Layers(main=tuple(main), dated=tuple(dated), masked=masked)
 
 

@@ -26,9 +26,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.domain import Catalogue, ChangeClass, Grade, Outcome
+from monitor.domain import Catalogue, ChangeClass, Grade, Kind, Outcome, load_content
 from monitor.regulation import nominal_gap_s
-from monitor.status import State, service_statuses
+from monitor.status import State, dataset_statuses, service_statuses
 from monitor.store.repository import DURATION_BUCKETS, Store
 
 logger = logging.getLogger(__name__)
@@ -120,6 +120,21 @@ class FreshnessCollector(Collector):
                 else:
                     by_verdict.add_metric([sid, verdict], n)
         yield from (by_verdict, unreported)
+
+    def _dataset_families(self, now: datetime) -> Iterator[Any]:
+        """Open-data catalogues: their datasets by grade against each dataset's own declared frequency."""
+        family = GaugeMetricFamily("freshness_datasets", "Datasets of a ckan page by grade against their own "
+                                   "update_frequency.", labels=["site", "grade"])
+        for svc in self.catalogue.services:
+            if not any(p.kind is Kind.CKAN for p in svc.pages):
+                continue
+            counts = {g.value: 0 for g in Grade}
+            for _url, blob in self.store.current_contents(svc.id):
+                for st in dataset_statuses(load_content(blob).records, now, tz=self.catalogue.settings.timezone):
+                    counts[st.grade.value] += 1
+            for grade, n in counts.items():
+                family.add_metric([svc.id, grade], n)
+        yield family
 
     def _host(self, url: str) -> str:
         host = self._hosts.get(url)
@@ -248,6 +263,7 @@ class FreshnessCollector(Collector):
         yield from (checks, changes, durations)
 
         yield from self._report_families(now, known)
+        yield from self._dataset_families(now)
 
         workers = self.store.workers()
         alive = [w for w in workers if w.stopped_at is None and (now - w.heartbeat_at).total_seconds() < ALIVE_S]

@@ -7,14 +7,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
+from monitor.collect import collect
 from monitor.detect import verdict as make_verdict
 from monitor.domain import (
     ChangeClass,
     CheckRecord,
     Content,
+    Fetch,
     FetchResult,
+    Kind,
     Outcome,
     PageState,
     Quality,
@@ -33,11 +35,6 @@ from monitor.quality import assess
 logger = logging.getLogger(__name__)
 
 WAF_HEADERS = ("cf-mitigated",)
-
-
-class Fetch(Protocol):
-    async def fetch(self, url: str, *, headers: tuple[tuple[str, str], ...] = (), timeout_s: float | None = None,
-                    validators: Validators | None = None, allow_private: bool = False) -> FetchResult: ...
 
 
 ContentLoader = Callable[[int, str], Awaitable[bytes | None]]
@@ -62,9 +59,7 @@ class Checker:
         return v
 
     async def check(self, target: Target, state: PageState, now: datetime) -> tuple[CheckRecord, PageState]:
-        page = target.page
-        result = await self.fetcher.fetch(page.url, headers=page.headers, timeout_s=page.timeout_s,
-                                          validators=self._validators(state, now), allow_private=page.allow_private)
+        result = await collect(self.fetcher, target.page, self._validators(state, now))
         record = await self._process(target, state, result)
         return record, next_state(state, record, keep=self.settings.anti_flap_versions + 1,
                                   noise=target.noise_paths)
@@ -94,8 +89,11 @@ class Checker:
         except Exception:  # a bug in an extractor must not stop the monitor
             logger.exception("extraction failed for %s", target.page.url)
             return replace(base, outcome=Outcome.ERROR)
-        quality, reason = assess(content, url=result.url, final_url=result.final_url, body=result.body,
-                                 previous_size=state.last_size, error_headers=result.challenge)
+        if target.page.kind is Kind.HTML:  # soft 404s, bot walls, maintenance pages: the gate of web pages
+            quality, reason = assess(content, url=result.url, final_url=result.final_url, body=result.body,
+                                     previous_size=state.last_size, error_headers=result.challenge)
+        else:  # data, feeds and documents say themselves whether they could be read
+            quality, reason = content.quality, content.quality_reason
         if quality is not Quality.OK:
             fetch = replace(result, error=reason)
             return replace(base, fetch=fetch, outcome=Outcome.BAD_CAPTURE, quality=quality)

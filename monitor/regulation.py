@@ -263,3 +263,42 @@ def periods(regulation: Regulation, start: datetime, end: datetime, *, tz: str =
     while current.start < end:
         yield current
         current = period_of(regulation, current.end, tz=tz, overrides=overrides)
+
+
+# --- a source's own declared frequency (data.gov.ua, HDX, DCAT) -------------------------------------
+
+_FREQUENCY_WORDS: tuple[tuple[str, Regulation], ...] = (
+    ("більше", Regulation.MORE_THAN_DAILY), ("кілька разів на день", Regulation.MORE_THAN_DAILY),
+    ("щогодини", Regulation.MORE_THAN_DAILY), ("hourly", Regulation.MORE_THAN_DAILY),
+    ("щодня", Regulation.DAILY), ("щоденно", Regulation.DAILY), ("daily", Regulation.DAILY),
+    ("щотижня", Regulation.WEEKLY), ("щотижнево", Regulation.WEEKLY), ("weekly", Regulation.WEEKLY),
+    ("щомісяця", Regulation.MONTHLY), ("щомісячно", Regulation.MONTHLY), ("monthly", Regulation.MONTHLY),
+    ("щокварталу", Regulation.QUARTERLY), ("щоквартально", Regulation.QUARTERLY), ("quarterly", Regulation.QUARTERLY),
+    ("півроку", Regulation.HALF_YEARLY), ("піврічно", Regulation.HALF_YEARLY), ("semiannual", Regulation.HALF_YEARLY),
+    ("щороку", Regulation.YEARLY), ("щорічно", Regulation.YEARLY), ("annual", Regulation.YEARLY),
+    ("yearly", Regulation.YEARLY), ("за потреби", Regulation.AS_NEEDED), ("позапланово", Regulation.AS_NEEDED),
+    ("irregular", Regulation.AS_NEEDED), ("as needed", Regulation.AS_NEEDED), ("never", Regulation.AS_NEEDED),
+)
+
+
+def parse_frequency(text: str) -> Regulation | None:
+    """A source's own update frequency (data.gov.ua words, HDX days, English) as a regulation; None if unknown."""
+    value = text.strip().casefold()
+    if not value:
+        return None
+    if value.lstrip("-").isdigit():  # HDX: days; -1 never, -2 as needed, 0 live
+        days = int(value)
+        if days <= 0:
+            return Regulation.AS_NEEDED if days < 0 else Regulation.MORE_THAN_DAILY
+        for limit, reg in ((1, Regulation.DAILY), (7, Regulation.WEEKLY), (31, Regulation.MONTHLY),
+                           (92, Regulation.QUARTERLY), (184, Regulation.HALF_YEARLY)):
+            if days <= limit:
+                return reg
+        return Regulation.YEARLY
+    for word, reg in _FREQUENCY_WORDS:
+        if word in value:
+            return reg
+    try:
+        return Regulation(value)
+    except ValueError:
+        return None

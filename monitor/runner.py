@@ -25,6 +25,7 @@ from monitor.domain import (
     ChangeClass,
     CheckRecord,
     Content,
+    Fetch,
     Outcome,
     PageState,
     Quality,
@@ -33,7 +34,7 @@ from monitor.domain import (
 )
 from monitor.errors import StoreError, StoreUnavailable
 from monitor.extract import extract, options_for
-from monitor.pipeline import Checker, Fetch
+from monitor.pipeline import Checker
 from monitor.regulation import default_interval_s
 from monitor.store.repository import Store
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from monitor.domain import Catalogue, Grade, Regulation
-from monitor.regulation import standing
+from monitor.domain import Catalogue, Grade, Record, Regulation
+from monitor.regulation import parse_frequency, standing
 from monitor.store.repository import ServiceAggregate
 
 
@@ -92,4 +92,31 @@ def service_statuses(catalogue: Catalogue, aggregates: Mapping[str, ServiceAggre
             monitoring_since=since, deadline=std.deadline, age_s=std.age_s, cycles_late=std.cycles_late,
             responsible=svc.responsible, contact=svc.contact,
         ))
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatasetStatus:
+    """A dataset of an open-data catalogue, judged against its own declared update frequency."""
+
+    key: str
+    title: str
+    frequency: str
+    regulation: Regulation | None
+    modified_at: datetime | None
+    deadline: datetime | None
+    grade: Grade
+
+
+def dataset_statuses(records: Sequence[Record], now: datetime, *, tz: str = "Europe/Kyiv") -> list[DatasetStatus]:
+    out = []
+    for r in records:
+        reg = parse_frequency(r.frequency)
+        if reg is None or r.modified_at is None:
+            out.append(DatasetStatus(key=r.key, title=r.title, frequency=r.frequency, regulation=reg,
+                                     modified_at=r.modified_at, deadline=None, grade=Grade.UNKNOWN))
+            continue
+        std = standing(reg, r.modified_at, now, tz=tz)
+        out.append(DatasetStatus(key=r.key, title=r.title, frequency=r.frequency, regulation=reg,
+                                 modified_at=r.modified_at, deadline=std.deadline, grade=std.grade))
     return out

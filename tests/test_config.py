@@ -86,7 +86,7 @@ BAD = {
     "toml-syntax": ("[settings\n", ["not valid TOML"]),
     "unknown-top-level": (BASE + "[setings]\nx = 1\n" + SERVICE,
                           ["unknown top-level table 'setings' (did you mean 'settings'?) "
-                           "(allowed: settings, departments, services)"]),
+                           "(allowed: settings, departments, services, reports)"]),
     "unknown-settings-key": ("[settings]\nconcurency = 3\n" + BASE + SERVICE,
                              ["[settings]: unknown key 'concurency' (did you mean 'concurrency'?)"]),
     "bad-concurrency": ("[settings]\nconcurrency = 0\n" + BASE + SERVICE,

@@ -1,0 +1,107 @@
+"""Captures that take more than one request: a CKAN organisation's datasets (package_search, page by page)
+and an ArcGIS query whose answer exceeds the server's transfer limit (resultOffset). The pages are joined
+into one JSON document, so the rest of the pipeline sees one capture."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from monitor.domain import Fetch, FetchResult, Kind, Outcome, PageConfig, Validators
+
+CKAN_ROWS = 100
+MAX_DATASETS = 10_000
+MAX_GIS_PAGES = 200
+
+
+def _with_params(url: str, **params: Any) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.update({k: str(v) for k, v in params.items()})
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def _ckan_search_url(page: PageConfig) -> str:
+    if "package_search" in page.url:
+        return page.url
+    return page.url.rstrip("/") + "/package_search"
+
+
+async def collect(fetcher: Fetch, page: PageConfig, validators: Validators | None) -> FetchResult:
+    if page.kind is Kind.CKAN and page.organization:
+        return await _ckan(fetcher, page)
+    result = await fetcher.fetch(page.url, headers=page.headers, timeout_s=page.timeout_s, validators=validators,
+                                 allow_private=page.allow_private)
+    if page.kind is Kind.GEO and result.outcome is Outcome.OK and b"exceededTransferLimit" in (result.body or b""):
+        return await _arcgis(fetcher, page, result)
+    return result
+
+
+async def _get(fetcher: Fetch, page: PageConfig, url: str) -> FetchResult:
+    return await fetcher.fetch(url, headers=page.headers, timeout_s=page.timeout_s, allow_private=page.allow_private)
+
+
+def _joined(first: FetchResult, body: dict[str, Any], t0: float, requests: int) -> FetchResult:
+    data = json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
+    return replace(first, body=data, elapsed_s=time.monotonic() - t0, attempts=requests, etag=None,
+                   last_modified=None, content_type="application/json")
+
+
+async def _ckan(fetcher: Fetch, page: PageConfig) -> FetchResult:
+    """package_search?fq=organization:<org>, 100 at a time, until the count is reached."""
+    t0 = time.monotonic()
+    base = _ckan_search_url(page)
+    datasets: list[Any] = []
+    first: FetchResult | None = None
+    start, requests = 0, 0
+    while True:
+        result = await _get(fetcher, page, _with_params(base, fq=f"organization:{page.organization}",
+                                                        rows=CKAN_ROWS, start=start, sort="name asc"))
+        requests += 1
+        first = first or result
+        if not result.outcome.success or result.body is None:
+            return replace(result, attempts=requests)
+        try:
+            doc = json.loads(result.body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return result  # let the extractor say what is wrong with it
+        if not isinstance(doc, dict) or doc.get("success") is False or not isinstance(doc.get("result"), dict):
+            return result
+        found = doc["result"].get("results") or []
+        datasets.extend(found)
+        count = int(doc["result"].get("count") or 0)
+        start += CKAN_ROWS
+        if not found or start >= count or len(datasets) >= MAX_DATASETS:
+            break
+    return _joined(first, {"datasets": datasets}, t0, requests)
+
+
+async def _arcgis(fetcher: Fetch, page: PageConfig, first: FetchResult) -> FetchResult:
+    """Follow resultOffset while the server says the transfer limit was exceeded."""
+    t0 = time.monotonic() - first.elapsed_s
+    try:
+        doc = json.loads(first.body or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return first
+    if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
+        return first
+    features = list(doc["features"])
+    requests = 1
+    while doc.get("exceededTransferLimit") and requests < MAX_GIS_PAGES:
+        result = await _get(fetcher, page, _with_params(page.url, resultOffset=len(features)))
+        requests += 1
+        if not result.outcome.success or result.body is None:
+            return replace(result, attempts=requests)
+        try:
+            doc = json.loads(result.body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return replace(result, outcome=Outcome.BAD_CAPTURE, error="a page of the layer is not JSON")
+        if not isinstance(doc, dict) or not doc.get("features"):
+            break
+        features.extend(doc["features"])
+    merged = {k: v for k, v in json.loads(first.body or b"{}").items() if k != "exceededTransferLimit"}
+    merged["features"] = features
+    return _joined(first, merged, t0, requests)
