@@ -70,8 +70,7 @@ def is_public_address(ip: str) -> bool:
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
-    return not (addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_multicast
-                or addr.is_reserved or addr.is_unspecified)
+    return addr.is_global and not addr.is_multicast  # is_global also excludes 100.64/10 (shared address space)
 
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -90,17 +89,19 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolves the host itself, refuses non-public addresses, and connects to the checked address,
     so a DNS answer that changes between the check and the connection cannot get around the guard."""
 
-    def __init__(self, resolver: Resolver, *, allow_private: bool) -> None:
+    def __init__(self, resolver: Resolver, *, allow_private: bool,
+                 is_public: Callable[[str], bool] = is_public_address) -> None:
         self._inner = httpcore.AnyIOBackend()
         self._resolve = resolver
         self._allow_private = allow_private
+        self._is_public = is_public
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
         addresses = await self._resolve(host, port)
         if not self._allow_private:
-            public = [a for a in addresses if is_public_address(a)]
+            public = [a for a in addresses if self._is_public(a)]
             if not public:
                 raise _Refused(f"{host} resolves to a non-public address ({', '.join(addresses)}); "
                                "set allow_private = true on the page to allow it")
@@ -299,6 +300,7 @@ class Fetcher:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
+        is_public: Callable[[str], bool] = is_public_address,
     ) -> None:
         self.settings = settings
         self._clock = clock
@@ -320,7 +322,7 @@ class Fetcher:
                     ssl_context=ht._pool._ssl_context, max_connections=limits.max_connections,
                     max_keepalive_connections=limits.max_keepalive_connections,
                     keepalive_expiry=limits.keepalive_expiry, http1=True, http2=True, retries=0,
-                    network_backend=_GuardedBackend(resolve, allow_private=allow),
+                    network_backend=_GuardedBackend(resolve, allow_private=allow, is_public=is_public),
                 )
                 t = ht
             self._clients[allow] = httpx.AsyncClient(transport=t, timeout=timeout, headers=headers,

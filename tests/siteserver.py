@@ -126,8 +126,8 @@ class Site:
                 await respond(writer, 404, b"<html><body><h1>Not Found</h1></body></html>")
             else:
                 await handler(req, writer)
-        except (ConnectionError, ssl.SSLError):
-            pass
+        except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
+            pass  # the client went away, or the server is stopping
         finally:
             self.active -= 1
             with contextlib.suppress(Exception):
