@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from rich.text import Text
 from monitor import __version__
 from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_yaml
 from monitor.auditing import VIEWS, run_audit, views
-from monitor.config import department_names, keys_reference, load_catalogue
+from monitor.config import Invalid, department_names, keys_reference, load_catalogue, parse_duration
 from monitor.domain import (
     DEFAULT_REAL_CLASSES,
     Catalogue,
@@ -175,6 +175,35 @@ def db() -> None:
     """Database maintenance."""
 
 
+@db.command("prune")
+@click.option("--keep-checks", default=None, help="Keep check rows this long (default: settings.keep_checks).")
+@click.option("--keep-raw", default=None, help="Keep raw captures this long (default: settings.keep_raw).")
+@click.option("--vacuum", is_flag=True, help="Give the space back to the file system (SQLite: VACUUM).")
+@click.pass_context
+def db_prune(ctx: click.Context, keep_checks: str | None, keep_raw: str | None, vacuum: bool) -> None:
+    """Bounded growth: summarise and remove old check rows, drop old raw captures; keep every change."""
+    catalogue = load(ctx.obj["targets"])
+    settings = catalogue.settings
+    try:
+        checks_s = parse_duration(keep_checks) if keep_checks else settings.keep_checks_s
+        raw_s = parse_duration(keep_raw) if keep_raw else settings.keep_raw_s
+    except Invalid as exc:
+        fail(str(exc))
+    store = open_store(catalogue)
+    try:
+        before = store.size_bytes()
+        now = utcnow()
+        report = store.prune(checks_before=now - timedelta(seconds=checks_s), raw_before=now - timedelta(seconds=raw_s),
+                             slow_s=settings.slow_s, now=now)
+        if vacuum:
+            store.vacuum()
+        after = store.size_bytes()
+    finally:
+        store.close()
+    click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report.items())
+               + f"; size {before} -> {after} bytes")
+
+
 @db.command("upgrade")
 @click.option("--database-url", default=None, help="Overrides the catalogue's settings.database_url.")
 @click.pass_context
@@ -231,7 +260,7 @@ async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
         metrics = start_metrics(catalogue, store, runner)
         writer = asyncio.create_task(runner.recorder.run())
         schedule = Schedule(check=lambda t, at: runner.check(t, scheduled_at=at),
-                            heartbeat=lambda: asyncio.to_thread(runner.heartbeat))
+                            heartbeat=lambda: asyncio.to_thread(runner.heartbeat), maintenance=runner.maintain)
         unmonitored = [s.id for s in catalogue.services if not s.pages]
         logger.info("monitor %s: %d services, %d pages, %d unmonitored (%s)", __version__,
                     len(catalogue.services), len(targets), len(unmonitored), ", ".join(unmonitored) or "none")

@@ -245,6 +245,14 @@ SETTINGS: tuple[Key, ...] = (
     Key("calibration_delay", p_duration_range(0.01, 300),
         "Pause between the two captures of a calibration (blocks that differ are the page's own noise)."),
     Key("calibration_every", p_duration_range(3600, 365 * 86400), "How often each page is calibrated again."),
+    Key("keep_checks", p_duration_range(86400, 20 * 365 * 86400),
+        "Check rows older than this are summarised per page and day, then removed (`monitor db prune`)."),
+    Key("keep_raw", p_duration_range(86400, 20 * 365 * 86400),
+        "Raw captures of versions not seen for this long are dropped (extracted content and evidence stay)."),
+    Key("slow", p_duration_range(0.1, 600), "A check slower than this is a slow response in `monitor faults`."),
+    Key("link_check_every", p_duration_range(3600, 365 * 86400),
+        "How often the links of each page to its own site are checked for the faults list."),
+    Key("link_check_max", p_int_range(0, 1000), "At most this many links of a page per link check (0: none)."),
 )
 
 DEPARTMENT: tuple[Key, ...] = (
@@ -315,6 +323,10 @@ _SETTINGS_FIELD = {
     "full_fetch_every": "full_fetch_every_s",
     "calibration_delay": "calibration_delay_s",
     "calibration_every": "calibration_every_s",
+    "keep_checks": "keep_checks_s",
+    "keep_raw": "keep_raw_s",
+    "slow": "slow_s",
+    "link_check_every": "link_check_every_s",
 }
 
 TOP_LEVEL = ("settings", "departments", "services", "reports")

@@ -112,6 +112,11 @@ class Settings:
     working_days_holidays: str = "UA"
     calibration_delay_s: float = 5.0
     calibration_every_s: float = 7 * 86_400
+    keep_checks_s: float = 400 * 86_400  # check rows older than this are summarised per day and removed
+    keep_raw_s: float = 180 * 86_400  # raw captures of versions not seen for this long are dropped
+    slow_s: float = 10.0  # a check slower than this counts as a slow response in the faults list
+    link_check_every_s: float = 86_400  # how often a page's own links are checked (0: never)
+    link_check_max: int = 30  # at most this many links of a page per round
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

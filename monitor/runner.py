@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.calibrate import Learned, learn_from_history, learn_from_pair
@@ -315,6 +315,14 @@ class Runner:
         lags = self.health.lags
         self.health.schedule_lag_s = max(lags) if lags else 0.0
         lags.clear()
+
+    async def maintain(self) -> None:
+        """The daily job of a running monitor: retention (see `monitor db prune`)."""
+        now = self.clock()
+        report = await asyncio.to_thread(
+            self.store.prune, checks_before=now - timedelta(seconds=self.settings.keep_checks_s),
+            raw_before=now - timedelta(seconds=self.settings.keep_raw_s), slow_s=self.settings.slow_s, now=now)
+        logger.info("retention: %s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
 
     def heartbeat(self, *, stopped: bool = False) -> None:
         """Record the worker's heartbeat (raises StoreError when the database is unreachable)."""

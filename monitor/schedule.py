@@ -74,9 +74,11 @@ class Schedule:
     """Runs each target on its grid and the heartbeat on its own interval, until stopped."""
 
     def __init__(self, check: CheckFn, heartbeat: BeatFn, *, heartbeat_s: float = 30.0,
-                 grace_s: float = 20.0) -> None:
+                 grace_s: float = 20.0, maintenance: BeatFn | None = None, maintenance_s: float = 86_400.0) -> None:
         self._check = check
         self._heartbeat = heartbeat
+        self._maintenance = maintenance
+        self.maintenance_s = maintenance_s
         self.heartbeat_s = heartbeat_s
         self.grace_s = grace_s
         self._expected: dict[int, datetime] = {}
@@ -98,6 +100,13 @@ class Schedule:
         finally:
             self._running.discard(task)
 
+    async def _maintain(self) -> None:
+        try:
+            assert self._maintenance is not None
+            await self._maintenance()
+        except Exception as exc:
+            logger.warning("maintenance failed: %s", exc)
+
     async def _beat(self) -> None:
         try:
             await self._heartbeat()
@@ -118,6 +127,10 @@ class Schedule:
                               max_instances=1, coalesce=True, misfire_grace_time=max(60, t.interval_s // 2))
         scheduler.add_job(self._beat, IntervalTrigger(seconds=self.heartbeat_s, timezone=UTC), id="heartbeat",
                           next_run_time=now, max_instances=1, coalesce=True)
+        if self._maintenance is not None:  # pruning once a day, an hour after the start
+            scheduler.add_job(self._maintain, IntervalTrigger(seconds=self.maintenance_s, timezone=UTC),
+                              id="maintenance", next_run_time=now + timedelta(hours=1), max_instances=1,
+                              coalesce=True)
         scheduler.start()
         self._scheduler = scheduler
         logger.info("scheduled %d pages; first check at %s", len(targets),

@@ -103,7 +103,8 @@ def _docx(body: bytes) -> Content:
             if any(cells):
                 blocks.append(Block(path=f"table/{t}/{r}", text=" | ".join(cells)))
     for part in doc.part.package.iter_parts():  # pictures count too: a replaced scan is a changed document
-        if str(part.content_type).startswith("image/"):
+        # the package thumbnail (docProps/) is redrawn by every save: it is not content
+        if str(part.content_type).startswith("image/") and not str(part.partname).startswith("/docProps/"):
             digest = hashlib.sha256(part.blob).hexdigest()[:16]
             name = str(part.partname).rsplit("/", 1)[-1]
             blocks.append(Block(path=f"image{part.partname}", text=f"image {name} {digest}"))

@@ -271,3 +271,33 @@ class ChainHead(Base):
     name: Mapped[str] = mapped_column(String(16), primary_key=True)
     last_id: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class CoverageDay(Base):
+    """What pruned check rows leave behind: per page and UTC day, how often it was checked and seen."""
+
+    __tablename__ = "coverage_days"
+
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD (UTC)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[str] = mapped_column(Text, default="")  # "outcome:count,..." of the failed checks
+    first_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    slow: Mapped[int] = mapped_column(Integer, default=0)  # checks slower than the slow threshold
+
+
+class LinkCheck(Base):
+    """A link of a service's own pages, checked (politely, capped) for the technical-faults list."""
+
+    __tablename__ = "link_checks"
+    __table_args__ = (Index("ix_link_checks_page_checked", "page_id", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
+    url: Mapped[str] = mapped_column(Text)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")

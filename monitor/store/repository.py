@@ -6,13 +6,14 @@ import hashlib
 import json
 import logging
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, case, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, bindparam, case, func, insert, select, text, union, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
@@ -179,7 +180,8 @@ def _insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]], k
 
 
 CHAINED = {
-    "versions": ("id", "page_id", "key_hash", "first_seen_at", "content_sha", "raw_sha", "fp_raw", "fp_text",
+    # raw_sha is left out: raw captures are pruned with age (fp_raw, their hash, stays chained)
+    "versions": ("id", "page_id", "key_hash", "first_seen_at", "content_sha", "fp_raw", "fp_text",
                  "fp_main", "fp_main_dated", "fp_main_masked", "fp_links", "fp_documents", "declared_at"),
     "changes": ("id", "page_id", "from_version_id", "to_version_id", "window_start", "detected_at", "change_class",
                 "is_real", "added", "removed", "edited", "evidence_sha"),
@@ -671,13 +673,90 @@ class Store:
                                 removed=c.removed, edited=c.edited) for c, url in s.execute(q)]
 
     def success_times(self, service_id: str, since: datetime, until: datetime) -> list[datetime]:
-        """When the service's pages were checked successfully (for the audit's coverage)."""
-        C, P = m.Check, m.Page
+        """When the service's pages were checked successfully (for the audit's coverage). Days whose check
+        rows were pruned contribute their summary: that day's successes spread between its first and last."""
+        C, P, D = m.Check, m.Page, m.CoverageDay
         q = (select(C.started_at).join(P, P.id == C.page_id)
              .where(P.service_id == service_id, P.retired_at.is_(None), C.outcome.in_(SUCCESS),
                     C.started_at >= since, C.started_at < until).order_by(C.started_at))
+        days = (select(D.successes, D.first_success_at, D.last_success_at).join(P, P.id == D.page_id)
+                .where(P.service_id == service_id, P.retired_at.is_(None), D.successes > 0,
+                       D.day >= since.astimezone(UTC).strftime("%Y-%m-%d"),
+                       D.day <= until.astimezone(UTC).strftime("%Y-%m-%d")))
         with Session(self.engine) as s:
-            return list(s.scalars(q))
+            times = list(s.scalars(q))
+            for n, first, last in s.execute(days):
+                if first is None or last is None:
+                    continue
+                step = (last - first) / max(1, n - 1)
+                times.extend(t for t in (first + step * i for i in range(n)) if since <= t < until)
+        return sorted(times)
+
+    def prune(self, *, checks_before: datetime, raw_before: datetime, slow_s: float = 10.0,
+              now: datetime) -> dict[str, int]:
+        """Bounded growth. Check rows older than `checks_before` are summarised per page and day
+        (coverage_days) and removed; raw captures of versions not seen since `raw_before` are dropped (the
+        current version of each page keeps its own). Versions, change events, their evidence and the counters
+        are kept for ever."""
+        C, V, B, P, D, CH = (_table(m.Check), _table(m.Version), _table(m.Blob), _table(m.Page),
+                             _table(m.CoverageDay), _table(m.Change))
+        report = {"checks_summarised": 0, "days_summarised": 0, "raw_captures_dropped": 0, "blobs_deleted": 0}
+        with translate("cannot prune"), self.engine.begin() as conn:
+            summary: dict[tuple[int, str], dict[str, Any]] = {}
+            q = select(C.c.page_id, C.c.started_at, C.c.outcome, C.c.duration_s).where(C.c.started_at < checks_before)
+            for pid, started, outcome, duration in conn.execute(q):
+                started = _utc(started)
+                assert started is not None
+                day = summary.setdefault((pid, started.strftime("%Y-%m-%d")), {
+                    "checks": 0, "successes": 0, "failures": Counter(), "first": None, "last": None, "slow": 0})
+                day["checks"] += 1
+                day["slow"] += int(duration > slow_s)
+                if outcome in SUCCESS:
+                    day["successes"] += 1
+                    day["first"] = min(filter(None, (day["first"], started)))
+                    day["last"] = max(filter(None, (day["last"], started)))
+                else:
+                    day["failures"][outcome] += 1
+            for (pid, day_key), d in summary.items():
+                old = conn.execute(select(D).where(D.c.page_id == pid, D.c.day == day_key)).mappings().first()
+                failures = Counter(d["failures"])
+                if old is not None:
+                    failures.update({k: int(v) for k, v in (x.split(":") for x in old["failures"].split(",") if x)})
+                values = {"checks": d["checks"] + (old["checks"] if old else 0),
+                          "successes": d["successes"] + (old["successes"] if old else 0),
+                          "failures": ",".join(f"{k}:{v}" for k, v in sorted(failures.items())),
+                          "first_success_at": min(filter(None, (d["first"], _utc(old["first_success_at"]) if old
+                                                                else None)), default=None),
+                          "last_success_at": max(filter(None, (d["last"], _utc(old["last_success_at"]) if old
+                                                               else None)), default=None),
+                          "slow": d["slow"] + (old["slow"] if old else 0)}
+                if old is None:
+                    conn.execute(insert(D).values(page_id=pid, day=day_key, **values))
+                else:
+                    conn.execute(update(D).where(D.c.page_id == pid, D.c.day == day_key).values(**values))
+            report["days_summarised"] = len(summary)
+            report["checks_summarised"] = conn.execute(C.delete().where(C.c.started_at < checks_before)).rowcount
+            current = select(P.c.last_version_id).where(P.c.last_version_id.is_not(None))
+            report["raw_captures_dropped"] = conn.execute(
+                update(V).where(V.c.last_seen_at < raw_before, V.c.raw_sha.is_not(None), V.c.id.not_in(current))
+                .values(raw_sha=None)).rowcount
+            used = union(select(V.c.content_sha), select(V.c.raw_sha).where(V.c.raw_sha.is_not(None)),
+                         select(CH.c.evidence_sha).where(CH.c.evidence_sha.is_not(None)))
+            report["blobs_deleted"] = conn.execute(B.delete().where(B.c.sha256.not_in(used))).rowcount
+        return report
+
+    def size_bytes(self) -> int | None:
+        """The database's size on disk (SQLite file pages; PostgreSQL database size)."""
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name == "sqlite":
+                pages = conn.execute(text("pragma page_count")).scalar() or 0
+                size = conn.execute(text("pragma page_size")).scalar() or 0
+                return int(pages) * int(size)
+            return int(conn.execute(text("select pg_database_size(current_database())")).scalar() or 0)
+
+    def vacuum(self) -> None:
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM"))
 
     def declared_dates(self, service_id: str, since: datetime, until: datetime) -> list[datetime]:
         V, P = m.Version, m.Page
