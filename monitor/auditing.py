@@ -31,6 +31,13 @@ LABELS = {
         "evidence": "Докази (різниця змісту)", "timeline": "Хронологія", "no_pages": "адреса невідома: не моніториться",
         "legend": "Періоди: зелений - дотримано, червоний - пропущено, сірий - невідомо. Позначки: зелена - реальне "
                   "оновлення, жовта - лише дата, синя - звіт відділу. Сіра смуга внизу - монітор не спостерігав.",
+        "faults_title": "Перелік технічних збоїв веб-сервісів", "summary": "Підсумок за сервісами",
+        "faults": "Збої", "checks": "Перевірок", "failed": "Невдалих", "downtime_h": "Недоступність, год",
+        "errors": "Класи помилок", "slow": "Повільних відповідей", "broken_links": "Непрацюючих посилань",
+        "bad_captures": "Хибних сторінок", "certificate": "Сертифікат TLS до", "kind": "Вид",
+        "count": "Кількість", "detail": "Подробиці", "downtime": "недоступність", "tls": "помилка TLS",
+        "broken_link": "непрацююче посилання", "bad_capture": "хибна сторінка (soft 404, захист від ботів)",
+        "daily_summary": "денний підсумок",
     },
     "en": {
         "service": "Service", "name": "Name", "department": "Department", "regulation": "Regulation",
@@ -47,6 +54,13 @@ LABELS = {
         "evidence": "Evidence (content diff)", "timeline": "Timeline", "no_pages": "no known address: unmonitored",
         "legend": "Periods: green compliant, red missed, grey unknown. Marks: green a real update, yellow a date-only "
                   "bump, blue a department's report. The grey band below: the monitor was not watching.",
+        "faults_title": "Technical faults of the web services", "summary": "Summary by service",
+        "faults": "Faults", "checks": "Checks", "failed": "Failed", "downtime_h": "Downtime, h",
+        "errors": "Error classes", "slow": "Slow responses", "broken_links": "Broken links",
+        "bad_captures": "Bad captures", "certificate": "TLS certificate until", "kind": "Kind",
+        "count": "Count", "detail": "Detail", "downtime": "downtime", "tls": "TLS failure",
+        "broken_link": "broken link", "bad_capture": "bad capture (soft 404, bot wall)",
+        "daily_summary": "daily summary",
     },
 }
 
@@ -83,7 +97,7 @@ def _interval(svc: ServiceConfig) -> float:
         float(default_interval_s(svc.regulation)))
 
 
-def _local(t: datetime | None, tz: str) -> str:
+def local_time(t: datetime | None, tz: str) -> str:
     return t.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") if t else ""
 
 
@@ -92,17 +106,17 @@ def views(audits: Sequence[ServiceAudit], tz: str) -> dict[str, View]:
     for a in audits:
         s = a.service
         for p in a.periods:
-            periods.append((s.id, s.department_id, s.regulation.value, p.period.label, _local(p.period.start, tz),
-                            _local(p.period.end, tz), p.verdict.value, round(p.coverage, 3), len(p.updates),
-                            len(p.date_only), len(p.reports), ", ".join(_local(d, tz) for d in p.declared)))
+            periods.append((s.id, s.department_id, s.regulation.value, p.period.label, local_time(p.period.start, tz),
+                            local_time(p.period.end, tz), p.verdict.value, round(p.coverage, 3), len(p.updates),
+                            len(p.date_only), len(p.reports), ", ".join(local_time(d, tz) for d in p.declared)))
         for r in a.reports:
-            reports.append((s.id, s.department_id, r.report.id, _local(r.report.submitted_at, tz),
-                            _local(r.report.reported_for, tz)[:10], r.report.what, r.report.who, r.verdict.value,
+            reports.append((s.id, s.department_id, r.report.id, local_time(r.report.submitted_at, tz),
+                            local_time(r.report.reported_for, tz)[:10], r.report.what, r.report.who, r.verdict.value,
                             ", ".join(str(i) for i in r.matched), round(r.coverage, 3)))
         unreported = {u.id for u in a.unreported}
         for u in a.updates:
             updates.append((s.id, u.id, u.url, u.change_class, "yes" if u.is_real else "no",
-                            _local(u.window_start, tz), _local(u.detected_at, tz),
+                            local_time(u.window_start, tz), local_time(u.detected_at, tz),
                             UNREPORTED if u.id in unreported else ("" if not u.is_real else "reported"),
                             u.added, u.removed, u.edited))
     summary = department_summary(audits)

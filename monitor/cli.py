@@ -23,7 +23,7 @@ from rich.text import Text
 
 from monitor import __version__
 from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_yaml
-from monitor.auditing import VIEWS, run_audit, views
+from monitor.auditing import VIEWS, View, run_audit, views
 from monitor.config import Invalid, department_names, keys_reference, load_catalogue, parse_duration
 from monitor.domain import (
     DEFAULT_REAL_CLASSES,
@@ -39,9 +39,10 @@ from monitor.domain import (
 )
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.extract import validate_jmespath, validate_selector
+from monitor.faults import fault_views, run_faults
 from monitor.fetch import Fetcher
 from monitor.metrics import FreshnessCollector, MetricsServer, Runtime
-from monitor.render import to_csv, to_html, to_json, to_table, to_xlsx
+from monitor.render import tables_to_html, to_csv, to_html, to_json, to_table, to_xlsx
 from monitor.reports import ReportMapping
 from monitor.reports import parse as parse_reports
 from monitor.runner import Runner
@@ -194,7 +195,7 @@ def db_prune(ctx: click.Context, keep_checks: str | None, keep_raw: str | None, 
         before = store.size_bytes()
         now = utcnow()
         report = store.prune(checks_before=now - timedelta(seconds=checks_s), raw_before=now - timedelta(seconds=raw_s),
-                             slow_s=settings.slow_s, now=now)
+                             slow_s=settings.slow_s)
         if vacuum:
             store.vacuum()
         after = store.size_bytes()
@@ -260,7 +261,8 @@ async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
         metrics = start_metrics(catalogue, store, runner)
         writer = asyncio.create_task(runner.recorder.run())
         schedule = Schedule(check=lambda t, at: runner.check(t, scheduled_at=at),
-                            heartbeat=lambda: asyncio.to_thread(runner.heartbeat), maintenance=runner.maintain)
+                            heartbeat=lambda: asyncio.to_thread(runner.heartbeat), maintenance=runner.maintain,
+                            maintenance_s=min(86_400.0, catalogue.settings.link_check_every_s or 86_400.0))
         unmonitored = [s.id for s in catalogue.services if not s.pages]
         logger.info("monitor %s: %d services, %d pages, %d unmonitored (%s)", __version__,
                     len(catalogue.services), len(targets), len(unmonitored), ", ".join(unmonitored) or "none")
@@ -779,20 +781,62 @@ def audit(ctx: click.Context, start: str, end: str, services: tuple[str, ...], d
     finally:
         store.close()
     missed = any(p.verdict.value == "missed" for a in audits for p in a.periods)
+    _emit(fmt, tables, view=view, lang=lang, output=output, start=t0, end=t1, now=now,
+          html=lambda: to_html(audits, tables, lang=lang, tz=tz, start=t0, end=t1, generated=now, evidence=evidence))
+    sys.exit(EXIT_PROBLEM if missed else EXIT_OK)
+
+
+def _emit(fmt: str, tables: dict[str, View], *, view: str, lang: str, output: str | None, start: datetime,
+          end: datetime, now: datetime, html: Callable[[], str]) -> None:
+    """Write report tables in the chosen format (table and csv: one view; json and xlsx: all of them)."""
     if fmt == "table":
         Console(width=max(120, Console().width)).print(to_table(tables[view], lang))
     elif fmt == "csv":
         _write(to_csv(tables[view], lang), output)
     elif fmt == "json":
-        _write(to_json(tables, {"from": t0.isoformat(), "to": t1.isoformat(), "generated_at": now.isoformat()})
+        _write(to_json(tables, {"from": start.isoformat(), "to": end.isoformat(), "generated_at": now.isoformat()})
                + "\n", output)
     elif fmt == "xlsx":
         assert output is not None
         Path(output).write_bytes(to_xlsx(tables, lang))
         click.echo(f"wrote {output}", err=True)
     else:
-        _write(to_html(audits, tables, lang=lang, tz=tz, start=t0, end=t1, generated=now, evidence=evidence), output)
-    sys.exit(EXIT_PROBLEM if missed else EXIT_OK)
+        _write(html(), output)
+
+
+@main.command()
+@click.option("--from", "start", required=True, help="First day (YYYY-MM-DD, local time).")
+@click.option("--to", "end", required=True, help="Day after the last (YYYY-MM-DD, exclusive).")
+@click.option("--service", "services", multiple=True, help="Only these services (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "xlsx", "html"]), default="table",
+              show_default=True)
+@click.option("--view", type=click.Choice(["summary", "faults"]), default="faults", show_default=True,
+              help="The view for table and csv (json, xlsx and html hold both).")
+@click.option("--lang", type=click.Choice(["uk", "en"]), default="uk", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to a file (required for xlsx).")
+@click.pass_context
+def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], fmt: str, view: str, lang: str,
+           output: str | None) -> None:
+    """The technical-faults list (item 1.4): downtime, error classes, slow responses, TLS and certificates,
+    broken same-site links and bad captures, per service."""
+    catalogue = load(ctx.obj["targets"])
+    tz = catalogue.settings.timezone
+    t0, t1 = _day(start, tz, "from"), _day(end, tz, "to")
+    if t1 <= t0:
+        fail("--to must be after --from")
+    for sid in services:
+        _service_or_fail(catalogue, sid)
+    if fmt == "xlsx" and not output:
+        fail("--format xlsx needs --output FILE")
+    store = open_store(catalogue)
+    try:
+        now = utcnow()
+        found = run_faults(catalogue, store, start=t0, end=min(t1, now), services=services)
+    finally:
+        store.close()
+    tables = fault_views(found, tz)
+    _emit(fmt, tables, view=view, lang=lang, output=output, start=t0, end=t1, now=now,
+          html=lambda: tables_to_html("faults_title", tables, lang=lang, tz=tz, start=t0, end=t1, generated=now))
 
 
 @main.command()

@@ -279,7 +279,8 @@ class Fetch(Protocol):
     """What the pipeline needs of a fetcher (monitor.fetch.Fetcher; tests pass their own)."""
 
     async def fetch(self, url: str, *, headers: tuple[tuple[str, str], ...] = (), timeout_s: float | None = None,
-                    validators: Validators | None = None, allow_private: bool = False) -> FetchResult: ...
+                    validators: Validators | None = None, allow_private: bool = False,
+                    probe: bool = False) -> FetchResult: ...
 
 
 # --- content model --------------------------------------------------------------------------

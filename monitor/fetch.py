@@ -346,8 +346,10 @@ class Fetcher:
         timeout_s: float | None = None,
         validators: Validators | None = None,
         allow_private: bool = False,
+        probe: bool = False,
     ) -> FetchResult:
-        """Fetch `url` (following redirects, retrying transient failures) within one total deadline."""
+        """Fetch `url` (following redirects, retrying transient failures) within one total deadline. A probe
+        (link checks) asks only whether the address answers: HEAD, or a GET whose body is not read."""
         started_at = self._clock()
         t0 = time.monotonic()
         total_s = timeout_s or self.settings.timeout_s
@@ -357,7 +359,7 @@ class Fetcher:
             attempts += 1
             try:
                 async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
-                    result = await self._follow(url, headers, validators, allow_private, deadline)
+                    result = await self._follow(url, headers, validators, allow_private, deadline, probe)
             except TimeoutError:
                 result = _Result(final_url=url, hop=_Hop(outcome=Outcome.TIMEOUT,
                                                          error=f"no complete response within {total_s:g}s"))
@@ -403,7 +405,7 @@ class Fetcher:
         )
 
     async def _follow(self, url: str, headers: Iterable[tuple[str, str]], validators: Validators | None,
-                      allow_private: bool, deadline: float) -> _Result:
+                      allow_private: bool, deadline: float, probe: bool = False) -> _Result:
         current = url
         seen = {url}
         redirects = 0
@@ -415,7 +417,7 @@ class Fetcher:
                     req_headers["If-None-Match"] = validators.etag
                 if validators.last_modified:
                     req_headers["If-Modified-Since"] = validators.last_modified
-            hop = await self._request(current, req_headers, allow_private)
+            hop = await self._request(current, req_headers, allow_private, probe)
             if hop.status in REDIRECT_CODES and hop.headers is not None and hop.headers.get("location"):
                 target = urljoin(current, hop.headers["location"].strip())
                 if urlsplit(target).scheme not in ("http", "https"):
@@ -438,14 +440,17 @@ class Fetcher:
                 continue
             return _Result(final_url=current, redirects=redirects, hop=hop)
 
-    async def _request(self, url: str, headers: dict[str, str], allow_private: bool) -> _Hop:
+    async def _request(self, url: str, headers: dict[str, str], allow_private: bool, probe: bool = False) -> _Hop:
         host = _host(url)
         await self._gate.acquire(host)
         try:
             client = self._clients[allow_private]
-            request = client.build_request("GET", url, headers=headers)
             try:
-                response = await client.send(request, stream=True)
+                response = await client.send(client.build_request("HEAD" if probe else "GET", url, headers=headers),
+                                             stream=True)
+                if probe and response.status_code >= 400:  # many servers refuse or mishandle HEAD: ask with GET
+                    await response.aclose()
+                    response = await client.send(client.build_request("GET", url, headers=headers), stream=True)
             except httpx.InvalidURL as exc:  # httpx builds the redirect request even when not following it
                 return _Hop(outcome=Outcome.REDIRECTS, error=f"unusable redirect Location: {exc}")
             try:
@@ -459,6 +464,9 @@ class Fetcher:
                                else Outcome.OK)
                     return _Hop(outcome=outcome, status=status, headers=resp_headers, http_version=version,
                                 tls_expires_at=tls, error=f"HTTP {status}" if outcome is Outcome.HTTP_STATUS else "")
+                if probe:  # the answer is enough; the body is never read
+                    return _Hop(outcome=Outcome.OK, status=status, headers=resp_headers, body=b"",
+                                http_version=version, tls_expires_at=tls)
                 encoding = resp_headers.get("content-encoding", "")
                 encodings = [e.strip().lower() for e in encoding.split(",") if e.strip()]
                 limit = self.settings.max_body_bytes

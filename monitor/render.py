@@ -66,13 +66,9 @@ def to_xlsx(views: Mapping[str, View], lang: str) -> bytes:
     return buf.getvalue()
 
 
-TEMPLATE = """<!doctype html>
-<html lang="{{ lang }}">
-<head>
-<meta charset="utf-8">
+HEAD = """<meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ L.title }} {{ start }} – {{ end }}</title>
 <style>
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #212121; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.3em; margin-top: 2em; border-bottom: 1px solid #ccc; }
@@ -84,6 +80,12 @@ max-height: 30em; overflow: auto; }
 .add { color: #1b5e20; } .del { color: #b71c1c; } .meta { color: #616161; }
 svg { display: block; margin: .5em 0; }
 </style>
+"""
+
+TEMPLATE = """<!doctype html>
+<html lang="{{ lang }}">
+<head>
+{{ head }}<title>{{ L.title }} {{ start }} – {{ end }}</title>
 </head>
 <body>
 <h1>{{ L.title }}</h1>
@@ -192,8 +194,42 @@ def to_html(audits: Sequence[ServiceAudit], views: Mapping[str, View], *, lang: 
                 out.append(("add" if sign.startswith("+") else "del", f"{sign}{url}"))
         lines[change_id] = out
     return env.from_string(TEMPLATE).render(
-        lang=lang, L=labels, audits=audits, views=views, start=local(start), end=local(end), tz=tz,
+        head=Markup(HEAD), lang=lang, L=labels, audits=audits, views=views, start=local(start), end=local(end), tz=tz,
         generated=local(generated), evidence=lines, local=local, verdict=verdict, table=table, timeline=timeline)
+
+
+TABLES = """<!doctype html>
+<html lang="{{ lang }}">
+<head>
+{{ head }}<title>{{ title }} {{ start }} – {{ end }}</title>
+</head>
+<body>
+<h1>{{ title }}</h1>
+<p class="meta">{{ L.range }}: {{ start }} – {{ end }} ({{ tz }}). {{ L.generated }}: {{ generated }}.</p>
+{% for name, view in views.items() %}<h2>{{ L.get(name, name) }}</h2>
+<table><tr>{% for c in view.columns %}<th>{{ L.get(c, c) }}</th>{% endfor %}</tr>
+{% for row in view.rows %}<tr>{% for v in row %}<td>{{ L.get(v, v) if v is string else v }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+{% endfor %}
+</body>
+</html>
+"""
+
+
+def tables_to_html(title_key: str, views: Mapping[str, View], *, lang: str, tz: str, start: datetime, end: datetime,
+                   generated: datetime) -> str:
+    """A self-contained page of plain tables (the technical-faults list), with the audit's style and CSP."""
+    from markupsafe import Markup
+
+    zone = ZoneInfo(tz)
+    labels = LABELS[lang]
+
+    def local(t: datetime) -> str:
+        return t.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    return _env().from_string(TABLES).render(
+        head=Markup(HEAD), lang=lang, L=labels, title=labels[title_key], views=views, start=local(start),
+        end=local(end), tz=tz, generated=local(generated))
 
 
 def to_table(view: View, lang: str) -> Any:
@@ -207,4 +243,4 @@ def to_table(view: View, lang: str) -> Any:
     return t
 
 
-__all__ = ["PeriodVerdict", "ReportVerdict", "to_csv", "to_html", "to_json", "to_table", "to_xlsx"]
+__all__ = ["PeriodVerdict", "ReportVerdict", "tables_to_html", "to_csv", "to_html", "to_json", "to_table", "to_xlsx"]

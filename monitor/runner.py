@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from monitor.calibrate import Learned, learn_from_history, learn_from_pair
 from monitor.domain import (
@@ -26,6 +27,7 @@ from monitor.domain import (
     CheckRecord,
     Content,
     Fetch,
+    Kind,
     Outcome,
     PageState,
     Quality,
@@ -317,12 +319,50 @@ class Runner:
         lags.clear()
 
     async def maintain(self) -> None:
-        """The daily job of a running monitor: retention (see `monitor db prune`)."""
+        """The daily job of a running monitor: link checks and retention (see `monitor db prune`)."""
+        try:
+            await self.check_links()
+        except Exception as exc:  # a failed link check must not stop retention
+            logger.warning("link checks failed: %s", exc)
         now = self.clock()
         report = await asyncio.to_thread(
             self.store.prune, checks_before=now - timedelta(seconds=self.settings.keep_checks_s),
-            raw_before=now - timedelta(seconds=self.settings.keep_raw_s), slow_s=self.settings.slow_s, now=now)
+            raw_before=now - timedelta(seconds=self.settings.keep_raw_s), slow_s=self.settings.slow_s)
         logger.info("retention: %s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
+
+    async def check_links(self) -> int:
+        """Check the same-site links of each HTML page's current content, politely (through the per-host gate,
+        HEAD first) and capped at link_check_max per page, rotating through the rest day by day. A page's links
+        are checked at most every link_check_every. Returns how many links were checked."""
+        s = self.settings
+        if s.link_check_max <= 0 or s.link_check_every_s <= 0:
+            return 0
+        now = self.clock()
+        last = await asyncio.to_thread(self.store.last_link_checks)
+        due = [t for t in self.targets.values() if t.page.kind is Kind.HTML and (
+            t.page_id not in last or (now - last[t.page_id]).total_seconds() >= 0.9 * s.link_check_every_s)]
+
+        async def one(target: Target) -> list[dict[str, Any]]:
+            current = self.states[target.page_id].current if target.page_id in self.states else None
+            blob = await self._load_previous(target.page_id, current.key_hash) if current else None
+            if blob is None:
+                return []
+            urls = same_site_links(target.page.url, load_content(blob), s.link_check_max,
+                                   offset=now.toordinal() * s.link_check_max)
+            rows = []
+            for url in urls:
+                async with self._slots:
+                    r = await self.fetcher.fetch(url, headers=target.page.headers, timeout_s=target.page.timeout_s,
+                                                 allow_private=target.page.allow_private, probe=True)
+                rows.append({"page_id": target.page_id, "url": url, "checked_at": now, "outcome": r.outcome.value,
+                             "status": r.status, "error": r.error[:500]})
+            return rows
+
+        rows = [row for rows in await asyncio.gather(*(one(t) for t in due)) for row in rows]
+        await asyncio.to_thread(self.store.add_link_checks, rows)
+        logger.info("link checks: %d links of %d pages, %d broken", len(rows), len(due),
+                    sum(r["outcome"] != Outcome.OK.value for r in rows))
+        return len(rows)
 
     def heartbeat(self, *, stopped: bool = False) -> None:
         """Record the worker's heartbeat (raises StoreError when the database is unreachable)."""
@@ -332,3 +372,23 @@ class Runner:
         self.store.heartbeat(worker=h.worker, hostname=h.hostname, pid=h.pid, started_at=h.started_at,
                              now=self.clock(), last_round_at=h.last_round_at, schedule_lag_s=h.schedule_lag_s,
                              checks_done=h.checks_done, stopped=stopped)
+
+
+def same_site_links(page_url: str, content: Content, limit: int, *, offset: int = 0) -> list[str]:
+    """The distinct http(s) links and documents of `content` on the page's own site (the host, with or
+    without www.), without fragments; at most `limit`, a window starting at `offset` (mod their number)."""
+    def site(url: str) -> str:
+        host = (urlsplit(url).hostname or "").lower()
+        return host.removeprefix("www.")
+
+    home = site(page_url)
+    seen: dict[str, None] = {}
+    for link in (*content.links, *content.documents):
+        parts = urlsplit(link.url)
+        if parts.scheme in ("http", "https") and site(link.url) == home:
+            seen.setdefault(urlunsplit(parts._replace(fragment="")), None)
+    urls = sorted(seen)
+    if len(urls) <= limit:
+        return urls
+    start = offset % len(urls)
+    return (urls[start:] + urls[:start])[:limit]

@@ -127,7 +127,7 @@ class Schedule:
                               max_instances=1, coalesce=True, misfire_grace_time=max(60, t.interval_s // 2))
         scheduler.add_job(self._beat, IntervalTrigger(seconds=self.heartbeat_s, timezone=UTC), id="heartbeat",
                           next_run_time=now, max_instances=1, coalesce=True)
-        if self._maintenance is not None:  # pruning once a day, an hour after the start
+        if self._maintenance is not None:  # link checks and pruning, first an hour after the start
             scheduler.add_job(self._maintain, IntervalTrigger(seconds=self.maintenance_s, timezone=UTC),
                               id="maintenance", next_run_time=now + timedelta(hours=1), max_instances=1,
                               coalesce=True)

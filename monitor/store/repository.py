@@ -692,15 +692,15 @@ class Store:
                 times.extend(t for t in (first + step * i for i in range(n)) if since <= t < until)
         return sorted(times)
 
-    def prune(self, *, checks_before: datetime, raw_before: datetime, slow_s: float = 10.0,
-              now: datetime) -> dict[str, int]:
+    def prune(self, *, checks_before: datetime, raw_before: datetime, slow_s: float = 10.0) -> dict[str, int]:
         """Bounded growth. Check rows older than `checks_before` are summarised per page and day
-        (coverage_days) and removed; raw captures of versions not seen since `raw_before` are dropped (the
-        current version of each page keeps its own). Versions, change events, their evidence and the counters
-        are kept for ever."""
+        (coverage_days) and removed, and so are older link checks; raw captures of versions not seen since
+        `raw_before` are dropped (the current version of each page keeps its own). Versions, change events,
+        their evidence and the counters are kept for ever."""
         C, V, B, P, D, CH = (_table(m.Check), _table(m.Version), _table(m.Blob), _table(m.Page),
                              _table(m.CoverageDay), _table(m.Change))
-        report = {"checks_summarised": 0, "days_summarised": 0, "raw_captures_dropped": 0, "blobs_deleted": 0}
+        report = {"checks_summarised": 0, "days_summarised": 0, "raw_captures_dropped": 0, "blobs_deleted": 0,
+                  "link_checks_deleted": 0}
         with translate("cannot prune"), self.engine.begin() as conn:
             summary: dict[tuple[int, str], dict[str, Any]] = {}
             q = select(C.c.page_id, C.c.started_at, C.c.outcome, C.c.duration_s).where(C.c.started_at < checks_before)
@@ -743,7 +743,52 @@ class Store:
             used = union(select(V.c.content_sha), select(V.c.raw_sha).where(V.c.raw_sha.is_not(None)),
                          select(CH.c.evidence_sha).where(CH.c.evidence_sha.is_not(None)))
             report["blobs_deleted"] = conn.execute(B.delete().where(B.c.sha256.not_in(used))).rowcount
+            LC = _table(m.LinkCheck)
+            report["link_checks_deleted"] = conn.execute(LC.delete().where(LC.c.checked_at < checks_before)).rowcount
         return report
+
+    def add_link_checks(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            with translate("cannot write link checks"), self.engine.begin() as conn:
+                conn.execute(insert(_table(m.LinkCheck)), list(rows))
+
+    def last_link_checks(self) -> dict[int, datetime]:
+        L = m.LinkCheck
+        with Session(self.engine) as s:
+            return {pid: cast(datetime, _utc(at)) for pid, at in
+                    s.execute(select(L.page_id, func.max(L.checked_at)).group_by(L.page_id))}
+
+    def link_checks(self, since: datetime, until: datetime) -> list[tuple[str, str, str, datetime, str, int | None,
+                                                                          str]]:
+        """(service id, page url, link, checked at, outcome, status, error) of the links checked in the range."""
+        L, P = m.LinkCheck, m.Page
+        q = (select(P.service_id, P.url, L.url, L.checked_at, L.outcome, L.status, L.error)
+             .join(P, P.id == L.page_id).where(L.checked_at >= since, L.checked_at < until)
+             .order_by(P.service_id, L.url, L.checked_at))
+        with Session(self.engine) as s:
+            return [(sid, page, url, cast(datetime, _utc(at)), outcome, status, error)
+                    for sid, page, url, at, outcome, status, error in s.execute(q)]
+
+    def check_rows(self, since: datetime, until: datetime) -> Iterator[tuple[Any, ...]]:
+        """(service id, url, started at, duration, outcome, status, quality, error) of the checks of current
+        pages in the range, by page and time (streamed)."""
+        C, P = m.Check, m.Page
+        q = (select(P.service_id, P.url, C.started_at, C.duration_s, C.outcome, C.http_status, C.quality, C.error)
+             .join(P, P.id == C.page_id).where(P.retired_at.is_(None), C.started_at >= since, C.started_at < until)
+             .order_by(C.page_id, C.started_at).execution_options(yield_per=5000))
+        with Session(self.engine) as s:
+            for row in s.execute(q):
+                yield tuple(row)
+
+    def coverage_rows(self, since: datetime, until: datetime) -> list[tuple[Any, ...]]:
+        """(service id, url, day, checks, successes, failures, slow) of the pruned days in the range."""
+        D, P = m.CoverageDay, m.Page
+        q = (select(P.service_id, P.url, D.day, D.checks, D.successes, D.failures, D.slow)
+             .join(P, P.id == D.page_id)
+             .where(P.retired_at.is_(None), D.day >= since.astimezone(UTC).strftime("%Y-%m-%d"),
+                    D.day < until.astimezone(UTC).strftime("%Y-%m-%d")).order_by(D.page_id, D.day))
+        with Session(self.engine) as s:
+            return [tuple(r) for r in s.execute(q)]
 
     def size_bytes(self) -> int | None:
         """The database's size on disk (SQLite file pages; PostgreSQL database size)."""
@@ -921,7 +966,8 @@ class Store:
 
     def count(self, table: str) -> int:
         model = {"checks": m.Check, "versions": m.Version, "changes": m.Change, "blobs": m.Blob,
-                 "pages": m.Page, "services": m.Service}[table]
+                 "pages": m.Page, "services": m.Service, "coverage_days": m.CoverageDay,
+                 "link_checks": m.LinkCheck}[table]
         with Session(self.engine) as s:
             return int(s.scalar(select(func.count()).select_from(model)) or 0)
 

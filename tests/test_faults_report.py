@@ -1,0 +1,194 @@
+"""The technical-faults list (item 1.4): a constructed history gives exactly the expected faults; link checks
+against a real local site are same-site only, polite and capped; `monitor faults` in every format."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.domain import Content, Link
+from monitor.faults import CheckRow, DayRow, LinkRow, fault_views, find_faults
+from monitor.fetch import Fetcher
+from monitor.runner import Runner, same_site_links
+from monitor.store.repository import Store
+from tests.conftest import catalogue_toml
+from tests.helpers import catalogue, html
+from tests.siteserver import Request, Site, page, respond
+
+T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+PAGE = "https://city.example/uk"
+
+
+def at(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def check(hours: float, outcome: str = "ok", status: int | None = 200, duration: float = 0.4,
+          quality: str | None = "ok", error: str = "", url: str = PAGE) -> CheckRow:
+    return CheckRow("portal", url, at(hours), duration, outcome, status, quality, error)
+
+
+def test_a_constructed_history_gives_exactly_the_expected_faults() -> None:
+    checks = [check(0), check(1, "timeout", None, 30.0, None, "no complete response within 30s"),
+              check(2, "http_status", 503, error="HTTP 503"), check(3),  # down from 1 h to 3 h
+              check(4, duration=12.5), check(5, duration=15.0),  # two slow answers
+              check(6, "bad_capture", 200, quality="soft_404", error="a 'not found' page served with 200"),
+              check(7, "tls", None, 0.1, None, "certificate verify failed: certificate has expired"),
+              check(8, "tls", None, 0.1, None, "certificate verify failed: certificate has expired")]  # still down
+    days = [DayRow("portal", PAGE, "2026-10-20", 24, 0, "connect:24", 0),  # pruned: a whole day down
+            DayRow("portal", PAGE, "2026-10-21", 24, 24, "", 0)]  # pruned, clean: nothing to list
+    links = [LinkRow("portal", PAGE, "https://city.example/uk/old.pdf", at(1), "http_status", 404, "HTTP 404"),
+             LinkRow("portal", PAGE, "https://city.example/uk/old.pdf", at(25), "http_status", 404, "HTTP 404"),
+             LinkRow("portal", PAGE, "https://city.example/uk/moved", at(1), "http_status", 500, "HTTP 500"),
+             LinkRow("portal", PAGE, "https://city.example/uk/moved", at(25), "ok", 200, ""),
+             LinkRow("portal", PAGE, "https://city.example/uk/fine", at(1), "ok", 200, "")]
+    certs = [("portal", PAGE, at(24 * 10)), ("other", "https://other.example/", at(24 * 400))]
+    end = at(9)
+    found = find_faults(checks, days, links, certs, services=["portal", "other"], start=at(-24 * 14), end=end,
+                        slow_s=10.0)
+    s = found["portal"]
+    assert [(f.kind, f.start, f.end, f.count) for f in s.faults] == [
+        ("daily_summary", datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 10, 21, tzinfo=UTC), 24),
+        ("downtime", at(1), at(3), 2),
+        ("broken_link", at(1), None, 2),
+        ("broken_link", at(1), at(25), 1),
+        ("slow", at(4), at(5), 2),
+        ("bad_capture", at(6), at(6), 1),
+        ("downtime", at(7), None, 2),
+        ("tls", at(7), at(8), 2),
+        ("certificate", at(240), None, 0)]
+    first_down = s.faults[1]
+    assert first_down.detail.startswith("timeout ×1, http 503 ×1") or first_down.detail.startswith(
+        "http 503 ×1, timeout ×1")
+    assert "HTTP 503" in first_down.detail
+    # 1-3 h, then 7 h to the end of the range; the pruned day down entirely counts as 24 h
+    assert s.downtime_s == 2 * 3600 + 2 * 3600 + 24 * 3600
+    assert s.errors == {"connect": 24, "timeout": 1, "http 503": 1, "bad_capture": 1, "tls": 2}
+    assert s.checks == 9 + 48 and s.failed == 4 + 24 and s.slow == 2 and s.bad_captures == 1
+    assert s.broken_links == 1  # /moved was fixed since
+    assert "old.pdf → http 404" in s.faults[2].detail and "(fixed since)" in s.faults[3].detail
+    assert "soft_404" in s.faults[5].detail and "expires 2026-11-12" in s.faults[8].detail
+    assert found["other"].faults == [] and found["other"].checks == 0  # the certificate is far from expiry
+    summary = fault_views(found, "Europe/Kyiv")["summary"]
+    assert summary.rows[0][:4] == ("portal", 57, 28, 28.0)
+
+
+def test_same_site_links_are_distinct_capped_and_rotate() -> None:
+    links = tuple(Link(url=u) for u in (
+        "https://www.city.example/uk/a#top", "https://city.example/uk/a", "https://city.example/uk/b",
+        "https://other.example/x", "mailto:x@city.example", "https://city.example/uk/c"))
+    content = Content(blocks=(), links=links, documents=(Link(url="https://city.example/docs/d.pdf"),))
+    everything = same_site_links("https://city.example/uk", content, 10)
+    assert everything == ["https://city.example/docs/d.pdf", "https://city.example/uk/a",
+                          "https://city.example/uk/b", "https://city.example/uk/c",
+                          "https://www.city.example/uk/a"]
+    day1 = same_site_links("https://city.example/uk", content, 2, offset=0)
+    day2 = same_site_links("https://city.example/uk", content, 2, offset=2)
+    assert len(day1) == 2 and set(day1).isdisjoint(day2)
+
+
+async def test_link_checks_against_a_real_site_are_polite_and_capped(tmp_path: Path) -> None:
+    with Site() as site:
+        items = "".join(f"<li><a href='/uk/news/{i}'>Новина {i}</a></li>" for i in range(1, 8))
+        body = html(extra=f"<ul>{items}</ul><a href='/docs/budget.pdf'>Бюджет</a>"
+                          "<a href='https://example.org/elsewhere'>Деінде</a><a href='/uk/head-refused'>HEAD</a>")
+        site.routes["/uk"] = page(body)
+        for i in range(1, 8):
+            site.routes[f"/uk/news/{i}"] = page("<p>ok</p>")
+        site.routes["/docs/budget.pdf"] = page(b"", status=404)
+
+        async def head_refused(req: Request, w: asyncio.StreamWriter) -> None:
+            await respond(w, 405 if req.method == "HEAD" else 200, b"" if req.method == "HEAD" else b"<p>ok</p>")
+
+        site.routes["/uk/head-refused"] = head_refused
+        db = f"sqlite:///{tmp_path / 'm.db'}"
+        cat = catalogue(catalogue_toml([site.url("/uk")], db=db, extra_settings="link_check_max = 20"))
+        store = Store.open(db, auto_upgrade=True)
+        async with Fetcher(cat.settings) as fetcher:
+            runner = Runner(cat, store, fetcher, learn=False)
+            writer = asyncio.create_task(runner.recorder.run())
+            (record,) = await runner.round(runner.prepare())
+            assert record.outcome.value == "ok"
+            await runner.recorder.drain(10)
+            checked = await runner.check_links()
+            again = await runner.check_links()  # the same day: not due
+            writer.cancel()
+        rows = store.link_checks(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1))
+        store.close()
+        by_url = {url.rsplit(str(site.port), 1)[1]: (outcome, status) for _s, _p, url, _t, outcome, status, _e
+                  in rows}
+        assert checked == len(rows) and again == 0
+        assert by_url["/docs/budget.pdf"] == ("http_status", 404)
+        assert by_url["/uk/head-refused"] == ("ok", 200)  # HEAD refused: asked again with GET
+        assert not any("example.org" in url for _s, _p, url, *_ in rows)  # other sites are not ours to check
+        assert site.hits("/uk/news/1")[0].method == "HEAD"
+        gets = [r for path in by_url for r in site.hits(path) if r.method == "GET"]
+        assert {r.path for r in gets} == {"/uk/head-refused", "/docs/budget.pdf"}  # GET only after a refusal
+
+    with Site() as small:  # the cap: at most link_check_max links of a page per run
+        small.routes["/uk"] = page(html(extra="".join(f"<a href='/uk/n/{i}'>Н {i}</a>" for i in range(50))))
+        db = f"sqlite:///{tmp_path / 'cap.db'}"
+        cat = catalogue(catalogue_toml([small.url("/uk")], db=db, extra_settings="link_check_max = 5"))
+        store = Store.open(db, auto_upgrade=True)
+        async with Fetcher(cat.settings) as fetcher:
+            runner = Runner(cat, store, fetcher, learn=False)
+            writer = asyncio.create_task(runner.recorder.run())
+            await runner.round(runner.prepare())
+            await runner.recorder.drain(10)
+            assert await runner.check_links() == 5
+            writer.cancel()
+        store.close()
+        assert len({r.path for r in small.requests if r.path.startswith("/uk/n/")}) == 5
+
+
+def test_monitor_faults_command(tmp_path: Path) -> None:
+    with Site() as site:
+        site.routes["/uk"] = page(html("Новина", extra="<a href='/uk/gone'>Зникла сторінка</a>"))
+        site.routes["/uk/articles/item/1"] = page("<p>Новина</p>")
+        db = f"sqlite:///{tmp_path / 'm.db'}"
+        targets = tmp_path / "targets.toml"
+        targets.write_text(catalogue_toml([site.url("/uk"), site.url("/down")], db=db,
+                                          extra_settings='slow = "0.1s"'), encoding="utf-8")
+        for _ in range(2):
+            done = subprocess.run([sys.executable, "-m", "monitor", "-t", str(targets), "check"], capture_output=True,
+                                  text=True, timeout=120)
+        store = Store.open(db)
+        cat = catalogue(targets.read_text(encoding="utf-8"))
+
+        async def links() -> None:
+            async with Fetcher(cat.settings) as fetcher:
+                runner = Runner(cat, store, fetcher, learn=False)
+                runner.prepare()
+                await runner.check_links()
+
+        asyncio.run(links())
+        store.close()
+    today = datetime.now(UTC).date()
+    span = ["--from", str(today - timedelta(days=1)), "--to", str(today + timedelta(days=1))]
+
+    def faults(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "monitor", "-t", str(targets), "faults", *span, *args],
+                              capture_output=True, text=True, timeout=120)
+
+    data = json.loads(faults("--format", "json").stdout)
+    kinds = {(row["kind"], row["page"].rsplit("/", 1)[1]) for row in data["faults"]}
+    assert ("downtime", "down") in kinds and ("broken_link", "uk") in kinds
+    assert any("/uk/gone → http 404" in row["detail"] for row in data["faults"])
+    (summary,) = data["summary"]
+    assert summary["service"] == "portal" and summary["checks"] == 4 and summary["failed"] == 2
+    assert summary["errors"] == "http 404 ×2" and summary["broken_links"] == 1
+
+    csv_out = faults("--format", "csv", "--view", "summary", "--lang", "en").stdout
+    assert csv_out.splitlines()[0].startswith('Service,Checks,Failed,"Downtime, h"')
+    page_out = faults("--format", "html").stdout
+    assert "Content-Security-Policy" in page_out and "Перелік технічних збоїв" in page_out
+    assert "<script" not in page_out and "непрацююче посилання" in page_out
+    table = faults()
+    assert table.returncode == 0 and "downtime" in table.stdout
+    bad = faults("--service", "nope")
+    assert bad.returncode != 0 and "unknown service 'nope'" in bad.stderr
+    assert done.returncode in (0, 1)
