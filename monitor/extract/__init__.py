@@ -38,11 +38,26 @@ def _availability(body: bytes, charset: str | None, expect: str | None) -> Conte
     return Content(blocks=(Block(path="availability", text="available"),), mask=False)
 
 
+# the "binary data bytes" of the WHATWG MIME sniffing standard: no text, in any encoding, holds them
+_BINARY = frozenset([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20)])
+
+
+def looks_binary(body: bytes) -> bool:
+    """Whether a body is binary (an image, a PDF, an archive) rather than text: MIME sniffing's rule."""
+    head = body[:1445]
+    if head.startswith((b"\xfe\xff", b"\xff\xfe", b"\xef\xbb\xbf")):  # UTF-16 and UTF-8 byte-order marks
+        return False
+    return not _BINARY.isdisjoint(head)
+
+
 def extract(kind: Kind, body: bytes, *, url: str, charset: str | None = None, content_type: str = "",
             options: ExtractOptions | None = None) -> Content:
     """Read one capture. Never raises on bad input: an unreadable capture has quality UNREADABLE."""
     opts = options or ExtractOptions()
     if kind is Kind.HTML:
+        if looks_binary(body):
+            return Content(quality=Quality.UNREADABLE, quality_reason="binary data where a web page was expected "
+                           f"({content_type or 'no content type'})")
         text, _codec = decode(body, charset)
         return extract_html(text, url, HtmlOptions(content=opts.content, exclude=opts.exclude, tz=opts.tz))
     if kind is Kind.FEED:
