@@ -730,6 +730,20 @@ def reports_import(ctx: click.Context, file: str, skip_bad: bool) -> None:
                f"{file}: {len(parsed.rows)} report(s) read, {added} new, {len(parsed.rows) - added} already imported")
 
 
+def _report_range(catalogue: Catalogue, start: str, end: str, services: Sequence[str], fmt: str,
+                  output: str | None) -> tuple[datetime, datetime]:
+    """The checks every report command makes of its arguments: the range, the services, the output."""
+    tz = catalogue.settings.timezone
+    t0, t1 = _day(start, tz, "from"), _day(end, tz, "to")
+    if t1 <= t0:
+        fail("--to must be after --from")
+    for sid in services:
+        _service_or_fail(catalogue, sid)
+    if fmt == "xlsx" and not output:
+        fail("--format xlsx needs --output FILE")
+    return t0, t1
+
+
 def _day(value: str, tz: str, name: str) -> datetime:
     try:
         d = datetime.fromisoformat(value)
@@ -755,17 +769,11 @@ def audit(ctx: click.Context, start: str, end: str, services: tuple[str, ...], d
     """Reconcile self-reports with detected changes, per service and regulation period (items 1.3 and 2)."""
     catalogue = load(ctx.obj["targets"])
     tz = catalogue.settings.timezone
-    t0, t1 = _day(start, tz, "from"), _day(end, tz, "to")
-    if t1 <= t0:
-        fail("--to must be after --from")
-    for sid in services:
-        _service_or_fail(catalogue, sid)
+    t0, t1 = _report_range(catalogue, start, end, services, fmt, output)
     known_depts = {s.department_id for s in catalogue.services}
     for dept in departments:
         if dept not in known_depts:
             fail(f"unknown department {dept!r} (known: {', '.join(sorted(known_depts))})")
-    if fmt == "xlsx" and not output:
-        fail("--format xlsx needs --output FILE")
     store = open_store(catalogue)
     try:
         now = utcnow()
@@ -821,13 +829,7 @@ def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], 
     broken same-site links and bad captures, per service."""
     catalogue = load(ctx.obj["targets"])
     tz = catalogue.settings.timezone
-    t0, t1 = _day(start, tz, "from"), _day(end, tz, "to")
-    if t1 <= t0:
-        fail("--to must be after --from")
-    for sid in services:
-        _service_or_fail(catalogue, sid)
-    if fmt == "xlsx" and not output:
-        fail("--format xlsx needs --output FILE")
+    t0, t1 = _report_range(catalogue, start, end, services, fmt, output)
     store = open_store(catalogue)
     try:
         now = utcnow()

@@ -91,6 +91,22 @@ def test_same_site_links_are_distinct_capped_and_rotate() -> None:
     assert len(day1) == 2 and set(day1).isdisjoint(day2)
 
 
+async def _check_then_check_links(site: Site, db: Path, *, link_check_max: int, runs: int) -> tuple[Store, list[int]]:
+    """Check the site's /uk page once, then run the link checks `runs` times; returns how many each checked."""
+    url = f"sqlite:///{db}"
+    cat = catalogue(catalogue_toml([site.url("/uk")], db=url, extra_settings=f"link_check_max = {link_check_max}"))
+    store = Store.open(url, auto_upgrade=True)
+    async with Fetcher(cat.settings) as fetcher:
+        runner = Runner(cat, store, fetcher, learn=False)
+        writer = asyncio.create_task(runner.recorder.run())
+        (record,) = await runner.round(runner.prepare())
+        assert record.outcome.value == "ok"
+        await runner.recorder.drain(10)
+        counts = [await runner.check_links() for _ in range(runs)]
+        writer.cancel()
+    return store, counts
+
+
 async def test_link_checks_against_a_real_site_are_polite_and_capped(tmp_path: Path) -> None:
     with Site() as site:
         items = "".join(f"<li><a href='/uk/news/{i}'>Новина {i}</a></li>" for i in range(1, 8))
@@ -105,23 +121,12 @@ async def test_link_checks_against_a_real_site_are_polite_and_capped(tmp_path: P
             await respond(w, 405 if req.method == "HEAD" else 200, b"" if req.method == "HEAD" else b"<p>ok</p>")
 
         site.routes["/uk/head-refused"] = head_refused
-        db = f"sqlite:///{tmp_path / 'm.db'}"
-        cat = catalogue(catalogue_toml([site.url("/uk")], db=db, extra_settings="link_check_max = 20"))
-        store = Store.open(db, auto_upgrade=True)
-        async with Fetcher(cat.settings) as fetcher:
-            runner = Runner(cat, store, fetcher, learn=False)
-            writer = asyncio.create_task(runner.recorder.run())
-            (record,) = await runner.round(runner.prepare())
-            assert record.outcome.value == "ok"
-            await runner.recorder.drain(10)
-            checked = await runner.check_links()
-            again = await runner.check_links()  # the same day: not due
-            writer.cancel()
+        store, (checked, again) = await _check_then_check_links(site, tmp_path / "m.db", link_check_max=20, runs=2)
         rows = store.link_checks(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1))
         store.close()
         by_url = {url.rsplit(str(site.port), 1)[1]: (outcome, status) for _s, _p, url, _t, outcome, status, _e
                   in rows}
-        assert checked == len(rows) and again == 0
+        assert checked == len(rows) and again == 0  # the second run the same day: not due
         assert by_url["/docs/budget.pdf"] == ("http_status", 404)
         assert by_url["/uk/head-refused"] == ("ok", 200)  # HEAD refused: asked again with GET
         assert not any("example.org" in url for _s, _p, url, *_ in rows)  # other sites are not ours to check
@@ -131,17 +136,9 @@ async def test_link_checks_against_a_real_site_are_polite_and_capped(tmp_path: P
 
     with Site() as small:  # the cap: at most link_check_max links of a page per run
         small.routes["/uk"] = page(html(extra="".join(f"<a href='/uk/n/{i}'>Н {i}</a>" for i in range(50))))
-        db = f"sqlite:///{tmp_path / 'cap.db'}"
-        cat = catalogue(catalogue_toml([small.url("/uk")], db=db, extra_settings="link_check_max = 5"))
-        store = Store.open(db, auto_upgrade=True)
-        async with Fetcher(cat.settings) as fetcher:
-            runner = Runner(cat, store, fetcher, learn=False)
-            writer = asyncio.create_task(runner.recorder.run())
-            await runner.round(runner.prepare())
-            await runner.recorder.drain(10)
-            assert await runner.check_links() == 5
-            writer.cancel()
+        store, (checked,) = await _check_then_check_links(small, tmp_path / "cap.db", link_check_max=5, runs=1)
         store.close()
+        assert checked == 5
         assert len({r.path for r in small.requests if r.path.startswith("/uk/n/")}) == 5
 
 
