@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import random
+import sys
 import tempfile
 import time
 import tomllib
@@ -62,7 +63,7 @@ class Web:
         self.fetches += 1
         now = self.clock()
         if "svc-3." in url and START + timedelta(days=10) <= now < START + timedelta(days=12):
-            return FetchResult(url=url, final_url=url, outcome=Outcome.CONNECT_ERROR, started_at=now, elapsed_s=0.2,
+            return FetchResult(url=url, final_url=url, outcome=Outcome.CONNECT, started_at=now, elapsed_s=0.2,
                                error="connection refused")
         roll = self.rng.random()
         if roll < 0.01:
@@ -126,6 +127,7 @@ async def soak(db: str, days: int, synthetic: int, keep_checks: str, keep_raw: s
             await runner.maintain()
             trace.append({"day": (clock.now - START).days, "db_mb": round((store.size_bytes() or 0) / 2**20, 1),
                           "checks": checks, "rss_mb": round(peak_rss_mb(), 1)})
+            print(f"soak: {trace[-1]}", file=sys.stderr, flush=True)
     await runner.recorder.drain()
     writer.cancel()
     counts = {name: store.count(name) for name in ("checks", "versions", "changes", "blobs", "coverage_days")}
