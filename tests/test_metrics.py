@@ -208,3 +208,48 @@ def test_alert_rules_use_only_exported_metrics_and_promtool_tests_pass() -> None
                  ["test", "rules", "tests.yml"]):
         result = subprocess.run([promtool, *args], cwd=root / "alerts", capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_page_series_follow_each_check_and_gzip_is_served(tmp_path: Path) -> None:
+    import gzip
+
+    store = _store(f"sqlite:///{tmp_path / 'm.db'}")
+    clock = Clock()
+    runner = await _history(store, clock)
+    collector = FreshnessCollector(runner.catalogue, store)
+    server = MetricsServer(collector, "127.0.0.1:0", health=lambda: (True, {})).start()
+
+    def scrape() -> bytes:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/metrics",
+                                         headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            return gzip.decompress(r.read())
+
+    try:
+        before = scrape()
+        assert b'freshness_page_up{site="safe-city",page="1"} 0.0\n' in before
+        assert b'freshness_page_up{site="portal",page="1"} 1.0\n' in before
+        # safe-city answers again: its lines are rendered anew, the portal's come from the cache unchanged
+        fetcher = runner.fetcher
+        assert isinstance(fetcher, StubFetcher)
+        fetcher.failures.clear()
+        clock.advance(hours=1)
+        writer = asyncio.create_task(runner.recorder.run())
+        await runner.round([t for t in runner.targets.values() if t.service.id == "safe-city"])
+        await runner.recorder.drain(5)
+        writer.cancel()
+        after = scrape()
+        assert b'freshness_page_up{site="safe-city",page="1"} 1.0\n' in after
+        assert b'freshness_page_http_status{site="safe-city",page="1"} 200.0\n' in after
+        checked = f'freshness_page_last_check_timestamp_seconds{{site="safe-city",page="1"}} {clock.now.timestamp()!r}'
+        assert checked.encode() in after
+        portal = [line for line in before.splitlines() if b'site="portal",page="1"' in line]
+        assert portal and all(line in after.splitlines() for line in portal)
+        plain = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10)
+        assert plain.headers.get("Content-Encoding") is None and plain.read().startswith(b"# HELP")
+    finally:
+        server.stop()
+        store.close()
+    # other readers get the same per-page values as samples
+    assert registry_for(collector).get_sample_value("freshness_page_up", {"site": "safe-city", "page": "1"}) == 1

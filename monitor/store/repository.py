@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, case, func, insert, select, text, union, update
+from sqlalchemy import Connection, Engine, Float, Table, bindparam, case, func, insert, select, text, union, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
@@ -160,7 +160,9 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _epoch_sqlite(column: Any) -> Any:
-    return (func.julianday(column) - 2440587.5) * 86400.0  # stored as naive UTC text
+    # stored as naive UTC text; whole seconds plus the milliseconds (julianday arithmetic would lose precision)
+    return (func.cast(func.strftime("%s", column), Float) + func.cast(func.strftime("%f", column), Float)
+            - func.cast(func.strftime("%S", column), Float))
 
 
 def _epoch_pg(column: Any) -> Any:
