@@ -164,8 +164,8 @@ def test_monitor_faults_command(tmp_path: Path) -> None:
 
         asyncio.run(links())
         store.close()
-    today = datetime.now(UTC).date()
-    span = ["--from", str(today - timedelta(days=1)), "--to", str(today + timedelta(days=1))]
+    today = datetime.now(UTC).date()  # the range is in Kyiv days: two either side covers any hour of UTC
+    span = ["--from", str(today - timedelta(days=2)), "--to", str(today + timedelta(days=2))]
 
     def faults(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "monitor", "-t", str(targets), "faults", *span, *args],

@@ -166,7 +166,7 @@ def _epoch_sqlite(column: Any) -> Any:
 
 
 def _epoch_pg(column: Any) -> Any:
-    return func.extract("epoch", column)
+    return func.date_part("epoch", column)  # double precision (extract() gives numeric: slow Decimals)
 
 
 def _table(model: type[m.Base]) -> Table:
