@@ -50,7 +50,7 @@ def main(argv: list[str]) -> dict[str, object]:
         def changedetection(text: str, raw: bytes) -> None:
             hashlib.md5(get_text(text).encode()).hexdigest()
 
-        timings["inscriptis_md5"] = _run("inscriptis", changedetection, texts, raws, 1)
+        timings["inscriptis_md5"] = _run("inscriptis", changedetection, texts, raws, args.rounds)
     except ImportError:
         results["inscriptis"] = "skipped: pip install inscriptis (the bench extra)"
     for name, seconds in timings.items():

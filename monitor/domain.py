@@ -269,10 +269,11 @@ class FetchResult:
     attempts: int = 1
     error: str = ""
     challenge: bool = False  # the response carries a bot-protection marker (cf-mitigated, x-amzn-waf-action)
+    size: int = 0  # bytes of the body: always len(body); kept when the body is dropped (replace(r, body=None))
 
-    @property
-    def size(self) -> int:
-        return len(self.body) if self.body is not None else 0
+    def __post_init__(self) -> None:
+        if self.body is not None:
+            object.__setattr__(self, "size", len(self.body))
 
 
 class Fetch(Protocol):

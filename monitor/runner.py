@@ -216,9 +216,11 @@ class Runner:
             state = self.states.get(target.page_id) or PageState(page_id=target.page_id)
             record, new_state = await self.checker.check(target, state, now)
             self.states[target.page_id] = new_state
+            # the fetched body is kept only as a new version's raw bytes: a buffer of unchanged checks (the
+            # database down for an hour) must not hold every page's body
+            record = replace(record, fetch=replace(record.fetch, body=None))
             await self.recorder.put(record)
-            # the writer keeps the full record until it is written; callers get it without the bytes
-            record = replace(record, fetch=replace(record.fetch, body=None), raw_blob=None, content_blob=None)
+            record = replace(record, raw_blob=None, content_blob=None)  # the caller's copy: no bytes at all
             self.health.checks_done += 1
             verdict = record.verdict.change_class.value if record.verdict else "-"
             logger.info("service=%s page=%s outcome=%s status=%s change=%s%s bytes=%d %.2fs",

@@ -200,6 +200,9 @@ async def test_a_30_second_database_outage_during_a_round(pg_url: str, tmp_path:
             assert all(r.outcome.success for r in records)
             await asyncio.sleep(1.5)
             assert not runner.recorder.db_ok and len(runner.recorder.pending) == PAGES
+            # the buffer holds each new version's raw bytes once, not the fetched body besides
+            assert all(r.fetch.body is None and r.raw_blob and r.fetch.size == len(r.raw_blob)
+                       for r in runner.recorder.pending)
             reg = registry_for(collector)
             assert await asyncio.to_thread(reg.get_sample_value, "freshness_database_up") == 0
             assert reg.get_sample_value("freshness_database_writable") == 0
@@ -213,5 +216,6 @@ async def test_a_30_second_database_outage_during_a_round(pg_url: str, tmp_path:
     checks = _count(pg_url, "select count(*) from checks")
     changes = _count(pg_url, "select count(*) from changes")
     assert checks == 2 * PAGES and changes == PAGES  # nothing lost, nothing written twice
+    assert _count(pg_url, "select count(*) from checks where bytes > 0") == 2 * PAGES  # sizes kept without bodies
     store.close()
     proxy.close()

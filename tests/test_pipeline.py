@@ -66,3 +66,16 @@ async def test_not_modified_keeps_the_current_version() -> None:
     second, state = await checker.check(target, state, clock.advance(hours=1))
     assert second.outcome is Outcome.NOT_MODIFIED and second.version_key == first.version_key
     assert second.verdict is not None and second.verdict.change_class is ChangeClass.NONE
+
+
+def test_a_fetch_result_keeps_its_size_without_its_body() -> None:
+    from datetime import UTC, datetime
+
+    from monitor.domain import FetchResult
+
+    r = FetchResult(url="u", final_url="u", outcome=Outcome.OK, started_at=datetime(2026, 11, 30, tzinfo=UTC),
+                    elapsed_s=0.1, body=b"12345")
+    assert r.size == 5
+    assert replace(r, body=None).size == 5  # the writer's buffer drops bodies, the check row keeps the size
+    assert replace(r, body=b"12").size == 2  # a new body is always measured, never copied from the old one
+    assert replace(r, body=None, outcome=Outcome.TIMEOUT).body is None
