@@ -70,11 +70,12 @@ _UNITS = ("секунд[уи]?|сек\\.?|хвилин[уи]?|хв\\.?|годи�
           "минут[уы]?|мин\\.?|час(?:а|ов)?|недел[ьи]|"
           "seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?")
 AGO = re.compile(rf"\b(?:\d+|одну|одна|один|a|an)\s+(?:{_UNITS})\s+(?:тому|назад|ago)\b", re.IGNORECASE)
-COUNTER_WORDS = trie("""
+COUNTER_WORD_LIST = """
 переглядів переглядiв перегляди перегляд переглянуто відвідувачів відвідувань відвідувачі просмотров просмотры
 просмотр посетителей views visitors visits hits коментарі коментарів комментарии комментариев comments likes
 вподобань
-""".split())
+""".split()
+COUNTER_WORDS = trie(COUNTER_WORD_LIST)
 _COUNT_GAP = r"онлайн|online|за сьогодні|сьогодні|сегодня|за день|today|всього|всего|total|усього"
 _COUNT_PREFIX = r"(?:(?i:кількість|количество|число)\s+)?"
 COUNTER = re.compile(  # "Переглядів: 1 234", "Відвідувачів онлайн: 12", "1 234 переглядів"
@@ -97,6 +98,36 @@ _HAS_DIGIT = re.compile(r"\d").search
 _AGO_WORDS = ("тому", "назад", "ago")
 _RATE_HINT = re.compile(r"USD|EUR|PLN|GBP|CHF|RUB|CNY|[Кк]урс|[Rr]ate").search
 
+# Fast paths. Python's re tries every branch of these patterns at every position of the text (they start
+# with \b, so it cannot skip ahead to a likely first character), and most blocks hold none of them. Each
+# pattern needs a cheap witness to match at all: a whole word from its word list (every listed word is
+# matched between word boundaries, so it is one of the text's words), or a digit, separator, digit
+# sequence. Without the witness the pattern cannot match and is not run: the output is exactly the
+# same (tests/test_mask.py checks it against the plain patterns).
+_WORDS = re.compile(r"\w+").findall
+MONTH_SET = frozenset(MONTH_WORDS)
+WEEKDAY_SET = frozenset(WEEKDAY_WORDS)
+COUNTER_SET = frozenset(COUNTER_WORD_LIST)
+_NUMERIC_DATE = re.compile(r"\d[./-]\d").search  # every digits-only date form holds one
+_CLOCK = re.compile(r"\d[:.]\d").search  # "10:30", "о 10.30"; "10 год 30 хв" holds "хв" or "min"
+
+
+# Letters that re's IGNORECASE equates with a letter of the word lists though str.lower() does not (Turkish
+# dotted and dotless i, the long s, the old Cyrillic letter forms): folded first, so that no witness is missed.
+CASE_FOLDS = str.maketrans("\u0130\u0131\u017f\u1c80\u1c81\u1c82\u1c83\u1c84\u1c85\u1c86\u1c87\u1c88",
+                           "iisвдосттъѣꙋ")
+
+
+_CASE_ODD = re.compile("[\u0130\u0131\u017f\u1c80-\u1c88]").search
+
+
+def _lower(text: str) -> str:
+    return (text.translate(CASE_FOLDS) if _CASE_ODD(text) else text).lower()
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORDS(_lower(text)))
+
 
 def mask_volatile(text: str) -> str:
     """Mask what changes by itself (counters, clocks ago, temperatures, rates, tokens); keep dates."""
@@ -106,7 +137,8 @@ def mask_volatile(text: str) -> str:
         return text
     if len(text) >= 16:
         text = TOKEN.sub("⟨token⟩", text)
-    text = COUNTER.sub("⟨count⟩", text)
+    if not COUNTER_SET.isdisjoint(_words(text)):
+        text = COUNTER.sub("⟨count⟩", text)
     if "°" in text:
         text = (TEMPERATURE_ANY if len(text) <= SHORT_BLOCK else TEMPERATURE).sub("⟨temp⟩", text)
     if _RATE_HINT(text):
@@ -116,8 +148,19 @@ def mask_volatile(text: str) -> str:
 
 def mask_dates(text: str) -> str:
     """Mask dates and times (applied after mask_volatile)."""
+    words = _words(text)
     if _HAS_DIGIT(text):
-        text = TIME.sub("⟨time⟩", DATE.sub("⟨date⟩", text))
+        changed = 0
+        if _NUMERIC_DATE(text) or not MONTH_SET.isdisjoint(words):
+            text, changed = DATE.subn("⟨date⟩", text)
+        if _CLOCK(text) or "хв" in text or "min" in text:
+            text, n = TIME.subn("⟨time⟩", text)
+            changed += n
+        if changed:
+            words = _words(text)
+    if WEEKDAY_SET.isdisjoint(words) and "только что" not in (low := _lower(text)) \
+            and "just now" not in low:
+        return text
     return DATE_WORDS.sub("⟨date⟩", text)
 
 

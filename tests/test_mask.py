@@ -1,0 +1,82 @@
+"""The masks' fast paths skip a pattern when its witness is missing: the output must be exactly what the
+plain patterns give, on any text."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor import mask as m
+
+
+def plain_volatile(text: str) -> str:
+    """mask_volatile without the word witnesses: every pattern runs."""
+    text = m.AGO.sub("⟨ago⟩", text)
+    if not m._HAS_DIGIT(text):
+        return text
+    text = m.TOKEN.sub("⟨token⟩", text)
+    text = m.COUNTER.sub("⟨count⟩", text)
+    if "°" in text:
+        text = (m.TEMPERATURE_ANY if len(text) <= m.SHORT_BLOCK else m.TEMPERATURE).sub("⟨temp⟩", text)
+    return m.RATE.sub("⟨rate⟩", text)
+
+
+def plain_dates(text: str) -> str:
+    return m.DATE_WORDS.sub("⟨date⟩", m.TIME.sub("⟨time⟩", m.DATE.sub("⟨date⟩", text)))
+
+
+VOCABULARY = [
+    *m.MONTH_WORDS, *m.WEEKDAY_WORDS, *m.COUNTER_WORD_LIST, "только что", "just now", "тому", "назад", "ago",
+    "хвилин", "хв", "min", "год", "h", "року", "р.", "о", "at", "°", "°C", "+", "-", ".", ",", ":", "/", "USD", "курс",
+    "Переглядів:", "1 234", "2026", "30", "9", "10:30", "10.30", "30.11.2026", "2026-11-30T10:00Z", "0xdeadbeef",
+    "a1b2c3d4e5f6a7b8c9d0e1f2a3b4", "новини", "рішення", "сесії", "APRİL", "ſep", "ᲀівторок", "ıanuary", "İ", "ı",
+]
+_SPACES = st.sampled_from(["", " ", "  ", ", ", "\u00a0", "-"])
+_WORD = st.sampled_from(VOCABULARY).flatmap(lambda w: st.sampled_from([w, w.upper(), w.title()]))
+TEXTS = st.lists(st.tuples(_WORD, _SPACES), max_size=14).map(lambda parts: "".join(w + s for w, s in parts))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXTS)
+def test_fast_paths_give_exactly_the_plain_patterns_output(text: str) -> None:
+    assert m.mask_volatile(text) == plain_volatile(text)
+    masked = m.mask_volatile(text)
+    assert m.mask_dates(masked) == plain_dates(masked)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_fast_paths_on_any_text(text: str) -> None:
+    assert m.mask_volatile(text) == plain_volatile(text)
+    assert m.mask_dates(text) == plain_dates(text)
+
+
+def test_every_listed_word_in_every_case_around_numbers() -> None:
+    """Each word of the lists in the places its pattern wants it: no witness may be missing from a set."""
+    for word in [*m.MONTH_WORDS, *m.WEEKDAY_WORDS, *m.COUNTER_WORD_LIST, "только что", "just now"]:
+        for form in (word, word.upper(), word.title()):
+            for text in (f"{form} 30", f"{form}. 5, 2026", f"30 {form} 2026 р.", f"30-го {form}", f"{form}, 10:30",
+                         f"Всього {form}: 1 234", f"12 {form}", f"({form})", f"1{form} 2"):
+                assert m.mask_volatile(text) == plain_volatile(text), text
+                assert m.mask_dates(text) == plain_dates(text), text
+
+
+def test_the_case_folds_cover_every_letter_ignorecase_equates() -> None:
+    """A future Unicode may add case equivalents: every character that IGNORECASE matches with a letter of the
+    word lists must lower to that letter or be in the fold table, else a witness could be missed."""
+    letters = set("".join([*m.MONTH_WORDS, *m.WEEKDAY_WORDS, *m.COUNTER_WORD_LIST, "только что", "just now"]))
+    letters.discard(" ")
+    any_letter = re.compile("[" + re.escape("".join(sorted(letters))) + "]", re.IGNORECASE)
+    every_char = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    odd = {c for c in any_letter.findall(every_char) if c.lower() not in letters}
+    assert odd, "the scan found nothing: the check itself is broken"
+    assert all(c.translate(m.CASE_FOLDS).lower() in letters for c in odd), sorted(odd)
+
+
+def test_masks_in_any_case() -> None:
+    assert m.mask_all("ПОНЕДІЛОК, 30 ЛИСТОПАДА 2026 р. о 10:30") == "⟨date⟩ ⟨date⟩ о ⟨time⟩"
+    assert m.mask_all("Переглядів: 1 234 · Updated just now") == "⟨count⟩ · Updated ⟨date⟩"
+    assert m.mask_all("APRİL 5, 2026") == "⟨date⟩"
+    assert m.mask_all("Рішення сесії № 12") == "Рішення сесії № 12"
