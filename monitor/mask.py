@@ -96,7 +96,6 @@ TOKEN = re.compile(r"\b(?=[A-Za-z0-9_+/=]*\d)(?=[A-Za-z0-9_+/=]*[A-Za-z])[A-Za-z
 
 _HAS_DIGIT = re.compile(r"\d").search
 _AGO_WORDS = ("тому", "назад", "ago")
-_RATE_HINT = re.compile(r"USD|EUR|PLN|GBP|CHF|RUB|CNY|[Кк]урс|[Rr]ate").search
 
 # Fast paths. Python's re tries every branch of these patterns at every position of the text (they start
 # with \b, so it cannot skip ahead to a likely first character), and most blocks hold none of them. Each
@@ -108,6 +107,7 @@ _WORDS = re.compile(r"\w+").findall
 MONTH_SET = frozenset(MONTH_WORDS)
 WEEKDAY_SET = frozenset(WEEKDAY_WORDS)
 COUNTER_SET = frozenset(COUNTER_WORD_LIST)
+RATE_SET = frozenset(("usd", "eur", "pln", "gbp", "chf", "rub", "cny", "курс", "rate"))
 _NUMERIC_DATE = re.compile(r"\d[./-]\d").search  # every digits-only date form holds one
 _CLOCK = re.compile(r"\d[:.]\d").search  # "10:30", "о 10.30"; "10 год 30 хв" holds "хв" or "min"
 
@@ -121,12 +121,13 @@ CASE_FOLDS = str.maketrans("\u0130\u0131\u017f\u1c80\u1c81\u1c82\u1c83\u1c84\u1c
 _CASE_ODD = re.compile("[\u0130\u0131\u017f\u1c80-\u1c88]").search
 
 
-def _lower(text: str) -> str:
+def fold(text: str) -> str:
+    """Lower case as IGNORECASE sees it: a word that a case-insensitive pattern matches is in the folded text."""
     return (text.translate(CASE_FOLDS) if _CASE_ODD(text) else text).lower()
 
 
 def _words(text: str) -> set[str]:
-    return set(_WORDS(_lower(text)))
+    return set(_WORDS(fold(text)))
 
 
 def mask_volatile(text: str) -> str:
@@ -137,11 +138,16 @@ def mask_volatile(text: str) -> str:
         return text
     if len(text) >= 16:
         text = TOKEN.sub("⟨token⟩", text)
-    if not COUNTER_SET.isdisjoint(_words(text)):
-        text = COUNTER.sub("⟨count⟩", text)
+    words = _words(text)
+    changed = 0
+    if not COUNTER_SET.isdisjoint(words):
+        text, changed = COUNTER.subn("⟨count⟩", text)
     if "°" in text:
-        text = (TEMPERATURE_ANY if len(text) <= SHORT_BLOCK else TEMPERATURE).sub("⟨temp⟩", text)
-    if _RATE_HINT(text):
+        text, n = (TEMPERATURE_ANY if len(text) <= SHORT_BLOCK else TEMPERATURE).subn("⟨temp⟩", text)
+        changed += n
+    if changed:  # a replacement can leave a new word behind ("5usd" -> "⟨count⟩usd")
+        words = _words(text)
+    if not RATE_SET.isdisjoint(words):
         text = RATE.sub("⟨rate⟩", text)
     return text
 
@@ -158,7 +164,7 @@ def mask_dates(text: str) -> str:
             changed += n
         if changed:
             words = _words(text)
-    if WEEKDAY_SET.isdisjoint(words) and "только что" not in (low := _lower(text)) \
+    if WEEKDAY_SET.isdisjoint(words) and "только что" not in (low := fold(text)) \
             and "just now" not in low:
         return text
     return DATE_WORDS.sub("⟨date⟩", text)

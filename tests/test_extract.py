@@ -79,6 +79,11 @@ def test_same_page_fingerprints_identically_run_after_run() -> None:
     ("javascript:void(0)", None),
     ("#top", None),
     ("http://[::1", None),
+    # absolute addresses skip urljoin: the same result as joining them
+    ("https://#", "https://city.example/news/index.php"),
+    ("https://other.example/a/../b?", "https://other.example/a/../b"),
+    ("http://Host.Example:8080/x;sid=1?b=&a=1#f", "http://host.example:8080/x?a=1&b="),
+    ("https://x.example?q=1", "https://x.example/?q=1"),
 ])
 def test_canonical_urls(href: str, expected: str | None) -> None:
     assert canonical_url(href, "https://city.example/news/index.php") == expected
@@ -96,3 +101,14 @@ def test_deeply_nested_and_broken_markup_does_not_raise() -> None:
     content = extract(Kind.HTML, deep.encode(), url="https://city.example/")
     assert any("Текст" in b.text for b in content.blocks)
     assert extract(Kind.HTML, b"\x00\xff\xfe<html", url="https://city.example/").blocks is not None
+
+
+def test_text_directly_in_the_main_container_is_one_block() -> None:
+    from monitor.extract.html import extract_html
+
+    content = extract_html("<html><body><nav><a href=/>Головна</a></nav><main>Оголошення про прийом документів"
+                           "<p>Прийом заяв триває до 15 грудня у ЦНАП за адресою вул. Центральна, 1.</p></main>"
+                           "</body></html>", "https://cnap.example/uk/")
+    main = [(b.path, b.text) for b in content.blocks if b.region is Region.MAIN]
+    assert main == [("body/main", "Оголошення про прийом документів"),
+                    ("body/main/p", "Прийом заяв триває до 15 грудня у ЦНАП за адресою вул. Центральна, 1.")]

@@ -28,7 +28,8 @@ def plain_dates(text: str) -> str:
 
 
 VOCABULARY = [
-    *m.MONTH_WORDS, *m.WEEKDAY_WORDS, *m.COUNTER_WORD_LIST, "только что", "just now", "тому", "назад", "ago",
+    *m.MONTH_WORDS, *m.WEEKDAY_WORDS, *m.COUNTER_WORD_LIST, *m.RATE_SET, "только что", "just now", "тому", "назад",
+    "ago", "41,25", "UAH",
     "хвилин", "хв", "min", "год", "h", "року", "р.", "о", "at", "°", "°C", "+", "-", ".", ",", ":", "/", "USD", "курс",
     "Переглядів:", "1 234", "2026", "30", "9", "10:30", "10.30", "30.11.2026", "2026-11-30T10:00Z", "0xdeadbeef",
     "a1b2c3d4e5f6a7b8c9d0e1f2a3b4", "новини", "рішення", "сесії", "APRİL", "ſep", "ᲀівторок", "ıanuary", "İ", "ı",
@@ -55,10 +56,11 @@ def test_fast_paths_on_any_text(text: str) -> None:
 
 def test_every_listed_word_in_every_case_around_numbers() -> None:
     """Each word of the lists in the places its pattern wants it: no witness may be missing from a set."""
-    for word in [*m.MONTH_WORDS, *m.WEEKDAY_WORDS, *m.COUNTER_WORD_LIST, "только что", "just now"]:
+    for word in [*m.MONTH_WORDS, *m.WEEKDAY_WORDS, *m.COUNTER_WORD_LIST, *m.RATE_SET, "только что", "just now"]:
         for form in (word, word.upper(), word.title()):
             for text in (f"{form} 30", f"{form}. 5, 2026", f"30 {form} 2026 р.", f"30-го {form}", f"{form}, 10:30",
-                         f"Всього {form}: 1 234", f"12 {form}", f"({form})", f"1{form} 2"):
+                         f"Всього {form}: 1 234", f"12 {form}", f"({form})", f"1{form} 2", f"{form}/UAH: 41,25",
+                         f"{form} сьогодні 10.30", f"Переглядів: 5{form} 10.30"):
                 assert m.mask_volatile(text) == plain_volatile(text), text
                 assert m.mask_dates(text) == plain_dates(text), text
 
@@ -66,7 +68,8 @@ def test_every_listed_word_in_every_case_around_numbers() -> None:
 def test_the_case_folds_cover_every_letter_ignorecase_equates() -> None:
     """A future Unicode may add case equivalents: every character that IGNORECASE matches with a letter of the
     word lists must lower to that letter or be in the fold table, else a witness could be missed."""
-    letters = set("".join([*m.MONTH_WORDS, *m.WEEKDAY_WORDS, *m.COUNTER_WORD_LIST, "только что", "just now"]))
+    letters = set("".join([*m.MONTH_WORDS, *m.WEEKDAY_WORDS, *m.COUNTER_WORD_LIST, *m.RATE_SET, "только что",
+                           "just now"]))
     letters.discard(" ")
     any_letter = re.compile("[" + re.escape("".join(sorted(letters))) + "]", re.IGNORECASE)
     every_char = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
@@ -79,4 +82,5 @@ def test_masks_in_any_case() -> None:
     assert m.mask_all("ПОНЕДІЛОК, 30 ЛИСТОПАДА 2026 р. о 10:30") == "⟨date⟩ ⟨date⟩ о ⟨time⟩"
     assert m.mask_all("Переглядів: 1 234 · Updated just now") == "⟨count⟩ · Updated ⟨date⟩"
     assert m.mask_all("APRİL 5, 2026") == "⟨date⟩"
+    assert m.mask_all("Usd 41,25 · Курс EUR: 44,10") == "⟨rate⟩ · ⟨rate⟩"
     assert m.mask_all("Рішення сесії № 12") == "Рішення сесії № 12"

@@ -19,6 +19,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from monitor.domain import Block, Content, Link, Quality, Region
 from monitor.extract.normalize import normalise
+from monitor.mask import fold
 
 NON_CONTENT = ["script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "canvas", "math",
                "select", "button", "input", "textarea", "link", "meta", "frameset", "frame"]
@@ -89,8 +90,10 @@ def canonical_url(href: str, base: str) -> str | None:
     href = href.strip()
     if not href or href.startswith(("#", "javascript:", "data:", "about:")):
         return None
-    try:
-        parts = urlsplit(urljoin(base, href))
+    try:  # an absolute address needs no joining (urljoin would parse it and put it together again)
+        parts = urlsplit(href) if href.startswith(("http://", "https://")) else None
+        if parts is None or not parts.netloc:
+            parts = urlsplit(urljoin(base, href))
     except ValueError:
         return None
     scheme = parts.scheme.lower()
@@ -104,10 +107,15 @@ def canonical_url(href: str, base: str) -> str | None:
     except ValueError:
         return None
     netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if not SESSION_PARAMS.match(k) and not (BUSTER_PARAMS.match(k) and BUSTER_VALUE.match(v))]
-    path = PATH_SESSION.sub("", parts.path) or "/"
-    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+    query = parts.query
+    if query:
+        query = urlencode(sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True)
+                                 if not SESSION_PARAMS.match(k) and not (BUSTER_PARAMS.match(k)
+                                                                          and BUSTER_VALUE.match(v))))
+    path = parts.path
+    if ";" in path:
+        path = PATH_SESSION.sub("", path)
+    return urlunsplit((scheme, netloc, path or "/", query, ""))
 
 
 def document_extension(url: str) -> str | None:
@@ -121,7 +129,6 @@ INLINE_TAGS = [
     "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var", "big", "strike", "tt", "nobr", "img",
     "picture", "source", "wbr", "ins", "del", "acronym",
 ]
-BLOCK_SELECTOR = ", ".join(sorted(BLOCK_TAGS - {"body"}))
 COMMENT = re.compile(r"<!--[^<>]*?-->")  # simple comments only: a stray "<!--" must not eat the page
 SEPARATOR = "\x1f"  # between an element's own text runs (split by <br> or by a child block); never in text
 
@@ -209,7 +216,11 @@ def _nearest_block(node: LexborNode) -> LexborNode | None:
 def _blocks(roots: list[LexborNode], tree: _Tree) -> list[_RawBlock]:
     """Text blocks in document order: each block element's own text (inline markup already unwrapped)."""
     out: list[_RawBlock] = []
-    elements = [el for root in roots for el in (root, *root.css(BLOCK_SELECTOR))]
+    elements = []
+    for root in roots:  # the root, then its block descendants in document order (css() would repeat the root)
+        nodes = root.traverse()
+        elements.append(next(nodes))
+        elements.extend(n for n in nodes if n.tag in BLOCK_TAGS)
     for el in elements:
         own = el.text(deep=False, separator=SEPARATOR)
         if not own or own.isspace():
@@ -219,6 +230,19 @@ def _blocks(roots: list[LexborNode], tree: _Tree) -> list[_RawBlock]:
             text = normalise(line)
             if text:
                 out.append(_RawBlock(path, text, in_main, in_chrome, vol, el.mem_id))
+    return out
+
+
+def _anchors(body: LexborNode, tree: _Tree) -> list[tuple[str, str, tuple[str, bool, bool, str], int]]:
+    """The links outside the chrome: href, text, where their holder stands, the holder's identity."""
+    out = []
+    for a in body.css("a[href]"):
+        up = a.parent
+        if up is None:
+            continue
+        info = tree.info(up)
+        if not info[2]:
+            out.append((a.attributes.get("href") or "", normalise(a.text(deep=True)), info, up.mem_id))
     return out
 
 
@@ -303,7 +327,11 @@ def _inside(element: int, container: int, parent: dict[int, int]) -> bool:
     return False
 
 
-def _declared(tree: LexborHTMLParser, blocks: Iterable[Block], tz: str) -> datetime | None:
+DECLARED_WITNESSES = ("оновл", "змінено", "updated", "last modified", "обновлено", "изменено", "дата зміни")
+
+
+def _declared_meta(tree: LexborHTMLParser, tz: str) -> datetime | None:
+    """The modification time the page's metadata declares."""
     zone = ZoneInfo(tz)
     for sel in ('meta[property="article:modified_time"]', 'meta[itemprop=dateModified]',
                 'meta[name=last-modified]', 'meta[http-equiv=last-modified]'):
@@ -315,8 +343,18 @@ def _declared(tree: LexborHTMLParser, blocks: Iterable[Block], tz: str) -> datet
             except ValueError:
                 continue
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
-    for b in blocks:
-        m = DECLARED.search(b.text)
+    return None
+
+
+def _declared_text(blocks: Iterable[Block], tz: str) -> datetime | None:
+    """The first "оновлено 30.11.2026 10:00"-style date in the main content."""
+    zone = ZoneInfo(tz)
+    texts = [b.text for b in blocks]
+    low = fold("\x00".join(texts))
+    if not any(w in low for w in DECLARED_WITNESSES):
+        return None  # the pattern cannot match: not run over every block
+    for text in texts:
+        m = DECLARED.search(text)
         if m:
             d, mo, y, hh, mm = m.groups()
             try:
@@ -336,7 +374,7 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Con
     title = normalise(title_node.text(deep=True)) if title_node is not None else ""
     base_node = tree.css_first("base[href]")
     base = urljoin(url, base_node.attributes.get("href") or "") if base_node is not None else url
-    declared_meta = _declared(tree, (), opts.tz)
+    declared_meta = _declared_meta(tree, opts.tz)
     tree.strip_tags(NON_CONTENT)
     for node in tree.css("[hidden], [aria-hidden=true]"):
         node.decompose()
@@ -358,9 +396,9 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Con
     roots = [n for n in tree.css(opts.content or "main, [role=main], article") if n.mem_id in main_ids]
     roots = [r for r in roots if not any(a.mem_id in main_ids for a in _parents(r))]
     scope = roots or [body]
-    anchors = [(a, a.parent) for root in scope for a in root.css("a[href]")]
-    anchors_text = [(a.attributes.get("href") or "", normalise(a.text(deep=True)), where.info(up), up.mem_id)
-                    for a, up in anchors if up is not None and not where.info(up)[2]]
+    # every link of the body: those outside the main content are dropped below, and an empty <main> falls back
+    # to the densest block of the whole body after the inline markup (the <a> elements too) is unwrapped
+    anchors_text = _anchors(body, where)
     visible = normalise(body.text(deep=True, separator=" "))
     tree.unwrap_tags(INLINE_TAGS)
     tree.merge_text_nodes()
@@ -368,9 +406,6 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Con
     if roots and not opts.content and not any(b.in_main and not b.in_chrome for b in raw_blocks):
         main_ids, roots = set(), []  # an empty <main>: fall back to the densest block of the whole body
         raw_blocks = _blocks([body], where)
-        anchors_text = [(a.attributes.get("href") or "", normalise(a.text(deep=True)), where.info(up), up.mem_id)
-                        for a, up in ((a, a.parent) for a in body.css("a[href]")) if up is not None
-                        and not where.info(up)[2]]
     if main_ids:
         is_main = [b.in_main and not b.in_chrome for b in raw_blocks]
         top = None
@@ -397,6 +432,6 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Con
     return Content(title=title, blocks=blocks, visible_text=visible,
                    links=tuple(sorted(links.values(), key=lambda x: x.url)),
                    documents=tuple(sorted(documents.values(), key=lambda x: x.url)),
-                   declared_at=declared_meta or _declared(tree, (b for b in blocks if b.region is Region.MAIN),
-                                                          opts.tz),
+                   declared_at=declared_meta or _declared_text((b for b in blocks if b.region is Region.MAIN),
+                                                               opts.tz),
                    quality=quality, quality_reason=reason)
