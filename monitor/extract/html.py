@@ -129,6 +129,7 @@ INLINE_TAGS = [
     "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var", "big", "strike", "tt", "nobr", "img",
     "picture", "source", "wbr", "ins", "del", "acronym",
 ]
+INLINE_SELECTOR = ", ".join(INLINE_TAGS)
 COMMENT = re.compile(r"<!--[^<>]*?-->")  # simple comments only: a stray "<!--" must not eat the page
 SEPARATOR = "\x1f"  # between an element's own text runs (split by <br> or by a child block); never in text
 
@@ -152,48 +153,59 @@ class _Tree:
         self.numbers = numbers
         self.memo: dict[int, tuple[str, bool, bool, str]] = {}
         self.parent: dict[int, int] = {}  # element -> its parent element
+        self.classes: dict[tuple[str, str, str], tuple[str, bool, bool]] = {}
+
+    def _classify(self, tag: str, ident: str, class_attr: str) -> tuple[str, bool, bool]:
+        """What an element's tag, id and classes say: its path step, chrome, a volatile widget (memoised: a
+        page repeats the same few class lists many times)."""
+        key = (tag, ident, class_attr)
+        known = self.classes.get(key)
+        if known is not None:
+            return known
+        classes = class_attr.lower()
+        tokens = classes.split()
+        step = f"{tag}#{ident}" if ident else f"{tag}.{tokens[0]}" if tokens else tag
+        low_ident = ident.lower()
+        # classes of <body> describe the page ("one-sidebar", "menu-type-dropdown"), not the element
+        chrome = bool((classes or ident) and step[:4] != "body" and (
+            low_ident in CHROME_CLASSES or not CHROME_CLASSES.isdisjoint(tokens)
+            or not CHROME_PARTS.isdisjoint(_PARTS.split(f"{classes} {low_ident}"))))
+        widget = bool((classes or ident) and step[:4] not in ("body", "main") and (
+            VOLATILE_WORDS(classes) or VOLATILE_WORDS(low_ident)))
+        self.classes[key] = known = (step, chrome, widget)
+        return known
 
     def info(self, node: LexborNode) -> tuple[str, bool, bool, str]:
+        memo = self.memo
+        known = memo.get(node.mem_id)
+        if known is not None:
+            return known
         chain = []
         current: LexborNode | None = node
-        while current is not None and current.mem_id not in self.memo:
+        while current is not None and current.mem_id not in memo:
             if current.tag == "html" or current.tag is None or current.tag.startswith("#"):
                 break
             chain.append(current)
             current = current.parent
-        base = self.memo[current.mem_id] if current is not None and current.mem_id in self.memo else (
-            "", False, False, "")
+        base = memo[current.mem_id] if current is not None and current.mem_id in memo else ("", False, False, "")
         parent_id = current.mem_id if current is not None else 0
         for n in reversed(chain):
             path, in_main, in_chrome, vol = base
             mid = n.mem_id
             self.parent[mid] = parent_id
             parent_id = mid
-            step = n.tag or "?"
-            attrs = n.attributes
-            ident = attrs.get("id") or ""
-            classes = (attrs.get("class") or "").lower()
-            tokens = classes.split()
-            if ident:
-                step += f"#{ident}"
-            elif tokens:
-                step += f".{tokens[0]}"
+            attrs = n.attrs
+            step, chrome, widget = self._classify(n.tag or "?", attrs.get("id") or "", attrs.get("class") or "")
             if mid in self.main:
                 in_main, in_chrome = True, False
-            elif mid in self.strong or (mid in self.weak and not in_main) or (
-                    # classes of <body> describe the page ("one-sidebar", "menu-type-dropdown"), not the element
-                    (classes or ident) and step[:4] != "body" and (
-                        ident.lower() in CHROME_CLASSES or not CHROME_CLASSES.isdisjoint(tokens)
-                        or not CHROME_PARTS.isdisjoint(_PARTS.split(f"{classes} {ident.lower()}")))):
+            elif chrome or mid in self.strong or (mid in self.weak and not in_main):
                 in_chrome = True
-            if ((classes or ident) and step[:4] not in ("body", "main") and (
-                    VOLATILE_WORDS(classes) or VOLATILE_WORDS(ident.lower()))
-                    and len(n.text(deep=True)) <= WIDGET_MAX_TEXT):
+            if widget and len(n.text(deep=True)) <= WIDGET_MAX_TEXT:
                 vol = "all"
             elif mid in self.numbers and not vol:
                 vol = "numbers"
             base = (f"{path}/{step}" if path else step, in_main, in_chrome, vol)
-            self.memo[mid] = base
+            memo[mid] = base
         return base
 
 
@@ -233,16 +245,17 @@ def _blocks(roots: list[LexborNode], tree: _Tree) -> list[_RawBlock]:
     return out
 
 
-def _anchors(body: LexborNode, tree: _Tree) -> list[tuple[str, str, tuple[str, bool, bool, str], int]]:
+def _anchors(roots: list[LexborNode], tree: _Tree) -> list[tuple[str, str, tuple[str, bool, bool, str], int]]:
     """The links outside the chrome: href, text, where their holder stands, the holder's identity."""
     out = []
-    for a in body.css("a[href]"):
-        up = a.parent
-        if up is None:
-            continue
-        info = tree.info(up)
-        if not info[2]:
-            out.append((a.attributes.get("href") or "", normalise(a.text(deep=True)), info, up.mem_id))
+    for root in roots:
+        for a in root.css("a[href]"):
+            up = a.parent
+            if up is None:
+                continue
+            info = tree.info(up)
+            if not info[2]:
+                out.append((a.attrs.get("href") or "", normalise(a.text(deep=True)), info, up.mem_id))
     return out
 
 
@@ -364,9 +377,13 @@ def _declared_text(blocks: Iterable[Block], tz: str) -> datetime | None:
     return None
 
 
-def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Content:
-    """Parse one HTML page into the common content model. Never raises on bad markup."""
+def extract_html(html: str, url: str, options: HtmlOptions | None = None, *, ignore_main: bool = False) -> Content:
+    """Parse one HTML page into the common content model. Never raises on bad markup.
+
+    ignore_main: read the page as if it had no main/article container (an empty <main> of a script-built page
+    is read again so, to find the densest block of text of the whole body)."""
     opts = options or HtmlOptions()
+    source = html
     if "<!--" in html:  # comments split text runs (a cache stamp between two words would look like an edit)
         html = COMMENT.sub("", html)
     tree = LexborHTMLParser(html)
@@ -384,7 +401,7 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Con
     body = tree.body
     if body is None:
         return Content(title=title, quality=Quality.EMPTY, quality_reason="no body")
-    main_ids, selector_missed = _main_ids(tree, opts.content)
+    main_ids, selector_missed = (set(), False) if ignore_main else _main_ids(tree, opts.content)
     numbers: set[int] = set()
     for node in tree.css(VOLATILE_NUMBERS):  # an eye icon or a counter span: its block's numbers change
         block = node if node.tag in BLOCK_TAGS else _nearest_block(node)
@@ -396,16 +413,14 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None) -> Con
     roots = [n for n in tree.css(opts.content or "main, [role=main], article") if n.mem_id in main_ids]
     roots = [r for r in roots if not any(a.mem_id in main_ids for a in _parents(r))]
     scope = roots or [body]
-    # every link of the body: those outside the main content are dropped below, and an empty <main> falls back
-    # to the densest block of the whole body after the inline markup (the <a> elements too) is unwrapped
-    anchors_text = _anchors(body, where)
+    anchors_text = _anchors(scope, where)  # read before the inline markup (the <a> elements too) is unwrapped
     visible = normalise(body.text(deep=True, separator=" "))
-    tree.unwrap_tags(INLINE_TAGS)
+    for node in tree.root.css(INLINE_SELECTOR) if tree.root is not None else ():  # one pass, not one per tag
+        node.unwrap()
     tree.merge_text_nodes()
     raw_blocks = _blocks(scope, where)
     if roots and not opts.content and not any(b.in_main and not b.in_chrome for b in raw_blocks):
-        main_ids, roots = set(), []  # an empty <main>: fall back to the densest block of the whole body
-        raw_blocks = _blocks([body], where)
+        return extract_html(source, url, options, ignore_main=True)  # an empty <main>: the densest block instead
     if main_ids:
         is_main = [b.in_main and not b.in_chrome for b in raw_blocks]
         top = None
