@@ -87,9 +87,11 @@ COUNTER = re.compile(  # "Переглядів: 1 234", "Відвідувачі�
 TEMPERATURE = re.compile(r"(?<![\w.,])[+\-−]\d{1,2}(?:[.,]\d)?\s*°\s*[CСF]?")
 TEMPERATURE_ANY = re.compile(r"(?<![\w.,])[+\-−]?\d{1,2}(?:[.,]\d)?\s*°\s*[CСF]?")
 SHORT_BLOCK = 80
-RATE = re.compile(r"\b(?:USD|EUR|PLN|GBP|CHF|RUB|CNY)\b\s*(?:/\s*UAH)?\s*[:=]?\s*\d+[.,]\d{2,4}"
+RATE_CURRENCIES = ("USD", "EUR", "PLN", "GBP", "CHF", "RUB", "CNY")
+RATE_WORDS = ("курс", "rate")
+RATE = re.compile(rf"\b(?:{'|'.join(RATE_CURRENCIES)})\b\s*(?:/\s*UAH)?\s*[:=]?\s*\d+[.,]\d{{2,4}}"
                   r"(?:\s*/\s*\d+[.,]\d{2,4})?"
-                  r"|\b(?:курс|rate)\b[^.\n]{0,20}?\d+[.,]\d{2,4}", re.IGNORECASE)
+                  rf"|\b(?:{'|'.join(RATE_WORDS)})\b[^.\n]{{0,20}}?\d+[.,]\d{{2,4}}", re.IGNORECASE)
 # Random tokens: long hex, or long runs of letters and digits without the hyphens of a readable slug.
 TOKEN = re.compile(r"\b(?=[A-Za-z0-9_+/=]*\d)(?=[A-Za-z0-9_+/=]*[A-Za-z])[A-Za-z0-9_+/=]{24,}"
                    r"|\b[0-9a-fA-F]{16,}\b")
@@ -107,7 +109,7 @@ _WORDS = re.compile(r"\w+").findall
 MONTH_SET = frozenset(MONTH_WORDS)
 WEEKDAY_SET = frozenset(WEEKDAY_WORDS)
 COUNTER_SET = frozenset(COUNTER_WORD_LIST)
-RATE_SET = frozenset(("usd", "eur", "pln", "gbp", "chf", "rub", "cny", "курс", "rate"))
+RATE_SET = frozenset(w.lower() for w in (*RATE_CURRENCIES, *RATE_WORDS))
 _NUMERIC_DATE = re.compile(r"\d[./-]\d").search  # every digits-only date form holds one
 _CLOCK = re.compile(r"\d[:.]\d").search  # "10:30", "о 10.30"; "10 год 30 хв" holds "хв" or "min"
 
@@ -116,9 +118,7 @@ _CLOCK = re.compile(r"\d[:.]\d").search  # "10:30", "о 10.30"; "10 год 30 х
 # dotted and dotless i, the long s, the old Cyrillic letter forms): folded first, so that no witness is missed.
 CASE_FOLDS = str.maketrans("\u0130\u0131\u017f\u1c80\u1c81\u1c82\u1c83\u1c84\u1c85\u1c86\u1c87\u1c88",
                            "iisвдосттъѣꙋ")
-
-
-_CASE_ODD = re.compile("[\u0130\u0131\u017f\u1c80-\u1c88]").search
+_CASE_ODD = re.compile("[" + "".join(map(chr, CASE_FOLDS)) + "]").search
 
 
 def fold(text: str) -> str:

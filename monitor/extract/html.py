@@ -380,8 +380,8 @@ def _declared_text(blocks: Iterable[Block], tz: str) -> datetime | None:
 def extract_html(html: str, url: str, options: HtmlOptions | None = None, *, ignore_main: bool = False) -> Content:
     """Parse one HTML page into the common content model. Never raises on bad markup.
 
-    ignore_main: read the page as if it had no main/article container (an empty <main> of a script-built page
-    is read again so, to find the densest block of text of the whole body)."""
+    ignore_main: read the page as if it had no main/article container. A page whose <main> holds no content
+    (a script-built page's mount point) is read again this way, for the densest block of text of the body."""
     opts = options or HtmlOptions()
     source = html
     if "<!--" in html:  # comments split text runs (a cache stamp between two words would look like an edit)
