@@ -126,11 +126,20 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """The largest whole unit: 60 -> '1m', 2592000 -> '30d', 90 -> '90s' (the form the file is written in)."""
+    for unit in ("w", "d", "h", "m"):
+        size = _UNIT_S[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def p_duration_range(lo_s: float, hi_s: float) -> Parser:
     def parse(value: Any) -> float:
         seconds = parse_duration(value)
         if not lo_s <= seconds <= hi_s:
-            raise Invalid(f"{value!r} is out of range ({lo_s:g}s..{hi_s:g}s)")
+            raise Invalid(f"{value!r} is out of range ({format_duration(lo_s)}..{format_duration(hi_s)})")
         return seconds
 
     return parse
