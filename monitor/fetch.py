@@ -13,6 +13,7 @@ import email.utils
 import ipaddress
 import logging
 import random
+import select
 import socket
 import ssl
 import time
@@ -85,6 +86,44 @@ async def system_resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def _readable(sock: socket.socket | None) -> bool:
+    """Whether the server has sent something (on an idle keep-alive connection: that it closed it)."""
+    fd = sock.fileno() if sock is not None else -1
+    if fd == -1:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """A connected stream whose "is_readable" comes from the socket kept at connection time. The connection
+    pool asks it of every idle connection on every request, and anyio builds all of a socket's attributes,
+    a getpeername() call included, for each ask: a third of the time of a round of unchanged pages."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket = inner.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return _readable(self._socket)
+        return self._inner.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolves the host itself, refuses non-public addresses, and connects to the checked address,
     so a DNS answer that changes between the check and the connection cannot get around the guard."""
@@ -109,8 +148,9 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         last: Exception | None = None
         for address in addresses:
             try:
-                return await self._inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                                      socket_options=socket_options)
+                return _Stream(await self._inner.connect_tcp(address, port, timeout=timeout,
+                                                              local_address=local_address,
+                                                              socket_options=socket_options))
             except httpcore.ConnectError as exc:
                 last = exc
         assert last is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import itertools
 import ssl
@@ -306,3 +307,57 @@ def test_meta_charset_and_bom() -> None:
 @pytest.fixture(autouse=True)
 def _no_leaked_tasks() -> Iterator[None]:
     yield
+
+
+class KeepAliveServer:
+    """HTTP/1.1 with keep-alive (the test Site always says Connection: close): answers every request on a
+    connection, or, with close_after_one, answers one and then closes the socket without saying so."""
+
+    def __init__(self, *, close_after_one: bool) -> None:
+        self.close_after_one = close_after_one
+        self.connections = 0
+        self.requests = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        body = UKR.encode()
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                self.requests += 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+                await writer.drain()
+                if self.close_after_one:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+@pytest.mark.parametrize("close_after_one", [False, True])
+def test_keep_alive_reuse_and_a_server_that_closes_idle_connections(close_after_one: bool) -> None:
+    """An idle connection is reused; one the server closed is noticed before reuse (the pool's "is_readable"),
+    so the next fetch opens a new connection at once instead of failing and retrying."""
+    server = KeepAliveServer(close_after_one=close_after_one)
+
+    async def scenario() -> list[tuple[Outcome, int]]:
+        srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}/news"
+        out = []
+        async with Fetcher(SETTINGS) as f:
+            for _ in range(3):
+                r = await f.fetch(url, allow_private=True)
+                out.append((r.outcome, r.attempts))
+                await asyncio.sleep(0.05)  # the server's close reaches the client
+        await asyncio.sleep(0.05)  # and the client's close reaches the server
+        srv.close()
+        await srv.wait_closed()
+        return out
+
+    results = run(scenario())
+    assert results == [(Outcome.OK, 1)] * 3
+    assert server.requests == 3
+    assert server.connections == (3 if close_after_one else 1)
