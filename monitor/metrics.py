@@ -132,6 +132,17 @@ class FreshnessCollector(Collector):
         """The audit behind the self-report metrics takes seconds on a large catalogue: it is refreshed in the
         background every REPORT_CACHE_S while scrapes serve the last result (the first scrape waits for it,
         at most REPORT_FIRST_WAIT_S)."""
+        cached, thread = self.refresh_reports(now)
+        if cached is None and thread is not None:
+            thread.join(REPORT_FIRST_WAIT_S)
+            cached = self._report_cache
+        return cached[1] if cached is not None else {}
+
+    def refresh_reports(self, now: datetime) -> tuple[tuple[datetime, dict[str, dict[str, int]]] | None,
+                                                      threading.Thread | None]:
+        """Start a background refresh of the self-report statistics if they are missing or stale (the exporter
+        starts one when it starts serving, so that the first scrape need not wait); the cached result and
+        the refreshing thread."""
         with self._report_lock:
             cached = self._report_cache
             stale = cached is None or (now - cached[0]).total_seconds() > REPORT_CACHE_S or now < cached[0]
@@ -139,11 +150,7 @@ class FreshnessCollector(Collector):
                 self._report_thread = threading.Thread(target=self._refresh_reports, args=(now,),
                                                        name="report-stats", daemon=True)
                 self._report_thread.start()
-            thread = self._report_thread
-        if cached is None and thread is not None:
-            thread.join(REPORT_FIRST_WAIT_S)
-            cached = self._report_cache
-        return cached[1] if cached is not None else {}
+            return cached, self._report_thread
 
     def wait_for_reports(self, timeout_s: float | None = None) -> bool:
         """Wait for a running refresh of the self-report statistics; True when none is running."""
@@ -492,8 +499,10 @@ class MetricsServer:
                                    handler_class=_QuietHandler)
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._collector = collector
 
     def start(self) -> MetricsServer:
+        self._collector.refresh_reports(self._collector.clock())
         self._thread.start()
         return self
 

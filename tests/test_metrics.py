@@ -119,6 +119,8 @@ async def test_metrics_pass_promtool_and_healthz_answers(tmp_path: Path) -> None
     runner = await _history(store, Clock())
     collector = FreshnessCollector(runner.catalogue, store)
     server = MetricsServer(collector, "127.0.0.1:0", health=lambda: (True, {"checks_done": 4})).start()
+    # the self-report audit behind some series starts with the server, not with the first scrape
+    assert collector.wait_for_reports(30) and collector._report_cache is not None
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
             body = r.read()
