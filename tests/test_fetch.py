@@ -8,7 +8,7 @@ import gzip
 import itertools
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -317,6 +317,7 @@ class KeepAliveServer:
         self.close_after_one = close_after_one
         self.connections = 0
         self.requests = 0
+        self.closed = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -335,6 +336,14 @@ class KeepAliveServer:
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+        self.closed += 1
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
 
 
 @pytest.mark.parametrize("close_after_one", [False, True])
@@ -348,11 +357,12 @@ def test_keep_alive_reuse_and_a_server_that_closes_idle_connections(close_after_
         url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}/news"
         out = []
         async with Fetcher(SETTINGS) as f:
-            for _ in range(3):
+            for i in range(3):
                 r = await f.fetch(url, allow_private=True)
                 out.append((r.outcome, r.attempts))
-                await asyncio.sleep(0.05)  # the server's close reaches the client
-        await asyncio.sleep(0.05)  # and the client's close reaches the server
+                if close_after_one:  # the server has closed the connection (on loopback its FIN has arrived)
+                    await _until(lambda n=i + 1: server.closed >= n)
+        await _until(lambda: server.closed == server.connections)  # and the client's close reached the server
         srv.close()
         await srv.wait_closed()
         return out
