@@ -42,6 +42,8 @@ from monitor.store.repository import Store
 
 logger = logging.getLogger(__name__)
 
+HISTORY_WAIT_S = 600.0  # history learning waits this long for the new version to be written
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -62,6 +64,9 @@ class Recorder:
         self.db_ok = True
         self.last_error = ""
         self.written = 0
+        self.put_count = 0  # records taken so far; the n-th one is done when done_count >= n
+        self.done_count = 0  # records written or dropped, in the order they were taken
+        self._done = asyncio.Condition()
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -72,7 +77,8 @@ class Recorder:
     def _size(record: CheckRecord) -> int:
         return len(record.raw_blob or b"") + len(record.content_blob or b"") + 512
 
-    async def put(self, record: CheckRecord) -> None:
+    async def put(self, record: CheckRecord) -> int:
+        """Take a record to write; its sequence number (see `wait_written`)."""
         # back-pressure: checks wait while the buffer is full (by count or by bytes); nothing is dropped
         while self.pending and (len(self.pending) >= self.max_pending
                                 or self.pending_bytes >= self.max_pending_bytes):
@@ -82,6 +88,22 @@ class Recorder:
         self.pending_bytes += self._size(record)
         self._idle.clear()
         self._wake.set()
+        self.put_count += 1
+        return self.put_count
+
+    async def wait_written(self, seq: int, timeout_s: float | None = None) -> bool:
+        """Wait until the record numbered `seq` by `put` is written (or dropped); False on timeout."""
+        async with self._done:
+            try:
+                await asyncio.wait_for(self._done.wait_for(lambda: self.done_count >= seq), timeout_s)
+            except TimeoutError:
+                return False
+        return True
+
+    async def _advance(self, n: int) -> None:
+        self.done_count += n
+        async with self._done:
+            self._done.notify_all()
 
     async def run(self) -> None:
         """The writer loop; cancel it after `drain()` to stop."""
@@ -114,12 +136,14 @@ class Recorder:
                         logger.exception("dropping an unwritable check record for page %s", rec.page_id)
                     self.pending.remove(rec)
                     self.pending_bytes -= self._size(rec)
+                    await self._advance(1)
                 self._room.set()
                 continue
             for rec in batch:
                 self.pending.popleft()
                 self.pending_bytes -= self._size(rec)
             self.written += len(batch)
+            await self._advance(len(batch))
             if not self.db_ok:
                 logger.warning("database reachable again; wrote %d buffered checks", len(batch))
             self.db_ok, self.last_error, delay = True, "", 0.5
@@ -219,7 +243,7 @@ class Runner:
             # the fetched body is kept only as a new version's raw bytes: a buffer of unchanged checks (the
             # database down for an hour) must not hold every page's body
             record = replace(record, fetch=replace(record.fetch, body=None))
-            await self.recorder.put(record)
+            seq = await self.recorder.put(record)
             record = replace(record, raw_blob=None, content_blob=None)  # the caller's copy: no bytes at all
             self.health.checks_done += 1
             verdict = record.verdict.change_class.value if record.verdict else "-"
@@ -234,7 +258,7 @@ class Runner:
                 self._spawn(self.calibrate(target.page_id))
             verdict_class = record.verdict.change_class if record.verdict else ChangeClass.NONE
             if record.new_version and verdict_class.rank <= ChangeClass.DATE_ONLY.rank:
-                self._spawn(self.learn_history(target.page_id))
+                self._spawn(self.learn_history(target.page_id, seq))
         return record
 
     # --- learning the page's own noise -----------------------------------------------------------
@@ -288,10 +312,13 @@ class Runner:
         except Exception as exc:  # learning is an extra: it must never disturb checking
             logger.warning("calibration of page %s failed: %s", page_id, exc)
 
-    async def learn_history(self, page_id: int) -> None:
-        """A block that changes at nearly every version while the rest stays still is the page's noise."""
+    async def learn_history(self, page_id: int, seq: int) -> None:
+        """A block that changes at nearly every version while the rest stays still is the page's noise.
+        Read once the check numbered `seq` by the recorder, which brought the new version, is written."""
         target = self.targets[page_id]
         try:
+            if not await self.recorder.wait_written(seq, HISTORY_WAIT_S):
+                return  # the database is unreachable: the next new version will try again
             blobs = await asyncio.to_thread(self.store.recent_contents, page_id, 12)
             learned = learn_from_history([load_content(b) for b in blobs], target.noise_paths)
             await asyncio.to_thread(self._add_rules, page_id, learned, "history")

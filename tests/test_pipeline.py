@@ -79,3 +79,37 @@ def test_a_fetch_result_keeps_its_size_without_its_body() -> None:
     assert replace(r, body=None).size == 5  # the writer's buffer drops bodies, the check row keeps the size
     assert replace(r, body=b"12").size == 2  # a new body is always measured, never copied from the old one
     assert replace(r, body=None, outcome=Outcome.TIMEOUT).body is None
+
+
+async def test_the_recorder_says_when_a_given_record_is_written() -> None:
+    """History learning waits for the check that brought the new version: wait_written(seq)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from monitor.domain import CheckRecord, FetchResult
+    from monitor.errors import StoreUnavailable
+    from monitor.runner import Recorder
+
+    class Store:
+        def __init__(self) -> None:
+            self.rows: list[int] = []
+            self.down = True
+
+        def write(self, batch: list[CheckRecord]) -> None:
+            if self.down:
+                raise StoreUnavailable("down")
+            self.rows += [r.page_id for r in batch]
+
+    store = Store()
+    recorder = Recorder(store, batch=2, retry_max_s=0.05)  # type: ignore[arg-type]
+    fetch = FetchResult(url="u", final_url="u", outcome=Outcome.OK, started_at=datetime(2026, 11, 30, tzinfo=UTC),
+                        elapsed_s=0.1)
+    seqs = [await recorder.put(CheckRecord(page_id=i, fetch=fetch, outcome=Outcome.OK)) for i in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    writer = asyncio.create_task(recorder.run())
+    assert not await recorder.wait_written(1, 0.2)  # the database is down: nothing is written
+    store.down = False
+    assert await recorder.wait_written(3, 5)
+    assert store.rows[:3] == [0, 1, 2]  # written in the order taken
+    assert await recorder.wait_written(5, 5) and store.rows == [0, 1, 2, 3, 4]
+    writer.cancel()
