@@ -50,6 +50,19 @@ def page(body: bytes | str, status: int = 200, headers: dict[str, str] | None = 
     return handler
 
 
+def drip(*, length: int, every_s: float, byte: bytes = b"x") -> Handler:
+    """Declares `length` bytes, then sends one byte every `every_s` seconds (a body that never completes in time)."""
+
+    async def handler(req: Request, w: asyncio.StreamWriter) -> None:
+        w.write(f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {length}\r\n\r\n".encode())
+        for _ in range(length):
+            w.write(byte)
+            await w.drain()
+            await asyncio.sleep(every_s)
+
+    return handler
+
+
 def gzipped(body: bytes, headers: dict[str, str] | None = None) -> Handler:
     data = gzip.compress(body)
     return page(data, headers={"Content-Encoding": "gzip", **(headers or {})})

@@ -16,7 +16,7 @@ import pytest
 
 from monitor.domain import Outcome, Settings
 from monitor.fetch import Fetcher
-from tests.siteserver import Request, Site, page, respond
+from tests.siteserver import Request, Site, drip, page, respond
 
 SETTINGS = Settings(user_agent="faults (+mailto:it@example.org)", per_host_delay_s=0.0, retries=0, timeout_s=3,
                     connect_timeout_s=2, max_body_bytes=2 * 1024 * 1024)
@@ -25,14 +25,6 @@ Handler = Callable[[Request, asyncio.StreamWriter], Awaitable[None]]
 
 async def never_answer(req: Request, w: asyncio.StreamWriter) -> None:
     await asyncio.sleep(60)
-
-
-async def drip(req: Request, w: asyncio.StreamWriter) -> None:
-    w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n")
-    for _ in range(1000):
-        w.write(b"<")
-        await w.drain()
-        await asyncio.sleep(1)
 
 
 async def endless(req: Request, w: asyncio.StreamWriter) -> None:
@@ -89,7 +81,7 @@ async def chain(req: Request, w: asyncio.StreamWriter) -> None:
 
 FAULTS: dict[str, tuple[Handler, Outcome, float]] = {  # path: (handler, outcome, seconds it may take)
     "/headers-never-come": (never_answer, Outcome.TIMEOUT, 4.5),
-    "/drip": (drip, Outcome.TIMEOUT, 4.5),
+    "/drip": (drip(length=100_000, every_s=1, byte=b"<"), Outcome.TIMEOUT, 4.5),
     "/endless": (endless, Outcome.TOO_LARGE, 4.5),
     "/gzip-bomb": (page(GZIP_BOMB, headers={"Content-Encoding": "gzip"}), Outcome.TOO_LARGE, 3),
     "/brotli-bomb": (page(BROTLI_BOMB, headers={"Content-Encoding": "br"}), Outcome.TOO_LARGE, 3),

@@ -18,7 +18,7 @@ import trustme
 from monitor.domain import Outcome, Settings, Validators
 from monitor.extract.decode import decode
 from monitor.fetch import Fetcher, _Decoder, _TooLarge, is_public_address, parse_retry_after
-from tests.siteserver import Request, Site, page, respond
+from tests.siteserver import Request, Site, drip, page, respond
 
 SETTINGS = Settings(user_agent="test (+mailto:it@example.org)", per_host_delay_s=0.0, retries=2, timeout_s=5,
                     connect_timeout_s=2, max_body_bytes=200_000, per_host_concurrency=1)
@@ -84,14 +84,7 @@ def test_timeout_when_headers_never_come(site: Site) -> None:
 
 
 def test_total_deadline_bounds_a_dripping_body(site: Site) -> None:
-    async def drip(req: Request, w: asyncio.StreamWriter) -> None:
-        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-        for _ in range(1000):
-            w.write(b"x")
-            await w.drain()
-            await asyncio.sleep(0.2)
-
-    site.routes["/drip"] = drip
+    site.routes["/drip"] = drip(length=1000, every_s=0.2)
     t0 = time.monotonic()
     r = run(fetch(site.url("/drip"), replace(SETTINGS, retries=0), timeout_s=1.5))
     assert r.outcome is Outcome.TIMEOUT and time.monotonic() - t0 < 3.5

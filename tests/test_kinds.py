@@ -122,6 +122,40 @@ async def test_ckan_organisation_paginated_and_a_modified_dataset(tmp_path: Path
     store.close()
 
 
+async def test_ckan_datasets_are_graded_in_the_metrics_and_kept_while_unchanged(tmp_path: Path, site: Site) -> None:
+    from datetime import timedelta
+
+    from monitor.metrics import DATASET_CACHE_S, FreshnessCollector, registry_for
+
+    api = Ckan(12)
+    api.datasets[3] = dataset(3, modified="2026-11-29T09:00:00")  # weekly and fresh; the others: overdue
+    site.routes["/api/3/action/package_search"] = api
+    text = targets("ckan", site.url("/api/3/action/"), f"sqlite:///{tmp_path / 'm.db'}", organization="pokrovsk-rada")
+    _first, _second, store = await check_twice(tmp_path, text)
+    reads: list[str] = []
+    blob = store.blob
+
+    def counted(sha: str) -> bytes | None:
+        reads.append(sha)
+        return blob(sha)
+
+    store.blob = counted  # type: ignore[method-assign]
+    clock = [NOW]
+    collector = FreshnessCollector(catalogue(text), store, clock=lambda: clock[0])
+
+    def grades() -> dict[str, float]:
+        reg = registry_for(collector)
+        return {g: reg.get_sample_value("freshness_datasets", {"site": "open-data", "grade": g}) or 0.0
+                for g in ("fresh", "due", "overdue", "delinquent")}
+
+    first = grades()
+    assert first["fresh"] == 1 and sum(first.values()) == 12
+    assert grades() == first and len(reads) == 1  # the same catalogue within a minute: not read again
+    clock[0] = NOW + timedelta(seconds=DATASET_CACHE_S + 1)
+    assert grades() == first and len(reads) == 2  # graded again after a minute
+    store.close()
+
+
 async def test_ckan_error_is_a_bad_capture(tmp_path: Path, site: Site) -> None:
     site.routes["/api/3/action/package_search"] = Ckan(3)
     first, _, store = await check_twice(tmp_path, targets("ckan", site.url("/api/3/action/"),

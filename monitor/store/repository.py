@@ -539,11 +539,16 @@ class Store:
 
     def current_contents(self, service_id: str) -> list[tuple[str, bytes]]:
         """(url, serialised Content) of the current version of each active page of a service."""
-        q = (select(m.Page.url, m.Blob.codec, m.Blob.data).join(m.Version, m.Version.id == m.Page.last_version_id)
-             .join(m.Blob, m.Blob.sha256 == m.Version.content_sha)
+        return [(url, blob) for url, sha in self.current_content_shas(service_id)
+                if (blob := self.blob(sha)) is not None]
+
+    def current_content_shas(self, service_id: str) -> list[tuple[str, str]]:
+        """(url, content address) of the current version of each active page of a service: cheap to ask, so a
+        reader can keep what it derived from a content until the address changes."""
+        q = (select(m.Page.url, m.Version.content_sha).join(m.Version, m.Version.id == m.Page.last_version_id)
              .where(m.Page.service_id == service_id, m.Page.retired_at.is_(None)).order_by(m.Page.position))
         with Session(self.engine) as s:
-            return [(url, unpack(codec, data)) for url, codec, data in s.execute(q)]
+            return [(url, sha) for url, sha in s.execute(q)]
 
     def version_content(self, page_id: int, key_hash: str) -> bytes | None:
         """The serialised Content of a stored version (for diffs)."""
