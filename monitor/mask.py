@@ -132,7 +132,8 @@ def _words(text: str) -> set[str]:
 
 def mask_volatile(text: str) -> str:
     """Mask what changes by itself (counters, clocks ago, temperatures, rates, tokens); keep dates."""
-    if any(w in text for w in _AGO_WORDS):
+    low = fold(text)
+    if any(w in low for w in _AGO_WORDS):
         text = AGO.sub("⟨ago⟩", text)
     if not _HAS_DIGIT(text):
         return text

@@ -65,6 +65,14 @@ def test_every_listed_word_in_every_case_around_numbers() -> None:
                 assert m.mask_dates(text) == plain_dates(text), text
 
 
+def test_time_ago_in_every_case() -> None:
+    for word in m._AGO_WORDS:
+        for form in (word, word.upper(), word.title(), word.replace("о", "\u1c82")):
+            for text in (f"5 хвилин {form}", f"2 MINUTES {form}", f"одну годину {form}, 30.11.2026"):
+                assert m.mask_volatile(text) == plain_volatile(text), text
+    assert m.mask_volatile("Оновлено 5 ХВИЛИН ТОМУ") == "Оновлено ⟨ago⟩"
+
+
 def test_the_case_folds_cover_every_letter_ignorecase_equates() -> None:
     """A future Unicode may add case equivalents: every character that IGNORECASE matches with a letter of the
     word lists must lower to that letter or be in the fold table, else a witness could be missed."""
