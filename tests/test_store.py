@@ -134,6 +134,34 @@ async def test_history_of_a_page(db_url: str) -> None:
     store.close()
 
 
+async def test_page_summaries_of_a_mixed_batch(db_url: str) -> None:
+    """One batch holds pages whose summaries differ in shape (a success, a first failure, a further failure):
+    each page gets its own values, failures add up across batches, the first success is kept."""
+    store = open_store(db_url)
+    clock = Clock()
+    fetcher = StubFetcher(clock)
+    urls = [URL, URL + "/news", URL + "/docs"]
+    runner = Runner(catalogue(catalogue_toml(urls)), store, fetcher, clock=clock, worker="test")
+    runner.prepare()
+    for url in urls:
+        fetcher.pages[url] = (200, html("Засідання виконкому"))
+    await _check_all(runner)
+    first_success = {row.url: row.first_success_at for row in store.pages()}
+    for round_ in range(1, 4):
+        clock.advance(hours=1)
+        fetcher.failures = {URL + "/news": Outcome.TIMEOUT}  # fails every round
+        if round_ >= 2:
+            fetcher.failures[URL + "/docs"] = Outcome.CONNECT  # fails from the second round on
+        await _check_all(runner)
+    rows = {row.url: row for row in store.pages()}
+    assert rows[URL].consecutive_failures == 0 and rows[URL].last_outcome == "ok"
+    assert rows[URL + "/news"].consecutive_failures == 3 and rows[URL + "/news"].last_outcome == "timeout"
+    assert rows[URL + "/docs"].consecutive_failures == 2 and rows[URL + "/docs"].last_outcome == "connect"
+    assert rows[URL].last_success_at == clock.now and rows[URL + "/docs"].last_success_at < clock.now
+    assert {url: row.first_success_at for url, row in rows.items()} == first_success
+    store.close()
+
+
 async def test_flapping_is_not_a_new_change(db_url: str) -> None:
     store = open_store(db_url)
     clock = Clock()

@@ -365,20 +365,30 @@ class _BatchWriter:
             inserted_ids = conn.execute(insert(CH).returning(CH.c.id), changes_rows).scalars().all()
             _append_chain(conn, CH, list(inserted_ids))
         conn.execute(insert(C), checks_rows)
+        # one executemany per shape of update, not one statement per page
+        seen_rows: dict[bool, list[dict[str, Any]]] = {}
         for vid, (seen, declared) in seen_versions.items():
-            values: dict[str, Any] = {"last_seen_at": seen}
-            if declared is not None:
-                values["declared_at"] = declared
-            conn.execute(update(V).where(V.c.id == vid).values(**values))
+            seen_rows.setdefault(declared is not None, []).append({"_id": vid, "_seen": seen, "_declared": declared})
+        for with_declared, rows in seen_rows.items():
+            values = {"last_seen_at": bindparam("_seen")}
+            if with_declared:
+                values["declared_at"] = bindparam("_declared")
+            conn.execute(update(V).where(V.c.id == bindparam("_id")).values(**values), rows)
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        first_successes: list[dict[str, Any]] = []
         for pid, values in summaries.items():
-            failures = values.pop("_failures", None)
-            if failures is not None:
-                values["consecutive_failures"] = P.c.consecutive_failures + failures
             first_success = values.pop("_first_success", None)
-            conn.execute(update(P).where(P.c.id == pid).values(**values))
             if first_success is not None:
-                conn.execute(update(P).where(P.c.id == pid, P.c.first_success_at.is_(None))
-                             .values(first_success_at=first_success))
+                first_successes.append({"_id": pid, "_first": first_success})
+            shapes.setdefault(tuple(sorted(values)), []).append({"_id": pid, **{f"_{k}": v for k, v in values.items()}})
+        for shape, rows in shapes.items():
+            sets: dict[str, Any] = {k: bindparam(f"_{k}") for k in shape if k != "_failures"}
+            if "_failures" in shape:
+                sets["consecutive_failures"] = P.c.consecutive_failures + bindparam("__failures")
+            conn.execute(update(P).where(P.c.id == bindparam("_id")).values(**sets), rows)
+        if first_successes:
+            conn.execute(update(P).where(P.c.id == bindparam("_id"), P.c.first_success_at.is_(None))
+                         .values(first_success_at=bindparam("_first")), first_successes)
         self._tallies(tallies)
 
     @staticmethod
