@@ -369,11 +369,11 @@ class _BatchWriter:
         seen_rows: dict[bool, list[dict[str, Any]]] = {}
         for vid, (seen, declared) in seen_versions.items():
             seen_rows.setdefault(declared is not None, []).append({"_id": vid, "_seen": seen, "_declared": declared})
-        for with_declared, rows in seen_rows.items():
-            values = {"last_seen_at": bindparam("_seen")}
+        for with_declared, batch in seen_rows.items():
+            seen_sets = {"last_seen_at": bindparam("_seen")}
             if with_declared:
-                values["declared_at"] = bindparam("_declared")
-            conn.execute(update(V).where(V.c.id == bindparam("_id")).values(**values), rows)
+                seen_sets["declared_at"] = bindparam("_declared")
+            conn.execute(update(V).where(V.c.id == bindparam("_id")).values(**seen_sets), batch)
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         first_successes: list[dict[str, Any]] = []
         for pid, values in summaries.items():
@@ -381,11 +381,11 @@ class _BatchWriter:
             if first_success is not None:
                 first_successes.append({"_id": pid, "_first": first_success})
             shapes.setdefault(tuple(sorted(values)), []).append({"_id": pid, **{f"_{k}": v for k, v in values.items()}})
-        for shape, rows in shapes.items():
+        for shape, batch in shapes.items():
             sets: dict[str, Any] = {k: bindparam(f"_{k}") for k in shape if k != "_failures"}
             if "_failures" in shape:
                 sets["consecutive_failures"] = P.c.consecutive_failures + bindparam("__failures")
-            conn.execute(update(P).where(P.c.id == bindparam("_id")).values(**sets), rows)
+            conn.execute(update(P).where(P.c.id == bindparam("_id")).values(**sets), batch)
         if first_successes:
             conn.execute(update(P).where(P.c.id == bindparam("_id"), P.c.first_success_at.is_(None))
                          .values(first_success_at=bindparam("_first")), first_successes)
