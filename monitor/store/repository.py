@@ -370,7 +370,7 @@ class _BatchWriter:
         for vid, (seen, declared) in seen_versions.items():
             seen_rows.setdefault(declared is not None, []).append({"_id": vid, "_seen": seen, "_declared": declared})
         for with_declared, batch in seen_rows.items():
-            seen_sets = {"last_seen_at": bindparam("_seen")}
+            seen_sets: dict[str, Any] = {"last_seen_at": bindparam("_seen")}
             if with_declared:
                 seen_sets["declared_at"] = bindparam("_declared")
             conn.execute(update(V).where(V.c.id == bindparam("_id")).values(**seen_sets), batch)
