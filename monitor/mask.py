@@ -51,14 +51,18 @@ MONTHS = trie(MONTH_WORDS)
 WEEKDAYS = trie(WEEKDAY_WORDS)
 _YEAR_SUFFIX = r"(?:\s*(?:р\.|року|рік|г\.|года|год))?"
 # Dates written with digits (every form has at least one digit: the regex only runs on text with digits).
+# Each form starts at a word boundary, with a digit or with a month: the boundary is tested once, and a
+# position that starts with neither fails at once (the plain alternation is in tests/test_mask.py).
 DATE = re.compile(
-    r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"  # ISO
-    r"|\b\d{4}/\d{1,2}/\d{1,2}\b"
-    r"|\b\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})\b" + _YEAR_SUFFIX +  # 30.11.2026, 30/11/26
+    r"\b(?:(?=\d)(?:"
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"  # ISO
+    r"|\d{4}/\d{1,2}/\d{1,2}\b"
+    r"|\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})\b" + _YEAR_SUFFIX +  # 30.11.2026, 30/11/26
     # 30 листопада 2026
-    rf"|\b\d{{1,2}}(?:-?(?:го|е|st|nd|rd|th))?\s+(?i:{MONTHS})\b\.?(?:,?\s+\d{{4}}\b{_YEAR_SUFFIX})?"
-    rf"|(?i:\b(?:{MONTHS})\b)\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}}\b)?"  # November 30, 2026
-    rf"|(?i:\b(?:{MONTHS})\b)\.?\s+\d{{4}}\b"  # листопад 2026
+    rf"|\d{{1,2}}(?:-?(?:го|е|st|nd|rd|th))?\s+(?i:{MONTHS})\b\.?(?:,?\s+\d{{4}}\b{_YEAR_SUFFIX})?)"
+    rf"|(?i:(?:{MONTHS})\b)\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}}\b)?"  # November 30, 2026
+    rf"|(?i:(?:{MONTHS})\b)\.?\s+\d{{4}}\b"  # листопад 2026
+    r")"
 )
 # Dates written in words only: weekdays and "today"/"yesterday".
 DATE_WORDS = re.compile(rf"(?i:\b{WEEKDAYS}\b,?|\b(?:только что|just now)\b)")
@@ -93,8 +97,9 @@ RATE = re.compile(rf"\b(?:{'|'.join(RATE_CURRENCIES)})\b\s*(?:/\s*UAH)?\s*[:=]?\
                   r"(?:\s*/\s*\d+[.,]\d{2,4})?"
                   rf"|\b(?:{'|'.join(RATE_WORDS)})\b[^.\n]{{0,20}}?\d+[.,]\d{{2,4}}", re.IGNORECASE)
 # Random tokens: long hex, or long runs of letters and digits without the hyphens of a readable slug.
-TOKEN = re.compile(r"\b(?=[A-Za-z0-9_+/=]*\d)(?=[A-Za-z0-9_+/=]*[A-Za-z])[A-Za-z0-9_+/=]{24,}"
-                   r"|\b[0-9a-fA-F]{16,}\b")
+# (Both need sixteen such characters at the start: checked once, so that a word start fails fast.)
+TOKEN = re.compile(r"\b(?=[A-Za-z0-9_+/=]{16})(?:(?=[A-Za-z0-9_+/=]*\d)(?=[A-Za-z0-9_+/=]*[A-Za-z])"
+                   r"[A-Za-z0-9_+/=]{24,}|[0-9a-fA-F]{16,}\b)")
 
 _HAS_DIGIT = re.compile(r"\d").search
 _AGO_WORDS = ("тому", "назад", "ago")
@@ -112,6 +117,8 @@ COUNTER_SET = frozenset(COUNTER_WORD_LIST)
 RATE_SET = frozenset(w.lower() for w in (*RATE_CURRENCIES, *RATE_WORDS))
 _NUMERIC_DATE = re.compile(r"\d[./-]\d").search  # every digits-only date form holds one
 _CLOCK = re.compile(r"\d[:.]\d").search  # "10:30", "о 10.30"; "10 год 30 хв" holds "хв" or "min"
+# In folded text, each word and phrase of DATE_WORDS as a bare substring (a cheap search, not a word split).
+_WEEKDAY_HINT = re.compile(trie(sorted({*WEEKDAY_WORDS, "только что", "just now"}))).search
 
 
 # Letters that re's IGNORECASE equates with a letter of the word lists though str.lower() does not (Turkish
@@ -123,6 +130,8 @@ _CASE_ODD = re.compile("[" + "".join(map(chr, CASE_FOLDS)) + "]").search
 
 def fold(text: str) -> str:
     """Lower case as IGNORECASE sees it: a word that a case-insensitive pattern matches is in the folded text."""
+    if text.isascii():
+        return text.lower()
     return (text.translate(CASE_FOLDS) if _CASE_ODD(text) else text).lower()
 
 
@@ -134,12 +143,16 @@ def mask_volatile(text: str) -> str:
     """Mask what changes by itself (counters, clocks ago, temperatures, rates, tokens); keep dates."""
     low = fold(text)
     if any(w in low for w in _AGO_WORDS):
-        text = AGO.sub("⟨ago⟩", text)
+        text, n = AGO.subn("⟨ago⟩", text)
+        if n:
+            low = fold(text)
     if not _HAS_DIGIT(text):
         return text
     if len(text) >= 16:
-        text = TOKEN.sub("⟨token⟩", text)
-    words = _words(text)
+        text, n = TOKEN.subn("⟨token⟩", text)
+        if n:
+            low = fold(text)
+    words = set(_WORDS(low))
     changed = 0
     if not COUNTER_SET.isdisjoint(words):
         text, changed = COUNTER.subn("⟨count⟩", text)
@@ -155,8 +168,9 @@ def mask_volatile(text: str) -> str:
 
 def mask_dates(text: str) -> str:
     """Mask dates and times (applied after mask_volatile)."""
-    words = _words(text)
+    low = fold(text)
     if _HAS_DIGIT(text):
+        words = set(_WORDS(low))
         changed = 0
         if _NUMERIC_DATE(text) or not MONTH_SET.isdisjoint(words):
             text, changed = DATE.subn("⟨date⟩", text)
@@ -164,9 +178,13 @@ def mask_dates(text: str) -> str:
             text, n = TIME.subn("⟨time⟩", text)
             changed += n
         if changed:
-            words = _words(text)
-    if WEEKDAY_SET.isdisjoint(words) and "только что" not in (low := fold(text)) \
-            and "just now" not in low:
+            low = fold(text)
+            words = set(_WORDS(low))
+    elif _WEEKDAY_HINT(low):
+        words = set(_WORDS(low))
+    else:  # most blocks: no digit, no weekday
+        return text
+    if WEEKDAY_SET.isdisjoint(words) and "только что" not in low and "just now" not in low:
         return text
     return DATE_WORDS.sub("⟨date⟩", text)
 
