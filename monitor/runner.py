@@ -53,8 +53,9 @@ class Recorder:
     """Writes check records in batches; holds them (bounded) while the database is unreachable."""
 
     def __init__(self, store: Store, *, max_pending: int = 20_000, max_pending_bytes: int = 64 << 20,
-                 batch: int = 200, retry_max_s: float = 10.0) -> None:
+                 batch: int = 200, retry_max_s: float = 10.0, linger_s: float = 0.05) -> None:
         self.store = store
+        self.linger_s = linger_s  # a short wait for more records before a small batch: fewer, larger writes
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
         self.pending_bytes = 0
@@ -114,6 +115,8 @@ class Recorder:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if len(self.pending) < self.batch and self.db_ok and self.linger_s:
+                await asyncio.sleep(self.linger_s)
             batch = [self.pending[i] for i in range(min(self.batch, len(self.pending)))]
             try:
                 await asyncio.to_thread(self.store.write, batch)

@@ -113,3 +113,33 @@ async def test_the_recorder_says_when_a_given_record_is_written() -> None:
     assert store.rows[:3] == [0, 1, 2]  # written in the order taken
     assert await recorder.wait_written(5, 5) and store.rows == [0, 1, 2, 3, 4]
     writer.cancel()
+
+
+async def test_the_recorder_lingers_for_larger_batches() -> None:
+    """Checks finishing one after another are written together (a statement per table per batch, not per
+    check); without the linger each arrives alone."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from monitor.domain import CheckRecord, FetchResult
+    from monitor.runner import Recorder
+
+    class Store:
+        def __init__(self) -> None:
+            self.batches: list[list[int]] = []
+
+        def write(self, batch: list[CheckRecord]) -> None:
+            self.batches.append([r.page_id for r in batch])
+
+    fetch = FetchResult(url="u", final_url="u", outcome=Outcome.OK, started_at=datetime(2026, 11, 30, tzinfo=UTC),
+                        elapsed_s=0.1)
+    for linger_s, gap_s, expected in ((0.5, 0.01, [list(range(6))]), (0.0, 0.05, [[i] for i in range(6)])):
+        store = Store()
+        recorder = Recorder(store, linger_s=linger_s)  # type: ignore[arg-type]
+        writer = asyncio.create_task(recorder.run())
+        for i in range(6):
+            await recorder.put(CheckRecord(page_id=i, fetch=fetch, outcome=Outcome.OK))
+            await asyncio.sleep(gap_s)
+        assert await recorder.drain(5)
+        writer.cancel()
+        assert store.batches == expected, linger_s

@@ -264,7 +264,13 @@ class _BatchWriter:
         conn = self.conn
         V, P, C = _table(m.Version), _table(m.Page), _table(m.Check)
         page_ids = sorted({r.page_id for r in records})
-        last_version = dict(conn.execute(select(P.c.id, P.c.last_version_id).where(P.c.id.in_(page_ids))).all())
+        last_version: dict[int, int | None] = {}
+        succeeded_before: set[int] = set()  # pages whose first success is already stored
+        for pid, version_id, first_success_at in conn.execute(
+                select(P.c.id, P.c.last_version_id, P.c.first_success_at).where(P.c.id.in_(page_ids))):
+            last_version[pid] = version_id
+            if first_success_at is not None:
+                succeeded_before.add(pid)
 
         # blobs: every distinct content once
         blobs: dict[str, dict[str, Any]] = {}
@@ -378,7 +384,7 @@ class _BatchWriter:
         first_successes: list[dict[str, Any]] = []
         for pid, values in summaries.items():
             first_success = values.pop("_first_success", None)
-            if first_success is not None:
+            if first_success is not None and pid not in succeeded_before:
                 first_successes.append({"_id": pid, "_first": first_success})
             shapes.setdefault(tuple(sorted(values)), []).append({"_id": pid, **{f"_{k}": v for k, v in values.items()}})
         for shape, batch in shapes.items():
