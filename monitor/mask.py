@@ -84,8 +84,12 @@ _COUNT_GAP = r"онлайн|online|за сьогодні|сьогодні|сег
 _COUNT_PREFIX = r"(?:(?i:кількість|количество|число)\s+)?"
 COUNTER = re.compile(  # "Переглядів: 1 234", "Відвідувачів онлайн: 12", "1 234 переглядів"
     rf"{_COUNT_PREFIX}(?i:\b{COUNTER_WORDS}\b)(?:\s+(?i:{_COUNT_GAP}))?\s*[:\-–]?\s*\d(?:[\d\s\u00a0,.]*\d)?"
-    rf"|\b\d[\d\s\u00a0,.]*\s+(?i:{COUNTER_WORDS}\b)"
+    rf"|\b\d[\d\s\u00a0,.]{{0,40}}\s(?i:{COUNTER_WORDS}\b)"
 )
+# Bounds in these patterns are there for hostile text, not for taste: a number before a counter word is at
+# most 40 characters, and a token's first digit and letter come within its first 128. Unbounded, a block of
+# "1 1 1 … переглядів" or "a/a/a/…" made each of its thousands of starting points scan to the end of the
+# run: quadratic time, minutes for one 200 KB block (tests/test_mask.py).
 # A weather widget signs its temperature ("+5°C"); "ab 60°C" in running text is content. Short blocks
 # (a widget's own line) mask unsigned temperatures too.
 TEMPERATURE = re.compile(r"(?<![\w.,])[+\-−]\d{1,2}(?:[.,]\d)?\s*°\s*[CСF]?")
@@ -98,7 +102,7 @@ RATE = re.compile(rf"\b(?:{'|'.join(RATE_CURRENCIES)})\b\s*(?:/\s*UAH)?\s*[:=]?\
                   rf"|\b(?:{'|'.join(RATE_WORDS)})\b[^.\n]{{0,20}}?\d+[.,]\d{{2,4}}", re.IGNORECASE)
 # Random tokens: long hex, or long runs of letters and digits without the hyphens of a readable slug.
 # (Both need sixteen such characters at the start: checked once, so that a word start fails fast.)
-TOKEN = re.compile(r"\b(?=[A-Za-z0-9_+/=]{16})(?:(?=[A-Za-z0-9_+/=]*\d)(?=[A-Za-z0-9_+/=]*[A-Za-z])"
+TOKEN = re.compile(r"\b(?=[A-Za-z0-9_+/=]{16})(?:(?=[A-Za-z0-9_+/=]{0,127}\d)(?=[A-Za-z0-9_+/=]{0,127}[A-Za-z])"
                    r"[A-Za-z0-9_+/=]{24,}|[0-9a-fA-F]{16,}\b)")
 
 _HAS_DIGIT = re.compile(r"\d").search
