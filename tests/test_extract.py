@@ -103,6 +103,53 @@ def test_deeply_nested_and_broken_markup_does_not_raise() -> None:
     assert extract(Kind.HTML, b"\x00\xff\xfe<html", url="https://city.example/").blocks is not None
 
 
+NESTING = """
+import json, sys, time
+from monitor.extract.html import extract_html
+from monitor.fingerprint import fingerprints, layers
+text = "Рішення виконавчого комітету номер один"
+out = {}
+for tag, attrs in (("div", ""), ("main", ""), ("article", ""), ("div", " class=slider"), ("div", " class=counter")):
+    html = "<html><body>" + f"<{tag}{attrs}>{text}" * 20_000 + f"</{tag}>" * 20_000 + "</body></html>"
+    started = time.perf_counter()
+    content = extract_html(html, "https://city.example/")
+    fingerprints(content, html.encode(), lay=layers(content))
+    out[tag + attrs] = [time.perf_counter() - started, len(content.blocks),
+                        max(b.path.count("/") + 1 for b in content.blocks), max(len(b.path) for b in content.blocks)]
+print(json.dumps(out))
+"""
+
+
+def test_hostile_nesting_costs_linear_time_and_bounded_paths() -> None:
+    """20,000 nested elements (1 MB), each with text. Walks up the tree from every block, structural paths
+    as long as the nesting, and measuring the text of every nested widget or counter made these cost time
+    (and path memory) squared: tens of seconds to minutes each. Each element is now walked once, a path keeps
+    its 64 nearest steps and text measurement has a page budget. Loose bounds, in a child process: this
+    proves a page cannot stall the monitor, it does not measure speed."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", NESTING], capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parents[1], check=True)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("extracting the nested pages did not finish in 120 s") from None
+    for case, (seconds, blocks, steps, chars) in json.loads(done.stdout).items():
+        assert seconds < 15 and blocks >= 20_000, (case, seconds, blocks)
+        assert steps <= 65 and chars <= 65 * 30, (case, steps, chars)  # "…/" and the 64 nearest steps
+
+
+def test_paths_keep_their_nearest_steps() -> None:
+    from monitor.extract.html import MAX_PATH_STEPS, extract_html
+
+    content = extract_html("<html><body>" + "<div class=box>" * 100 + "<p id=last>Текст рішення</p>"
+                           + "</div>" * 100 + "</body></html>", "https://city.example/")
+    (block,) = content.blocks
+    steps = block.path.split("/")
+    assert steps[0] == "…" and steps[-1] == "p#last" and len(steps) == MAX_PATH_STEPS + 1
+    assert set(steps[1:-1]) == {"div.box"}
+
+
 def test_text_directly_in_the_main_container_is_one_block() -> None:
     from monitor.extract.html import extract_html
 

@@ -54,7 +54,15 @@ VOLATILE_NUMBERS = ", ".join(
     + [f"[id*={w}]" for w in ("counter", "hits", "views-count")])
 VOLATILE_WORDS = re.compile(r"(?:^|[-_\s])(?:clock|weather|currency|exchange|rates|carousel|slider|ticker|marquee|"
                             r"countdown|banner|poll|polls|random|rotator)(?:$|[-_\s])").search
-WIDGET_MAX_TEXT = 600  # a "slider" holding more text than this is the content itself, not a widget
+# A path holds at most this many steps (the nearest ones, after "…/"), each at most this long: real pages
+# nest 35 deep at most in the corpus; a page nested thousands deep must not cost time and memory squared.
+MAX_PATH_STEPS = 64
+MAX_STEP_CHARS = 256
+WIDGET_MAX_TEXT = 600
+# Telling a small widget or counter from content measures the element's text; nested ones measure the same
+# text again and again. Past this many characters measured on a page (real pages measure a few thousand)
+# further candidates count as content: the cost stays linear in the page, whatever its nesting.
+TEXT_BUDGET = 4_000_000  # a "slider" holding more text than this is the content itself, not a widget
 DOC_EXTENSIONS = frozenset((
     "pdf", "doc", "docx", "xls", "xlsx", "xlsm", "odt", "ods", "odp", "ppt", "pptx", "rtf", "zip", "rar",
     "7z", "csv", "txt", "xml", "json", "geojson", "kml", "kmz", "shp", "djvu", "tif", "tiff",
@@ -154,6 +162,7 @@ class _Tree:
         self.memo: dict[int, tuple[str, bool, bool, str]] = {}
         self.parent: dict[int, int] = {}  # element -> its parent element
         self.classes: dict[tuple[str, str, str], tuple[str, bool, bool]] = {}
+        self.budget = TEXT_BUDGET  # characters measured to tell a small widget from content
 
     def _classify(self, tag: str, ident: str, class_attr: str) -> tuple[str, bool, bool]:
         """What an element's tag, id and classes say: its path step, chrome, a volatile widget (memoised: a
@@ -164,7 +173,7 @@ class _Tree:
             return known
         classes = class_attr.lower()
         tokens = classes.split()
-        step = f"{tag}#{ident}" if ident else f"{tag}.{tokens[0]}" if tokens else tag
+        step = (f"{tag}#{ident}" if ident else f"{tag}.{tokens[0]}" if tokens else tag)[:MAX_STEP_CHARS]
         low_ident = ident.lower()
         # classes of <body> describe the page ("one-sidebar", "menu-type-dropdown"), not the element
         chrome = bool((classes or ident) and step[:4] != "body" and (
@@ -200,28 +209,57 @@ class _Tree:
                 in_main, in_chrome = True, False
             elif chrome or mid in self.strong or (mid in self.weak and not in_main):
                 in_chrome = True
-            if widget and len(n.text(deep=True)) <= WIDGET_MAX_TEXT:
-                vol = "all"
+            if widget and vol != "all" and self.budget > 0:  # (inside a volatile widget: volatile already)
+                size = len(n.text(deep=True))
+                self.budget -= size
+                if size <= WIDGET_MAX_TEXT:
+                    vol = "all"
             elif mid in self.numbers and not vol:
                 vol = "numbers"
-            base = (f"{path}/{step}" if path else step, in_main, in_chrome, vol)
+            path = f"{path}/{step}" if path else step
+            if path.count("/") >= MAX_PATH_STEPS:  # hostile nesting: "…/" and the nearest steps only
+                path = "…/" + path.split("/", 2 if path.startswith("…/") else 1)[-1]
+            base = (path, in_main, in_chrome, vol)
             memo[mid] = base
         return base
 
 
-def _parents(node: LexborNode) -> list[LexborNode]:
+def _outermost(nodes: list[LexborNode], ids: set[int]) -> list[LexborNode]:
+    """The nodes with no ancestor among ids. Each element is walked once (nested containers share their
+    walk), so a page nesting thousands of <main> elements costs one pass."""
+    above: dict[int, bool] = {}  # element -> whether it or one of its ancestors is among ids
     out = []
-    current = node.parent
-    while current is not None:
-        out.append(current)
-        current = current.parent
+    for node in nodes:
+        walked = []
+        current = node.parent
+        found = False
+        while current is not None:
+            mid = current.mem_id
+            if mid in above:
+                found = above[mid]
+                break
+            walked.append(mid)
+            if mid in ids:
+                found = True
+                break
+            current = current.parent
+        above.update(dict.fromkeys(walked, found))
+        if not found:
+            out.append(node)
     return out
 
 
-def _nearest_block(node: LexborNode) -> LexborNode | None:
+def _nearest_block(node: LexborNode, known: dict[int, LexborNode | None]) -> LexborNode | None:
+    """The node's nearest block element (itself if it is one); `known` remembers every element walked."""
+    walked = []
     current: LexborNode | None = node
     while current is not None and current.tag not in BLOCK_TAGS:
+        if current.mem_id in known:
+            current = known[current.mem_id]
+            break
+        walked.append(current.mem_id)
         current = current.parent
+    known.update(dict.fromkeys(walked, current))
     return current
 
 
@@ -284,14 +322,21 @@ def _main_ids(tree: LexborHTMLParser, selector: str | None) -> tuple[set[int], b
     if len(articles) == 1:
         return {articles[0].mem_id}, False
     if len(articles) > 1:  # a listing: the articles' nearest common container
-        common = None
-        for level in zip(*(_ancestors(a) for a in articles), strict=False):
-            if all(x == level[0] for x in level):
-                common = level[0]
-            else:
-                break
-        if common is not None:
-            return {common}, False
+        chain = _ancestors(articles[0])  # from the top down to the first article
+        joined = {mid: i for i, mid in enumerate(chain)}  # element -> the deepest chain element above it
+        keep = len(chain)
+        for a in articles[1:]:  # every element is walked once, however deep the nesting
+            walked = []
+            current: LexborNode | None = a
+            while current is not None and current.mem_id not in joined:
+                walked.append(current.mem_id)
+                current = current.parent
+            if current is None:
+                return set(), False
+            at = joined[current.mem_id]
+            joined.update(dict.fromkeys(walked, at))
+            keep = min(keep, at + 1)
+        return {chain[keep - 1]}, False
     return set(), False
 
 
@@ -319,25 +364,28 @@ def _densest(blocks: list[_RawBlock], parent: dict[int, int]) -> int | None:
         grand = parent.get(up, 0)
         if grand:
             scores[grand] = scores.get(grand, 0.0) + size / 2
-        node = b.element
-        while node:
-            held[node] = held.get(node, 0) + size
-            node = parent.get(node, 0)
+        held[b.element] = held.get(b.element, 0) + size
     scores.pop(0, None)
     if not scores:
         return None
+    # what each element holds: its children's sums added in, children before parents (`parent` lists every
+    # element after its parent), so a page nested thousands deep costs one pass, not one walk per block
+    for child in reversed(parent):
+        if child in held and parent[child]:
+            held[parent[child]] = held.get(parent[child], 0) + held[child]
     top = max(scores.items(), key=lambda kv: kv[1])[0]
     while held.get(top, 0) < COVERAGE * total and parent.get(top, 0):
         top = parent[top]
     return top
 
 
-def _inside(element: int, container: int, parent: dict[int, int]) -> bool:
-    while element:
-        if element == container:
-            return True
-        element = parent.get(element, 0)
-    return False
+def _subtree(top: int, parent: dict[int, int]) -> set[int]:
+    """The element and every element below it (in one pass: `parent` lists every element after its parent)."""
+    inside = {top}
+    for child, up in parent.items():
+        if up in inside:
+            inside.add(child)
+    return inside
 
 
 DECLARED_WITNESSES = ("оновл", "змінено", "updated", "last modified", "обновлено", "изменено", "дата зміни")
@@ -403,15 +451,23 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None, *, ign
         return Content(title=title, quality=Quality.EMPTY, quality_reason="no body")
     main_ids, selector_missed = (set(), False) if ignore_main else _main_ids(tree, opts.content)
     numbers: set[int] = set()
+    nearest: dict[int, LexborNode | None] = {}
+    small: dict[int, bool] = {}  # block -> whether it is small enough to be a counter
+    budget = TEXT_BUDGET
     for node in tree.css(VOLATILE_NUMBERS):  # an eye icon or a counter span: its block's numbers change
-        block = node if node.tag in BLOCK_TAGS else _nearest_block(node)
-        # a counter is small; a large "counter" (a CSS-numbered list) is content
-        if block is not None and len(block.text(deep=True)) <= WIDGET_MAX_TEXT:
+        block = _nearest_block(node, nearest)
+        if block is None:
+            continue
+        if block.mem_id not in small:  # a counter is small; a large "counter" (a CSS-numbered list) is content
+            size = len(block.text(deep=True)) if budget > 0 else WIDGET_MAX_TEXT + 1
+            budget -= size
+            small[block.mem_id] = size <= WIDGET_MAX_TEXT
+        if small[block.mem_id]:
             numbers.update((node.mem_id, block.mem_id))
     where = _Tree(main_ids, _ids(tree, CHROME_STRONG), _ids(tree, CHROME_WEAK), numbers)
     # With a main container only its subtree is walked; the rest of the page counts through one digest.
-    roots = [n for n in tree.css(opts.content or "main, [role=main], article") if n.mem_id in main_ids]
-    roots = [r for r in roots if not any(a.mem_id in main_ids for a in _parents(r))]
+    roots = _outermost([n for n in tree.css(opts.content or "main, [role=main], article") if n.mem_id in main_ids],
+                       main_ids)
     scope = roots or [body]
     anchors_text = _anchors(scope, where)  # read before the inline markup (the <a> elements too) is unwrapped
     visible = normalise(body.text(deep=True, separator=" "))
@@ -421,19 +477,19 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None, *, ign
     raw_blocks = _blocks(scope, where)
     if roots and not opts.content and not any(b.in_main and not b.in_chrome for b in raw_blocks):
         return extract_html(source, url, options, ignore_main=True)  # an empty <main>: the densest block instead
+    inside: set[int] | None = None  # without a main container: the densest block's subtree
     if main_ids:
         is_main = [b.in_main and not b.in_chrome for b in raw_blocks]
-        top = None
     else:
         top = _densest(raw_blocks, where.parent)
-        is_main = [not b.in_chrome and (top is None or _inside(b.element, top, where.parent)) for b in raw_blocks]
+        inside = _subtree(top, where.parent) if top is not None else None
+        is_main = [not b.in_chrome and (inside is None or b.element in inside) for b in raw_blocks]
     blocks = tuple(Block(path=b.path, text=b.text, region=Region.MAIN if m else Region.CHROME, volatile=b.volatile)
                    for b, m in zip(raw_blocks, is_main, strict=True))
     links: dict[str, Link] = {}
     documents: dict[str, Link] = {}
     for href, text, (_path, in_main, in_chrome, vol), holder in anchors_text:
-        if in_chrome or vol == "all" or not (in_main if main_ids else (top is None or _inside(holder, top,
-                                                                                                where.parent))):
+        if in_chrome or vol == "all" or not (in_main if main_ids else (inside is None or holder in inside)):
             continue
         canonical = canonical_url(href, base)
         if canonical is None:
