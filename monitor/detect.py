@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Sequence
 
 from monitor.domain import ChangeClass, Content, Evidence, Fingerprints, Verdict, VersionRef
@@ -10,6 +11,7 @@ from monitor.fingerprint import Layers
 
 MAX_DIFF_LINES = 400
 MAX_LINE = 600
+MAX_ALIGN = 4_000_000  # blocks before x blocks after (the middle that differs) aligned one by one
 
 
 def classify(prev: Fingerprints, cur: Fingerprints) -> ChangeClass:
@@ -28,8 +30,24 @@ def classify(prev: Fingerprints, cur: Fingerprints) -> ChangeClass:
 
 
 def _counts(before: Sequence[str], after: Sequence[str]) -> tuple[int, int, int]:
+    """Blocks added, removed and edited, by aligning the two versions. The common head and tail are set
+    aside first (an edit is usually in one place); a middle too large to align (aligning repeated blocks
+    costs time squared: 20,000 equal table cells took 40 s) is counted as two multisets instead."""
+    n = min(len(before), len(after))
+    head = 0
+    while head < n and before[head] == after[head]:
+        head += 1
+    tail = 0
+    while tail < n - head and before[len(before) - 1 - tail] == after[len(after) - 1 - tail]:
+        tail += 1
+    a, b = before[head:len(before) - tail], after[head:len(after) - tail]
+    if len(a) * len(b) > MAX_ALIGN:
+        gone, new = Counter(a), Counter(b)
+        added, removed = sum((new - gone).values()), sum((gone - new).values())
+        edited = min(added, removed)
+        return added - edited, removed - edited, edited
     added = removed = edited = 0
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if op == "insert":
             added += j2 - j1
         elif op == "delete":
