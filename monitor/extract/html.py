@@ -58,11 +58,11 @@ VOLATILE_WORDS = re.compile(r"(?:^|[-_\s])(?:clock|weather|currency|exchange|rat
 # nest 35 deep at most in the corpus; a page nested thousands deep must not cost time and memory squared.
 MAX_PATH_STEPS = 64
 MAX_STEP_CHARS = 256
-WIDGET_MAX_TEXT = 600
+WIDGET_MAX_TEXT = 600  # a "slider" holding more text than this is the content itself, not a widget
 # Telling a small widget or counter from content measures the element's text; nested ones measure the same
 # text again and again. Past this many characters measured on a page (real pages measure a few thousand)
 # further candidates count as content: the cost stays linear in the page, whatever its nesting.
-TEXT_BUDGET = 4_000_000  # a "slider" holding more text than this is the content itself, not a widget
+TEXT_BUDGET = 4_000_000
 DOC_EXTENSIONS = frozenset((
     "pdf", "doc", "docx", "xls", "xlsx", "xlsm", "odt", "ods", "odp", "ppt", "pptx", "rtf", "zip", "rar",
     "7z", "csv", "txt", "xml", "json", "geojson", "kml", "kmz", "shp", "djvu", "tif", "tiff",
