@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from monitor.config import parse_catalogue
 from monitor.domain import Catalogue, FetchResult, Outcome, Validators
@@ -12,6 +17,17 @@ from monitor.domain import Catalogue, FetchResult, Outcome, Validators
 
 def catalogue(text: str) -> Catalogue:
     return parse_catalogue(tomllib.loads(text), environ={})
+
+
+def run_bounded(script: str, timeout_s: float, what: str) -> Any:
+    """Run a Python script in a child process and return the JSON it prints. For the tests that prove a
+    hostile input cannot stall the monitor: a regression fails at the timeout instead of hanging the suite."""
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout_s,
+                              cwd=Path(__file__).resolve().parents[1], check=True)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{what} did not finish in {timeout_s:g} s") from None
+    return json.loads(done.stdout)
 
 
 class Clock:

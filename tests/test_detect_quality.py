@@ -10,7 +10,7 @@ import pytest
 from bench.quality import evaluate, summary, table
 from monitor.compare import classify_pair
 from monitor.domain import ChangeClass
-from tests.helpers import html
+from tests.helpers import html, run_bounded
 from tests.mutations import MUTATIONS, pair
 
 FIXTURE = Path(__file__).parent / "fixtures" / "extract" / "portal-article.html"
@@ -69,21 +69,12 @@ def test_evidence_counts_of_huge_repetitive_pages_are_cheap() -> None:
     """A data table of 20,000 equal cells: aligning repeated blocks one by one costs time squared (it took
     40 s). The unchanged head and tail are set aside, and a middle too large to align is counted as multisets.
     Loose bound in a child process: this proves a page cannot stall the monitor, it does not measure speed."""
-    import json
-    import subprocess
-    import sys
-
     script = (
         "import json, time\nfrom monitor.detect import _counts\n"
         "cells = ['0,00'] * 20_000\nout = []\n"
         "for after in (cells[:-1] + ['1,00'], ['1,00'] + cells[1:-1] + ['2,00'], ['0,01'] * 20_000):\n"
         "    started = time.perf_counter()\n    out.append([_counts(cells, after), time.perf_counter() - started])\n"
         "print(json.dumps(out))\n")
-    try:
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                              cwd=Path(__file__).resolve().parents[1], check=True)
-    except subprocess.TimeoutExpired:
-        raise AssertionError("counting the changed blocks did not finish in 60 s") from None
-    (last, both_ends, everything) = json.loads(done.stdout)
+    (last, both_ends, everything) = run_bounded(script, 60, "counting the changed blocks")
     assert last[0] == [0, 0, 1] and both_ends[0] == [0, 0, 2] and everything[0] == [0, 0, 20_000]
     assert all(seconds < 10 for _, seconds in (last, both_ends, everything))

@@ -12,6 +12,7 @@ from monitor.domain import Kind, Region
 from monitor.extract import ExtractOptions, extract
 from monitor.extract.html import canonical_url, document_extension
 from monitor.quality import assess
+from tests.helpers import run_bounded
 
 CASES = Path(__file__).parent / "fixtures" / "extract"
 
@@ -126,15 +127,7 @@ def test_hostile_nesting_costs_linear_time_and_bounded_paths() -> None:
     (and path memory) squared: tens of seconds to minutes each. Each element is now walked once, a path keeps
     its 64 nearest steps and text measurement has a page budget. Loose bounds, in a child process: this
     proves a page cannot stall the monitor, it does not measure speed."""
-    import subprocess
-    import sys
-
-    try:
-        done = subprocess.run([sys.executable, "-c", NESTING], capture_output=True, text=True, timeout=120,
-                              cwd=Path(__file__).resolve().parents[1], check=True)
-    except subprocess.TimeoutExpired:
-        raise AssertionError("extracting the nested pages did not finish in 120 s") from None
-    for case, (seconds, blocks, steps, chars) in json.loads(done.stdout).items():
+    for case, (seconds, blocks, steps, chars) in run_bounded(NESTING, 120, "extracting the nested pages").items():
         assert seconds < 15 and blocks >= 20_000, (case, seconds, blocks)
         assert steps <= 65 and chars <= 65 * 30, (case, steps, chars)  # "…/" and the 64 nearest steps
 

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor import mask as m
+from tests.helpers import run_bounded
 
 
 def plain_volatile(text: str) -> str:
@@ -136,17 +137,7 @@ def test_hostile_blocks_are_masked_in_linear_time() -> None:
     of starting points. Quadratic, each of these took minutes; linear, all of them take well under a second.
     The bounds are loose on purpose: this proves a page cannot stall the monitor, it does not measure speed
     (in a child process, so that a regression fails at the timeout instead of hanging the suite)."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    try:
-        done = subprocess.run([sys.executable, "-c", HOSTILE], capture_output=True, text=True, timeout=60,
-                              cwd=Path(__file__).resolve().parents[1], check=True)
-    except subprocess.TimeoutExpired:
-        raise AssertionError("masking the hostile blocks did not finish in 60 s: a pattern backtracks") from None
-    times = json.loads(done.stdout)
+    times = run_bounded(HOSTILE, 60, "masking the hostile blocks (a pattern backtracks)")
     assert len(times) == 9 and all(t < 10 for t in times.values()), times
     assert m.mask_all("1 234 567 переглядів") == "⟨count⟩"  # the bounds keep what counters look like
     token = "x7" + "Ab" * 60  # a 122-character token: still one token

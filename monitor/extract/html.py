@@ -9,9 +9,10 @@ links and the linked documents of the main content.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
@@ -139,6 +140,7 @@ INLINE_TAGS = [
 ]
 INLINE_SELECTOR = ", ".join(INLINE_TAGS)
 COMMENT = re.compile(r"<!--[^<>]*?-->")  # simple comments only: a stray "<!--" must not eat the page
+T = TypeVar("T")
 SEPARATOR = "\x1f"  # between an element's own text runs (split by <br> or by a child block); never in text
 
 
@@ -224,43 +226,35 @@ class _Tree:
         return base
 
 
+def _up(node: LexborNode | None, known: dict[int, T], stop: Callable[[LexborNode], T | None], top: T) -> T:
+    """Walk from node up to the first element that `known` remembers or `stop` answers for (`top` past the
+    root), and remember that answer for every element walked: nested elements share one walk, so a page
+    nested thousands deep costs one pass, not one walk per element."""
+    walked = []
+    answer = top
+    while node is not None:
+        if node.mem_id in known:
+            answer = known[node.mem_id]
+            break
+        walked.append(node.mem_id)
+        found = stop(node)
+        if found is not None:
+            answer = found
+            break
+        node = node.parent
+    known.update(dict.fromkeys(walked, answer))
+    return answer
+
+
 def _outermost(nodes: list[LexborNode], ids: set[int]) -> list[LexborNode]:
-    """The nodes with no ancestor among ids. Each element is walked once (nested containers share their
-    walk), so a page nesting thousands of <main> elements costs one pass."""
+    """The nodes with no ancestor among ids."""
     above: dict[int, bool] = {}  # element -> whether it or one of its ancestors is among ids
-    out = []
-    for node in nodes:
-        walked = []
-        current = node.parent
-        found = False
-        while current is not None:
-            mid = current.mem_id
-            if mid in above:
-                found = above[mid]
-                break
-            walked.append(mid)
-            if mid in ids:
-                found = True
-                break
-            current = current.parent
-        above.update(dict.fromkeys(walked, found))
-        if not found:
-            out.append(node)
-    return out
+    return [n for n in nodes if not _up(n.parent, above, lambda a: True if a.mem_id in ids else None, False)]
 
 
 def _nearest_block(node: LexborNode, known: dict[int, LexborNode | None]) -> LexborNode | None:
-    """The node's nearest block element (itself if it is one); `known` remembers every element walked."""
-    walked = []
-    current: LexborNode | None = node
-    while current is not None and current.tag not in BLOCK_TAGS:
-        if current.mem_id in known:
-            current = known[current.mem_id]
-            break
-        walked.append(current.mem_id)
-        current = current.parent
-    known.update(dict.fromkeys(walked, current))
-    return current
+    """The node's nearest block element (itself if it is one)."""
+    return _up(node, known, lambda n: n if n.tag in BLOCK_TAGS else None, None)
 
 
 def _blocks(roots: list[LexborNode], tree: _Tree) -> list[_RawBlock]:
@@ -323,18 +317,12 @@ def _main_ids(tree: LexborHTMLParser, selector: str | None) -> tuple[set[int], b
         return {articles[0].mem_id}, False
     if len(articles) > 1:  # a listing: the articles' nearest common container
         chain = _ancestors(articles[0])  # from the top down to the first article
-        joined = {mid: i for i, mid in enumerate(chain)}  # element -> the deepest chain element above it
+        joined: dict[int, int | None] = {mid: i for i, mid in enumerate(chain)}  # -> deepest chain element above
         keep = len(chain)
-        for a in articles[1:]:  # every element is walked once, however deep the nesting
-            walked = []
-            current: LexborNode | None = a
-            while current is not None and current.mem_id not in joined:
-                walked.append(current.mem_id)
-                current = current.parent
-            if current is None:
+        for a in articles[1:]:
+            at = _up(a, joined, lambda _: None, None)
+            if at is None:
                 return set(), False
-            at = joined[current.mem_id]
-            joined.update(dict.fromkeys(walked, at))
             keep = min(keep, at + 1)
         return {chain[keep - 1]}, False
     return set(), False
