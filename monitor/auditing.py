@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from monitor.audit import UNREPORTED, Options, ReportVerdict, ServiceAudit, department_summary, reconcile
 from monitor.domain import Catalogue, ServiceConfig
+from monitor.ports import AuditReader
 from monitor.regulation import default_interval_s
-from monitor.store.repository import Store
 
 VIEWS = ("periods", "reports", "updates", "departments")
 
@@ -72,7 +72,7 @@ class View:
     rows: Sequence[tuple[object, ...]]
 
 
-def run_audit(catalogue: Catalogue, store: Store, *, start: datetime, end: datetime, now: datetime,
+def run_audit(catalogue: Catalogue, store: AuditReader, *, start: datetime, end: datetime, now: datetime,
               services: Iterable[str] = (), departments: Iterable[str] = ()) -> list[ServiceAudit]:
     wanted, depts = set(services), set(departments)
     rs = catalogue.reports
@@ -137,7 +137,7 @@ def views(audits: Sequence[ServiceAudit], tz: str) -> dict[str, View]:
     }
 
 
-def report_stats(catalogue: Catalogue, store: Store, now: datetime, days: int = 90) -> dict[str, dict[str, int]]:
+def report_stats(catalogue: Catalogue, store: AuditReader, now: datetime, days: int = 90) -> dict[str, dict[str, int]]:
     """For the exporter: per service, reports by verdict and unreported updates over the last `days`."""
     audits = run_audit(catalogue, store, start=now - timedelta(days=days), end=now, now=now)
     out = {}

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -38,18 +38,21 @@ from monitor.domain import (
     load_content,
 )
 from monitor.errors import ConfigError, MonitorError, Problem
+from monitor.exporter import MetricsServer
 from monitor.extract import validate_jmespath, validate_selector
 from monitor.faults import fault_views, run_faults
 from monitor.fetch import Fetcher
-from monitor.metrics import FreshnessCollector, MetricsServer, Runtime
-from monitor.render import tables_to_html, to_csv, to_html, to_json, to_table, to_xlsx
+from monitor.learning import Learner
+from monitor.maintenance import AGGREGATES_EVERY_S, Maintenance, refresh_aggregates
+from monitor.metrics import Runtime, build_registry
+from monitor.render import labelled, tables_to_html, to_csv, to_html, to_json, to_xlsx
 from monitor.reports import ReportMapping
 from monitor.reports import parse as parse_reports
 from monitor.runner import Runner
-from monitor.schedule import Schedule
+from monitor.schedule import Periodic, Schedule
 from monitor.status import ServiceStatus, State, dataset_statuses, service_statuses
+from monitor.store import Store
 from monitor.store.engine import make_engine, upgrade
-from monitor.store.repository import Store
 
 logger = logging.getLogger("monitor")
 
@@ -192,13 +195,13 @@ def db_prune(ctx: click.Context, keep_checks: str | None, keep_raw: str | None, 
         fail(str(exc))
     store = open_store(catalogue)
     try:
-        before = store.size_bytes()
+        before = store.maintenance.size_bytes()
         now = utcnow()
-        report = store.prune(checks_before=now - timedelta(seconds=checks_s), raw_before=now - timedelta(seconds=raw_s),
-                             slow_s=settings.slow_s)
+        report = store.maintenance.prune(checks_before=now - timedelta(seconds=checks_s),
+                                         raw_before=now - timedelta(seconds=raw_s), slow_s=settings.slow_s)
         if vacuum:
-            store.vacuum()
-        after = store.size_bytes()
+            store.maintenance.vacuum()
+        after = store.maintenance.size_bytes()
     finally:
         store.close()
     click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report.items())
@@ -224,9 +227,11 @@ def db_upgrade(ctx: click.Context, database_url: str | None) -> None:
 # --- run and check ----------------------------------------------------------------------------
 
 
+HEARTBEAT_S = 30.0
+
+
 def start_metrics(catalogue: Catalogue, store: Store, runner: Runner | None = None) -> MetricsServer | None:
     """Serve /metrics and /healthz on settings.metrics_listen (port 0 picks a free port)."""
-    heartbeat_s = 30.0
 
     def runtime() -> Runtime:
         assert runner is not None
@@ -234,17 +239,17 @@ def start_metrics(catalogue: Catalogue, store: Store, runner: Runner | None = No
 
     def health() -> tuple[bool, dict[str, object]]:
         if runner is None:
-            ok = store.ping()
+            ok = store.health.ping()
             return ok, {"database": ok}
         beat = runner.health.beat_at
         age_s = (utcnow() - beat).total_seconds() if beat else None
-        ok = age_s is not None and age_s < 3 * heartbeat_s
+        ok = age_s is not None and age_s < 3 * HEARTBEAT_S
         return ok, {"worker": runner.worker, "heartbeat_age_s": age_s, "database_writable": runner.recorder.db_ok,
                     "pending_records": len(runner.recorder.pending), "checks_done": runner.health.checks_done}
 
-    collector = FreshnessCollector(catalogue, store, runtime=runtime if runner is not None else None)
+    registry = build_registry(catalogue, store.metrics, runtime=runtime if runner is not None else None)
     try:
-        server = MetricsServer(collector, catalogue.settings.metrics_listen, health=health).start()
+        server = MetricsServer(registry, catalogue.settings.metrics_listen, health=health).start()
     except OSError as exc:
         logger.error("cannot serve metrics on %s: %s", catalogue.settings.metrics_listen, exc)
         return None
@@ -258,22 +263,25 @@ async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
     async with Fetcher(catalogue.settings) as fetcher:
         runner = Runner(catalogue, store, fetcher)
         targets = runner.prepare()
+        learner = Learner(runner).attach()
+        maintenance = Maintenance(runner)
         metrics = start_metrics(catalogue, store, runner)
         writer = asyncio.create_task(runner.recorder.run())
-        schedule = Schedule(check=lambda t, at: runner.check(t, scheduled_at=at),
-                            heartbeat=lambda: asyncio.to_thread(runner.heartbeat), maintenance=runner.maintain,
-                            maintenance_s=min(86_400.0, catalogue.settings.link_check_every_s or 86_400.0))
+        schedule = Schedule(lambda t, at: runner.check(t, scheduled_at=at), [
+            Periodic("heartbeat", lambda: asyncio.to_thread(runner.heartbeat), HEARTBEAT_S),
+            Periodic("aggregates", maintenance.aggregates, AGGREGATES_EVERY_S),
+            Periodic("maintenance", maintenance.daily, min(86_400.0, catalogue.settings.link_check_every_s or 86_400.0),
+                     first_after_s=3600.0)])  # link checks and pruning, first an hour after the start
         unmonitored = [s.id for s in catalogue.services if not s.pages]
         logger.info("monitor %s: %d services, %d pages, %d unmonitored (%s)", __version__,
                     len(catalogue.services), len(targets), len(unmonitored), ", ".join(unmonitored) or "none")
-        schedule.start(targets, runner.states, utcnow())
+        schedule.start(targets, runner.states)
         if on_started is not None:
             on_started(runner)
         await stop.wait()
         logger.info("stopping: waiting for running checks")
         await schedule.stop()
-        for task in list(runner._background):
-            task.cancel()
+        learner.cancel()
         if not await runner.recorder.drain(timeout_s=30):
             logger.error("%d checks could not be written before stopping", len(runner.recorder.pending))
         writer.cancel()
@@ -326,7 +334,7 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
 
     async def one_round() -> list[tuple[Target, CheckRecord]]:
         async with Fetcher(catalogue.settings) as fetcher:
-            runner = Runner(catalogue, store, fetcher, learn=False)  # one round: no calibration fetches
+            runner = Runner(catalogue, store, fetcher)  # one round: no learning (no calibration fetches)
             runner.prepare()
             selected = _select(runner, services)
             writer = asyncio.create_task(runner.recorder.run())
@@ -386,7 +394,7 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
 
 
 def statuses(catalogue: Catalogue, store: Store, now: datetime) -> list[ServiceStatus]:
-    return service_statuses(catalogue, store.service_aggregates(), now)
+    return service_statuses(catalogue, store.metrics.service_aggregates(), now)
 
 
 @main.command()
@@ -398,7 +406,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     store = open_store(catalogue)
     try:
         rows = statuses(catalogue, store, utcnow())
-        workers = store.workers()
+        workers = store.health.workers()
     finally:
         store.close()
     tz = catalogue.settings.timezone
@@ -446,7 +454,7 @@ def history(ctx: click.Context, service: str, show_all: bool, limit: int, as_jso
     _service_or_fail(catalogue, service)
     store = open_store(catalogue)
     try:
-        rows = store.changes(service_id=service, limit=None if show_all else limit)
+        rows = store.history.changes(service_id=service, limit=None if show_all else limit)
     finally:
         store.close()
     tz = catalogue.settings.timezone
@@ -465,7 +473,7 @@ def history(ctx: click.Context, service: str, show_all: bool, limit: int, as_jso
     Console(width=max(120, Console().width)).print(table)
 
 
-def print_evidence(console: Console, evidence: dict[str, object] | None) -> None:
+def print_evidence(console: Console, evidence: Mapping[str, object] | None) -> None:
     """A diff is untrusted page text: printed as plain Text (never as markup), coloured by line."""
     if not evidence:
         console.print("(no evidence stored)")
@@ -492,11 +500,11 @@ def diff(ctx: click.Context, service: str, change: int | None) -> None:
     store = open_store(catalogue)
     try:
         if change is None:
-            newest = store.changes(service_id=service, limit=1)
+            newest = store.history.changes(service_id=service, limit=1)
             if not newest:
                 fail(f"no change recorded for {service}", EXIT_PROBLEM)
             change = newest[0].id
-        row = store.change(change)
+        row = store.history.change(change)
     finally:
         store.close()
     if row is None or row.service_id != service:
@@ -540,7 +548,7 @@ def compare(before: str | None, after: str | None, pairs_file: str | None, kind:
             as_json: bool) -> None:
     """Classify the change from BEFORE to AFTER (files or URLs) and show the diff; no database needed."""
     from monitor.compare import compare as compare_captures
-    from monitor.compare import read
+    from monitor.compare import read_bytes as read
 
     k = Kind(kind)
     if pairs_file:
@@ -609,11 +617,11 @@ def noise(ctx: click.Context, service: str, confirm_id: int | None, drop_id: int
     try:
         for rule_id, status in ((confirm_id, "confirmed"), (drop_id, "dropped")):
             if rule_id is not None:
-                if rule_id not in {r.id for r in store.noise_rules(service)}:
+                if rule_id not in {r.id for r in store.noise.noise_rules(service)}:
                     fail(f"rule {rule_id} is not a rule of {service}")
-                store.set_noise_status(rule_id, status, utcnow())
+                store.noise.set_noise_status(rule_id, status, utcnow())
                 click.echo(f"rule {rule_id} {status}; `monitor run` applies it at its next start")
-        rules = store.noise_rules(service)
+        rules = store.noise.noise_rules(service)
     finally:
         store.close()
     if as_json:
@@ -644,7 +652,13 @@ def exporter(ctx: click.Context) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while True:  # the aggregates a scrape reads are kept up to date here, never computed by a scrape
+        try:
+            refresh_aggregates(catalogue, store, utcnow())
+        except MonitorError as exc:
+            logger.warning("aggregates not refreshed: %s", exc)
+        if stop.wait(AGGREGATES_EVERY_S):
+            break
     server.stop()
     store.close()
 
@@ -721,8 +735,8 @@ def reports_import(ctx: click.Context, file: str, skip_bad: bool) -> None:
              f"{len(parsed.rows)} with --skip-bad)", EXIT_PROBLEM)
     store = open_store(catalogue)
     try:
-        store.sync_catalogue(catalogue, utcnow())
-        added = store.add_reports(parsed.rows, utcnow())
+        store.catalogue.sync_catalogue(catalogue, utcnow())
+        added = store.reports.add_reports(parsed.rows, utcnow())
     finally:
         store.close()
     click.echo(f"{file}: {len(parsed.rows)} report(s) read, {added} new, {len(parsed.rows) - added} already "
@@ -777,13 +791,14 @@ def audit(ctx: click.Context, start: str, end: str, services: tuple[str, ...], d
     store = open_store(catalogue)
     try:
         now = utcnow()
-        audits = run_audit(catalogue, store, start=t0, end=t1, now=now, services=services, departments=departments)
+        audits = run_audit(catalogue, store.audit, start=t0, end=t1, now=now, services=services,
+                           departments=departments)
         tables = views(audits, tz)
         evidence = {}
         if fmt == "html":
             for a in audits:
                 for u in a.updates[:500]:
-                    row = store.change(u.id)
+                    row = store.history.change(u.id)
                     if row is not None and row.evidence:
                         evidence[u.id] = row.evidence
     finally:
@@ -798,7 +813,13 @@ def _emit(fmt: str, tables: dict[str, View], *, view: str, lang: str, output: st
           end: datetime, now: datetime, html: Callable[[], str]) -> None:
     """Write report tables in the chosen format (table and csv: one view; json and xlsx: all of them)."""
     if fmt == "table":
-        Console(width=max(120, Console().width)).print(to_table(tables[view], lang))
+        title, columns, rows = labelled(tables[view], lang)
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        Console(width=max(120, Console().width)).print(table)
     elif fmt == "csv":
         _write(to_csv(tables[view], lang), output)
     elif fmt == "json":
@@ -833,7 +854,7 @@ def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], 
     store = open_store(catalogue)
     try:
         now = utcnow()
-        found = run_faults(catalogue, store, start=t0, end=min(t1, now), services=services)
+        found = run_faults(catalogue, store.faults, start=t0, end=min(t1, now), services=services)
     finally:
         store.close()
     tables = fault_views(found, tz)
@@ -848,13 +869,13 @@ def verify(ctx: click.Context) -> None:
     catalogue = load(ctx.obj["targets"])
     store = open_store(catalogue)
     try:
-        counts, breaks = store.verify()
+        found = store.maintenance.verify()
     finally:
         store.close()
-    for table, n in counts.items():
+    for table, n in found.counts.items():
         click.echo(f"{table}: {n} record(s) checked")
-    if breaks:
-        for b in breaks:
+    if not found.intact:
+        for b in found.breaks:
             where = f"record {b.record_id}" if b.record_id else "the end of the chain"
             click.echo(f"ALTERED: {b.table} {where}: {b.reason}", err=True)
         sys.exit(EXIT_PROBLEM)
@@ -871,12 +892,13 @@ def datasets(ctx: click.Context, service: str, as_json: bool) -> None:
     _service_or_fail(catalogue, service)
     store = open_store(catalogue)
     try:
-        contents = store.current_contents(service)
+        contents = [blob for _url, sha in store.history.current_content_shas(service)
+                    if (blob := store.history.blob(sha)) is not None]
     finally:
         store.close()
     now = utcnow()
-    rows = [st for _url, blob in contents for st in dataset_statuses(load_content(blob).records, now,
-                                                                     tz=catalogue.settings.timezone)]
+    rows = [st for blob in contents for st in dataset_statuses(load_content(blob).records, now,
+                                                               tz=catalogue.settings.timezone)]
     if as_json:
         click.echo(json.dumps([{"dataset": r.key, "title": r.title, "frequency": r.frequency,
                                 "regulation": r.regulation.value if r.regulation else None,

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from monitor.domain import Fetch, FetchResult, Kind, Outcome, PageConfig, Validators
+from monitor.domain import Fetch, FetchResult, Outcome, PageConfig, Validators
 
 CKAN_ROWS = 100
 MAX_DATASETS = 10_000
@@ -30,12 +30,23 @@ def _ckan_search_url(page: PageConfig) -> str:
     return page.url.rstrip("/") + "/package_search"
 
 
-async def collect(fetcher: Fetch, page: PageConfig, validators: Validators | None) -> FetchResult:
-    if page.kind is Kind.CKAN and page.organization:
-        return await _ckan(fetcher, page)
-    result = await fetcher.fetch(page.url, headers=page.headers, timeout_s=page.timeout_s, validators=validators,
-                                 allow_private=page.allow_private)
-    if page.kind is Kind.GEO and result.outcome is Outcome.OK and b"exceededTransferLimit" in (result.body or b""):
+async def fetch_one(fetcher: Fetch, page: PageConfig, validators: Validators | None) -> FetchResult:
+    """The capture of most kinds: one request (conditional when validators are given)."""
+    return await fetcher.fetch(page.url, headers=page.headers, timeout_s=page.timeout_s, validators=validators,
+                               allow_private=page.allow_private)
+
+
+async def collect_ckan(fetcher: Fetch, page: PageConfig, validators: Validators | None) -> FetchResult:
+    """An organisation's datasets, page by page; a package_show / package_search URL alone is one request."""
+    if not page.organization:
+        return await fetch_one(fetcher, page, validators)
+    return await _ckan(fetcher, page)
+
+
+async def collect_geo(fetcher: Fetch, page: PageConfig, validators: Validators | None) -> FetchResult:
+    """A GIS layer: an ArcGIS answer over the server's transfer limit is followed page by page."""
+    result = await fetch_one(fetcher, page, validators)
+    if result.outcome is Outcome.OK and b"exceededTransferLimit" in (result.body or b""):
         return await _arcgis(fetcher, page, result)
     return result
 

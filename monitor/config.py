@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from monitor import kinds
 from monitor.domain import (
     DEFAULT_REAL_CLASSES,
     Catalogue,
@@ -320,11 +321,6 @@ REPORTS: tuple[Key, ...] = (
     Key("min_coverage", p_share, "Share of a period the monitor must have watched to judge it."),
 )
 
-KIND_OPTIONS = {
-    "content": (Kind.HTML,), "exclude": (Kind.HTML,), "select": (Kind.JSON,),
-    "ignore": (Kind.JSON, Kind.CKAN, Kind.GEO), "organization": (Kind.CKAN,), "expect": (Kind.AVAILABILITY,),
-}
-
 _SETTINGS_FIELD = {
     "per_host_delay": "per_host_delay_s",
     "timeout": "timeout_s",
@@ -498,12 +494,12 @@ def parse_catalogue(
                 c.add(f"{pwhere} key 'url'", f"duplicate URL {pv['url']!r} (also {seen_urls[url_key]})")
             seen_urls.setdefault(url_key, pwhere)
             kind = pv.get("kind", Kind.HTML)
-            for key, kinds in KIND_OPTIONS.items():
-                if key in pv and kind not in kinds:
-                    c.add(f"{pwhere} key {key!r}", f"only for kind {' or '.join(k.value for k in kinds)}, "
-                          f"not {kind.value!r}")
-            if kind is Kind.CKAN and "organization" not in pv and not re.search(r"package_(show|search)", pv["url"]):
-                c.add(pwhere, "a ckan page needs 'organization' (or a package_show / package_search URL)")
+            kind_spec = kinds.spec(kind)
+            for key in sorted(kinds.KIND_OPTIONS & pv.keys() - kind_spec.options):
+                accepting = " or ".join(k.value for k in kinds.kinds_accepting(key))
+                c.add(f"{pwhere} key {key!r}", f"only for kind {accepting}, not {kind.value!r}")
+            if kind_spec.check is not None and (problem := kind_spec.check(pv)):
+                c.add(pwhere, problem)
             templates = pv.get("headers", ())
             pages.append(
                 PageConfig(

@@ -96,7 +96,7 @@ def verdict(prev: Fingerprints, cur: Fingerprints, *, key: str, recent: Sequence
             prev_content: Content | None = None, cur_content: Content | None = None,
             prev_layers: Layers | None = None, cur_layers: Layers | None = None) -> Verdict:
     change = classify(prev, cur)
-    if change.rank > ChangeClass.DATE_ONLY.rank:
+    if not change.is_change:  # cosmetic or none: no evidence to keep
         return Verdict(change_class=change)
     flapped = is_flap(key, recent)
     if prev_content is None or cur_content is None or prev_layers is None or cur_layers is None:

@@ -70,6 +70,11 @@ class ChangeClass(StrEnum):
     def rank(self) -> int:
         return _CHANGE_ORDER.index(self)
 
+    @property
+    def is_change(self) -> bool:
+        """Whether a difference of this class is a change event (from date_only up); cosmetic ones are not."""
+        return self.rank <= _CHANGE_ORDER.index(ChangeClass.DATE_ONLY)
+
 
 _CHANGE_ORDER = list(ChangeClass)
 
@@ -238,6 +243,22 @@ class ReportEntry:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportRow:
+    """A self-report parsed from the form's responses, ready to store."""
+
+    row_hash: str  # importing the same row again adds nothing
+    service_id: str
+    service_text: str  # the service as the department wrote it
+    submitted_at: datetime
+    reported_for: datetime
+    what: str = ""
+    who: str = ""
+    email: str = ""
+    link: str = ""
+    source: str = ""
+
+
 # --- fetch ----------------------------------------------------------------------------------
 
 
@@ -388,6 +409,11 @@ class Verdict:
     evidence: Evidence = field(default_factory=Evidence)
     flapped: bool = False  # equal to an older version: not a new change
 
+    @property
+    def is_change(self) -> bool:
+        """The one rule of what counts as a change event: date_only and up, and not a flap back."""
+        return self.change_class.is_change and not self.flapped
+
 
 def dump_content(content: Content) -> bytes:
     """A stable JSON form of a Content, for storage and evidence."""
@@ -469,6 +495,13 @@ class CheckRecord:
     raw_blob: bytes | None = None  # bytes as served, only with a new version
     declared_at: datetime | None = None
     verdict: Verdict | None = None
-    is_real: bool = False
+    previous_key: str | None = None  # the version this capture was judged against: its predecessor in time
+    is_real: bool = False  # a change of a class that counts as a real update for the service
     window_start: datetime | None = None  # the previous successful check
     full_fetch: bool = False  # a 200 with a body (not a 304)
+
+    @property
+    def is_change(self) -> bool:
+        """A change event to record: from `previous_key` to `version_key`."""
+        return (self.verdict is not None and self.verdict.is_change and self.previous_key is not None
+                and self.version_key is not None and self.previous_key != self.version_key)

@@ -2,7 +2,7 @@
 downtime periods (runs of failed checks), error classes, slow responses, TLS failures and certificates near
 expiry, broken same-site links, and captures that were not the content (soft 404s, bot walls, error pages).
 
-Pure: `find_faults` works on rows the store hands it; `fault_views` lays them out for every output format.
+Pure: `find_faults` works on the rows a FaultsReader hands it; `fault_views` lays them out for every output format.
 Days whose check rows were pruned contribute their daily summaries (coverage_days) instead of periods."""
 
 from __future__ import annotations
@@ -14,47 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.auditing import View, local_time
 from monitor.domain import Catalogue, Outcome
-from monitor.store.repository import Store
+from monitor.ports import CheckRow, DayRow, FaultsReader, LinkRow
 
 CERT_WARN = timedelta(days=30)  # a certificate expiring this soon after the range is listed
 NOT_DOWN = {Outcome.OK.value, Outcome.NOT_MODIFIED.value, Outcome.BAD_CAPTURE.value, Outcome.BLOCKED.value}
 KINDS = ("downtime", "errors", "slow", "tls", "certificate", "broken_link", "bad_capture", "daily_summary")
-
-
-@dataclass(frozen=True, slots=True)
-class CheckRow:
-    service_id: str
-    url: str
-    started_at: datetime
-    duration_s: float
-    outcome: str
-    status: int | None
-    quality: str | None
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class DayRow:
-    """A pruned day of one page: its coverage_days summary."""
-
-    service_id: str
-    url: str
-    day: str
-    checks: int
-    successes: int
-    failures: str  # "outcome:count,..."
-    slow: int
-
-
-@dataclass(frozen=True, slots=True)
-class LinkRow:
-    service_id: str
-    page: str
-    url: str
-    checked_at: datetime
-    outcome: str
-    status: int | None
-    error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,14 +153,14 @@ def find_faults(checks: Iterable[CheckRow], days: Iterable[DayRow], links: Itera
     return out
 
 
-def run_faults(catalogue: Catalogue, store: Store, *, start: datetime, end: datetime,
+def run_faults(catalogue: Catalogue, store: FaultsReader, *, start: datetime, end: datetime,
                services: Iterable[str] = ()) -> dict[str, ServiceFaults]:
     wanted = set(services)
     ids = [svc.id for svc in catalogue.services if svc.pages and (not wanted or svc.id in wanted)]
     keep = set(ids)
-    checks = (CheckRow(*r) for r in store.check_rows(start, end) if r[0] in keep)
-    days = (DayRow(*r) for r in store.coverage_rows(start, end) if r[0] in keep)
-    links = (LinkRow(*r) for r in store.link_checks(start, end) if r[0] in keep)
+    checks = (r for r in store.check_rows(start, end) if r.service_id in keep)
+    days = (r for r in store.coverage_rows(start, end) if r.service_id in keep)
+    links = (r for r in store.link_checks(start, end) if r.service_id in keep)
     certificates = [(p.service_id, p.url, p.tls_expires_at) for p in store.pages() if p.service_id in keep]
     return find_faults(checks, days, links, certificates, services=ids, start=start, end=end,
                        slow_s=catalogue.settings.slow_s)

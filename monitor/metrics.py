@@ -1,27 +1,33 @@
-"""The Prometheus exporter: the only module that imports prometheus_client.
+"""The Prometheus metrics: the only module that imports prometheus_client.
 
-A custom collector computes every value from the database at scrape time (SQL aggregates over the
-page summaries and the persistent counters, never the check rows), so the values survive restarts and
-agree with `monitor status`. Registering it queries nothing. `/healthz` tells whether the monitor is
-alive. Label names are ids: `site` (not `service`, which clashes with target labels), `department`,
-`regulation`, `page` (the page's position), `outcome`, `class`, `host`, `grade`.
+Small collectors on one registry, each computing its families from the store at scrape time (SQL aggregates
+over the page summaries, the persistent counters, and the aggregates the maintenance job keeps), so a
+scrape only reads, values survive restarts and agree with `monitor status`. Registering queries nothing.
+Label names are ids: `site` (not `service`, which clashes with target labels), `department`, `regulation`,
+`page` (the page's position), `outcome`, `class`, `host`, `grade`, `verdict`.
+
+    Scrape             begins a scrape (the two big queries start at once, side by side) and ends it
+                       (freshness_database_up, the build, the scrape's duration)
+    CatalogueCollector the catalogue itself (names, URLs, regulations): computed once
+    ServiceCollector   each service's state and grade (monitor.status)
+    PageCollector      each page's last check, rendered once per change of its row
+    CounterCollector   checks by outcome, changes by class, the fetch-duration histogram
+    ReportCollector    self-reports against detections (kept by the maintenance job)
+    DatasetCollector   open-data datasets by grade (kept by the maintenance job)
+    WorkerCollector    the monitors' heartbeats
+    RuntimeCollector   the running process's write buffer (`monitor run` only)
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from socketserver import ThreadingMixIn
-from typing import Any, cast
+from datetime import datetime
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
@@ -29,17 +35,22 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from monitor import __version__
-from monitor.domain import Catalogue, ChangeClass, Grade, Kind, Outcome, load_content
-from monitor.regulation import nominal_gap_s
-from monitor.status import State, dataset_statuses, service_statuses
-from monitor.store.repository import DURATION_BUCKETS, Store
+from monitor import __version__, kinds
+from monitor.clock import SYSTEM, Clock
+from monitor.domain import Catalogue, ChangeClass, Grade, Outcome
+from monitor.ports import DURATION_BUCKETS, MetricsReader, PageMetricRow, TallyRow
+from monitor.regulation import default_interval_s, nominal_gap_s
+from monitor.status import State, service_statuses
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["CONTENT_TYPE_LATEST", "GRADE_VALUE", "Runtime", "build_registry", "exposition"]
 
 SITE_LABELS = ["site", "department", "regulation"]
 GRADE_VALUE = {Grade.UNKNOWN: -1, Grade.FRESH: 0, Grade.DUE: 1, Grade.OVERDUE: 2, Grade.DELINQUENT: 3}
 ALIVE_S = 300.0  # a worker whose heartbeat is older than this is not counted as alive
+REPORT_VERDICTS = ("confirmed", "date_only", "unconfirmed", "unverifiable")
+T = TypeVar("T")
 
 
 def _ts(t: datetime | None) -> float | None:
@@ -54,166 +65,92 @@ class Runtime:
     database_writable: bool
 
 
-class FreshnessCollector(Collector):
-    """Builds every metric family from the store at scrape time."""
+class _Quiet(Collector):
+    """Registering queries nothing: no describe() that would run collect()."""
 
-    def __init__(self, catalogue: Catalogue, store: Store, *, clock: Callable[[], datetime] | None = None,
-                 runtime: Callable[[], Runtime] | None = None) -> None:
-        self.catalogue = catalogue
-        self.store = store
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.runtime = runtime
-        self._hosts: dict[str, str] = {}
-        self._report_cache: tuple[datetime, dict[str, dict[str, int]]] | None = None
-        self._catalogue_cache: list[Any] | None = None
-        self._page_lines: dict[tuple[Any, ...], tuple[str, str, str, str]] = {}
-        self._report_lock = threading.Lock()
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+class Scrape:
+    """One scrape's shared state. `begin` (registered first) starts the two big queries side by side; the
+    collectors that read the store report whether it answered; `end` (registered last) says so."""
+
+    def __init__(self, reader: MetricsReader) -> None:
+        self.reader = reader
+        self.started = time.perf_counter()
+        self.answered: dict[str, bool] = {}
         self._queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="metrics-query")
-        self._report_thread: threading.Thread | None = None
-        self._datasets: dict[str, tuple[datetime, dict[str, int]]] = {}  # content sha -> (when, counts by grade)
+        self._pending: dict[str, Future[Any]] = {}
+        self.begin = _Begin(self)
+        self.end = _End(self)
 
-    def describe(self) -> Iterable[Any]:
-        return []  # so that registering does not run collect() (a database query)
+    def start(self) -> None:
+        self.started = time.perf_counter()
+        # on PostgreSQL each is a round trip of ~0.1 s at 10k pages: they run beside the rest of the scrape
+        self._pending = {"pages": self._queries.submit(self.reader.page_metrics),
+                         "tallies": self._queries.submit(self.reader.tallies_by_service)}
 
-    def collect(self) -> Iterator[Any]:
-        t0 = time.perf_counter()
-        now = self.clock()
-        if self._catalogue_cache is None:  # the catalogue does not change while the process runs
-            self._catalogue_cache = list(self._catalogue_families())
-        yield from self._catalogue_cache
-        up = GaugeMetricFamily("freshness_database_up", "1 if the database answered this scrape's queries.")
+    def result(self, name: str, query: Callable[[], T]) -> T:
+        future = self._pending.pop(name, None)
+        return cast(T, future.result()) if future is not None else query()
+
+    def guarded(self, name: str, families: Callable[[], Iterator[Metric]]) -> Iterator[Metric]:
+        """A collector's families, or none when the database did not answer (the scrape goes on)."""
         try:
-            families = list(self._store_families(now))
+            out = list(families())
         except Exception as exc:  # the exporter must answer even when the database does not
-            logger.warning("metrics: database query failed: %s", exc)
-            families = []
-            up.add_metric([], 0)
-        else:
-            up.add_metric([], 1)
-        yield from families
-        yield up
-        if self.runtime is not None:
-            rt = self.runtime()
-            g = GaugeMetricFamily("freshness_write_buffer_records", "Check records waiting to be written "
-                                  "(they pile up while the database is unreachable).")
-            g.add_metric([], rt.pending_records)
-            yield g
-            w = GaugeMetricFamily("freshness_database_writable", "1 if the last write to the database succeeded.")
-            w.add_metric([], 1 if rt.database_writable else 0)
-            yield w
+            logger.warning("metrics: %s: database query failed: %s", name, exc)
+            self.answered[name] = False
+            return iter(())
+        self.answered[name] = True
+        return iter(out)
+
+
+class _Begin(_Quiet):
+    def __init__(self, scrape: Scrape) -> None:
+        self.scrape = scrape
+
+    def collect(self) -> Iterator[Metric]:
+        self.scrape.start()
+        return iter(())
+
+
+class _End(_Quiet):
+    def __init__(self, scrape: Scrape) -> None:
+        self.scrape = scrape
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("freshness_database_up", "1 if the database answered this scrape's queries.")
+        up.add_metric([], 1 if all(self.scrape.answered.values()) else 0)
         build = InfoMetricFamily("freshness_build", "The monitor's version.")
         build.add_metric([], {"version": __version__})
-        yield build
         d = GaugeMetricFamily("freshness_scrape_duration_seconds", "Time to compute this scrape.")
-        d.add_metric([], time.perf_counter() - t0)
-        yield d
+        d.add_metric([], time.perf_counter() - self.scrape.started)
+        yield from (up, build, d)
 
-    def _report_families(self, now: datetime, known: set[str]) -> Iterator[Any]:
-        """Self-reports against detections over the last 90 days (the audit, cached for 5 minutes)."""
-        last = GaugeMetricFamily("freshness_self_report_last_timestamp_seconds",
-                                 "Newest self-report of the service (its submission).", labels=SITE_LABELS)
-        for sid, t in sorted(self.store.last_reports().items()):
-            if sid in known and t is not None:
-                last.add_metric(self._labels(sid), t.timestamp())
-        yield last
-        cached = self._report_stats(now)
-        by_verdict = GaugeMetricFamily("freshness_self_reports", "Self-reports of the last 90 days by verdict "
-                                       "(confirmed, date_only, unconfirmed, unverifiable).", labels=["site", "verdict"])
-        unreported = GaugeMetricFamily("freshness_unreported_updates", "Real updates of the last 90 days that no "
-                                       "self-report mentions.", labels=SITE_LABELS)
-        for sid, counts in sorted(cached.items()):
-            for verdict, n in counts.items():
-                if verdict == "unreported":
-                    unreported.add_metric(self._labels(sid), n)
-                else:
-                    by_verdict.add_metric([sid, verdict], n)
-        yield from (by_verdict, unreported)
 
-    def _report_stats(self, now: datetime) -> dict[str, dict[str, int]]:
-        """The audit behind the self-report metrics takes seconds on a large catalogue: it is refreshed in the
-        background every REPORT_CACHE_S while scrapes serve the last result (the first scrape waits for it,
-        at most REPORT_FIRST_WAIT_S)."""
-        cached, thread = self.refresh_reports(now)
-        if cached is None and thread is not None:
-            thread.join(REPORT_FIRST_WAIT_S)
-            cached = self._report_cache
-        return cached[1] if cached is not None else {}
+class _Sites:
+    """The catalogue's label values of each service."""
 
-    def refresh_reports(self, now: datetime) -> tuple[tuple[datetime, dict[str, dict[str, int]]] | None,
-                                                      threading.Thread | None]:
-        """Start a background refresh of the self-report statistics if they are missing or stale (the exporter
-        starts one when it starts serving, so that the first scrape need not wait); the cached result and
-        the refreshing thread."""
-        with self._report_lock:
-            cached = self._report_cache
-            stale = cached is None or (now - cached[0]).total_seconds() > REPORT_CACHE_S or now < cached[0]
-            if stale and (self._report_thread is None or not self._report_thread.is_alive()):
-                self._report_thread = threading.Thread(target=self._refresh_reports, args=(now,),
-                                                       name="report-stats", daemon=True)
-                self._report_thread.start()
-            return cached, self._report_thread
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self.labels = {s.id: [s.id, s.department_id, s.regulation.value] for s in catalogue.services}
 
-    def wait_for_reports(self, timeout_s: float | None = None) -> bool:
-        """Wait for a running refresh of the self-report statistics; True when none is running."""
-        thread = self._report_thread
-        if thread is not None:
-            thread.join(timeout_s)
-        return thread is None or not thread.is_alive()
 
-    def _refresh_reports(self, now: datetime) -> None:
-        from monitor.auditing import report_stats
+class CatalogueCollector(_Quiet):
+    """The catalogue does not change while the process runs: its families are computed once."""
 
-        try:
-            stats = report_stats(self.catalogue, self.store, now, REPORT_WINDOW_DAYS)
-        except Exception as exc:  # the next scrape tries again
-            logger.warning("metrics: self-report statistics failed: %s", exc)
-            return
-        with self._report_lock:
-            self._report_cache = (now, stats)
+    def __init__(self, sites: _Sites) -> None:
+        self.sites = sites
+        self._families: list[Metric] | None = None
 
-    def _dataset_families(self, now: datetime) -> Iterator[Any]:
-        """Open-data catalogues: their datasets by grade against each dataset's own declared frequency."""
-        family = GaugeMetricFamily("freshness_datasets", "Datasets of a ckan page by grade against their own "
-                                   "update_frequency.", labels=["site", "grade"])
-        fresh: dict[str, tuple[datetime, dict[str, int]]] = {}
-        for svc in self.catalogue.services:
-            if not any(p.kind is Kind.CKAN for p in svc.pages):
-                continue
-            counts = {g.value: 0 for g in Grade}
-            for _url, sha in self.store.current_content_shas(svc.id):
-                for grade, n in self._dataset_grades(sha, now, fresh).items():
-                    counts[grade] += n
-            for grade, n in counts.items():
-                family.add_metric([svc.id, grade], n)
-        self._datasets = fresh
-        yield family
+    def collect(self) -> Iterator[Metric]:
+        if self._families is None:
+            self._families = list(self._build())
+        yield from self._families
 
-    def _dataset_grades(self, sha: str, now: datetime,
-                        fresh: dict[str, tuple[datetime, dict[str, int]]]) -> dict[str, int]:
-        """A catalogue's datasets counted by grade, kept for DATASET_CACHE_S while its content is the same
-        (ten thousand datasets take ~0.2 s to read and grade; grades move by the day)."""
-        known = self._datasets.get(sha)
-        if known is None or not 0 <= (now - known[0]).total_seconds() < DATASET_CACHE_S:
-            counts: dict[str, int] = {}
-            blob = self.store.blob(sha)
-            for st in dataset_statuses(load_content(blob).records if blob else (), now,
-                                       tz=self.catalogue.settings.timezone):
-                counts[st.grade.value] = counts.get(st.grade.value, 0) + 1
-            known = (now, counts)
-        fresh[sha] = known
-        return known[1]
-
-    def _host(self, url: str) -> str:
-        host = self._hosts.get(url)
-        if host is None:
-            host = self._hosts[url] = (urlsplit(url).hostname or "").lower()
-        return host
-
-    def _labels(self, site: str) -> list[str]:
-        svc = self.catalogue.service(site)
-        return [svc.id, svc.department_id, svc.regulation.value]
-
-    def _catalogue_families(self) -> Iterator[Any]:
+    def _build(self) -> Iterator[Metric]:
         info = InfoMetricFamily("freshness_site", "The catalogue: names as the order writes them.",
                                 labels=SITE_LABELS)
         monitored = GaugeMetricFamily("freshness_site_monitored", "1 if the service has pages to check, "
@@ -223,8 +160,9 @@ class FreshnessCollector(Collector):
         max_age = GaugeMetricFamily("freshness_max_age_seconds", "The regulation's allowed gap between real "
                                     "updates (no series for 'as needed').", labels=SITE_LABELS)
         page_info = InfoMetricFamily("freshness_page", "The monitored addresses.", labels=["site", "page"])
-        for svc in self.catalogue.services:
-            labels = self._labels(svc.id)
+        max_interval = 0
+        for svc in self.sites.catalogue.services:
+            labels = self.sites.labels[svc.id]
             info.add_metric(labels, {"name": svc.name, "department_name": svc.department,
                                      "responsible": svc.responsible})
             monitored.add_metric(labels, 1 if svc.pages else 0)
@@ -235,23 +173,23 @@ class FreshnessCollector(Collector):
             for page in svc.pages:
                 page_info.add_metric([svc.id, str(page.position)], {"url": page.url, "kind": page.kind.value,
                                                                     "name": page.name})
-        yield from (info, monitored, suspended, max_age, page_info)
+                max_interval = max(max_interval, page.interval_s or default_interval_s(svc.regulation))
+        longest = GaugeMetricFamily("freshness_monitor_max_interval_seconds", "Longest check interval of any page.")
+        longest.add_metric([], max_interval)
+        yield from (info, monitored, suspended, max_age, page_info, longest)
 
-    def _store_families(self, now: datetime) -> Iterator[Any]:
-        # the two big queries run beside the rest (on PostgreSQL each is a round trip of ~0.1 s at 10k pages)
-        page_rows = self._queries.submit(self.store.page_metrics)
-        tallies = self._queries.submit(self.store.tallies_by_service)
-        try:
-            yield from self._families(now, page_rows, tallies)
-        finally:
-            for future in (page_rows, tallies):
-                future.cancel()
 
-    def _families(self, now: datetime, page_rows: Future[list[tuple[Any, ...]]],
-                  tallies: Future[list[tuple[str, str, str, int]]]) -> Iterator[Any]:
-        aggregates = self.store.service_aggregates()
-        statuses = service_statuses(self.catalogue, aggregates, now)
-        known = {s.id for s in self.catalogue.services}
+class ServiceCollector(_Quiet):
+    """Each service's operational state, grade and latest times, graded as `monitor status` grades them."""
+
+    def __init__(self, sites: _Sites, scrape: Scrape, clock: Clock) -> None:
+        self.sites, self.scrape, self.clock = sites, scrape, clock
+
+    def collect(self) -> Iterator[Metric]:
+        return self.scrape.guarded("services", self._families)
+
+    def _families(self) -> Iterator[Metric]:
+        statuses = service_statuses(self.sites.catalogue, self.scrape.reader.service_aggregates(), self.clock.now())
 
         def gauge(name: str, doc: str, labels: list[str] = SITE_LABELS) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, doc, labels=labels)
@@ -267,7 +205,7 @@ class FreshnessCollector(Collector):
         pages_failing = gauge("freshness_pages_failing", "Pages whose last check failed.")
         state = gauge("freshness_site_state", "1 for the service's operational state.", [*SITE_LABELS, "state"])
         for st in statuses:
-            labels = [st.id, st.department_id, st.regulation.value]
+            labels = self.sites.labels[st.id]
             for family, value in ((last_real, _ts(st.last_real_update_at)), (since, _ts(st.monitoring_since)),
                                   (deadline, _ts(st.deadline)), (last_check, _ts(st.last_check_at)),
                                   (last_success, _ts(st.last_success_at)), (last_change, _ts(st.last_change_at))):
@@ -280,86 +218,6 @@ class FreshnessCollector(Collector):
                 state.add_metric([*labels, s.value], 1 if st.state is s else 0)
         yield from (last_real, since, deadline, grade, last_check, last_success, last_change, pages_failing, state)
 
-        families = [_PageFamily(name, doc) for name, doc in PAGE_FAMILIES]
-        tls = GaugeMetricFamily("freshness_tls_cert_expiry_timestamp_seconds",
-                                "Earliest certificate expiry seen on the host.", labels=["site", "host"])
-        hosts: dict[tuple[str, str], float] = {}
-        max_interval = 0
-        # thousands of pages: each page's four lines are rendered once and reused while its row is unchanged
-        cache, fresh = self._page_lines, {}
-        outs = [f.lines for f in families]
-        for row in page_rows.result():
-            sid, _position, url, interval, _outcome, _status, _duration, _checked, expiry = row
-            if sid not in known:
-                continue
-            max_interval = max(max_interval, interval)
-            lines = cache.get(row)
-            if lines is None:
-                lines = _page_lines(row)
-            fresh[row] = lines
-            for out, line in zip(outs, lines, strict=True):
-                if line:
-                    out.append(line)
-            if expiry is not None:
-                key = (sid, self._host(url))
-                hosts[key] = min(hosts.get(key, float("inf")), float(expiry))
-        self._page_lines = fresh
-        for (site_id, host), expiry in sorted(hosts.items()):
-            tls.add_metric([site_id, host], expiry)
-        yield from (*families, tls)
-
-        checks = CounterMetricFamily("freshness_checks", "Checks by outcome class.", labels=["site", "outcome"])
-        changes = CounterMetricFamily("freshness_changes", "Changes by class (flap: back to a recent version).",
-                                      labels=["site", "class"])
-        counts: dict[tuple[str, str], dict[str, int]] = {}
-        for sid, fam, name, n in tallies.result():
-            if sid in known:
-                counts.setdefault((sid, fam), {})[name] = n
-        durations = HistogramMetricFamily("freshness_fetch_duration_seconds", "Fetch duration of every check.",
-                                          labels=["site"])
-        for svc in self.catalogue.services:
-            if not svc.pages:
-                continue
-            outcomes = counts.get((svc.id, "outcome"), {})
-            for o in Outcome:  # export 0 for known series
-                checks.add_metric([svc.id, o.value], outcomes.get(o.value, 0))
-            cls = counts.get((svc.id, "change"), {})
-            for c in [*(x.value for x in ChangeClass if x is not ChangeClass.NONE), "flap"]:
-                changes.add_metric([svc.id, c], cls.get(c, 0))
-            buckets = counts.get((svc.id, "duration"), {})
-            cumulative, running = [], 0
-            for bound in DURATION_BUCKETS:
-                running += buckets.get(repr(bound), 0)
-                cumulative.append((repr(bound), running))
-            running += buckets.get("+Inf", 0)
-            cumulative.append(("+Inf", running))
-            total_ms = counts.get((svc.id, "duration_ms"), {}).get("sum", 0)
-            durations.add_metric([svc.id], cumulative, total_ms / 1000)
-        yield from (checks, changes, durations)
-
-        yield from self._report_families(now, known)
-        yield from self._dataset_families(now)
-
-        workers = self.store.workers()
-        alive = [w for w in workers if w.stopped_at is None and (now - w.heartbeat_at).total_seconds() < ALIVE_S]
-        heartbeat = GaugeMetricFamily("freshness_monitor_heartbeat_timestamp_seconds",
-                                      "Newest heartbeat of any monitor worker.")
-        last_round = GaugeMetricFamily("freshness_monitor_last_round_timestamp_seconds",
-                                       "Every page has been checked since this time (oldest of the live workers).")
-        lag = GaugeMetricFamily("freshness_monitor_schedule_lag_seconds", "Worst delay of a check behind its "
-                                "schedule in the last heartbeat period.")
-        alive_g = GaugeMetricFamily("freshness_monitor_workers", "Monitor workers with a recent heartbeat.")
-        max_int = GaugeMetricFamily("freshness_monitor_max_interval_seconds", "Longest check interval of any page.")
-        if workers:
-            heartbeat.add_metric([], max(w.heartbeat_at for w in workers).timestamp())
-        rounds = [w.last_round_at for w in (alive or workers[:1]) if w.last_round_at is not None]
-        if rounds:
-            last_round.add_metric([], min(rounds).timestamp())
-        lag.add_metric([], max((w.schedule_lag_s for w in alive), default=0.0))
-        alive_g.add_metric([], len(alive))
-        max_int.add_metric([], max_interval)
-        yield from (heartbeat, last_round, lag, alive_g, max_int)
-
 
 PAGE_FAMILIES = (
     ("freshness_page_up", "1 if the page's last check succeeded."),
@@ -370,12 +228,11 @@ PAGE_FAMILIES = (
 SUCCESS = frozenset(o.value for o in Outcome if o.success)
 
 
-def _page_lines(row: tuple[Any, ...]) -> tuple[str, str, str, str]:
+def _page_lines(row: PageMetricRow) -> tuple[str, str, str, str]:
     """The exposition lines of one page's series (empty where there is no value yet)."""
-    sid, position, _url, _interval, outcome, status, duration, checked, _expiry = row
-    labels = f'{{site="{_escape(sid)}",page="{position}"}}'
-    values = (None if outcome is None else (1 if outcome in SUCCESS else 0), status, duration,
-              None if checked is None else float(checked))
+    labels = f'{{site="{_escape(row.service_id)}",page="{row.position}"}}'
+    values = (None if row.outcome is None else (1 if row.outcome in SUCCESS else 0), row.status, row.duration_s,
+              row.checked)
     return cast(tuple[str, str, str, str], tuple(
         "" if value is None else f"{name}{labels} {_number(value)}\n"
         for (name, _doc), value in zip(PAGE_FAMILIES, values, strict=True)))
@@ -401,10 +258,204 @@ class _PageFamily(Metric):
         pass
 
 
-REPORT_WINDOW_DAYS = 90
-REPORT_CACHE_S = 300.0  # the audit behind the self-report metrics changes with imports, not with scrapes
-REPORT_FIRST_WAIT_S = 2.0
-DATASET_CACHE_S = 60.0  # open-data datasets graded again at most this often while their catalogue is unchanged
+class PageCollector(_Quiet):
+    """Each page's last check, and the earliest certificate expiry per host. Thousands of pages: each page's
+    lines are rendered once and reused while its row is unchanged."""
+
+    def __init__(self, sites: _Sites, scrape: Scrape) -> None:
+        self.sites, self.scrape = sites, scrape
+        self._lines: dict[PageMetricRow, tuple[str, str, str, str]] = {}
+        self._hosts: dict[str, str] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        return self.scrape.guarded("pages", self._families)
+
+    def _host(self, url: str) -> str:
+        host = self._hosts.get(url)
+        if host is None:
+            host = self._hosts[url] = (urlsplit(url).hostname or "").lower()
+        return host
+
+    def _families(self) -> Iterator[Metric]:
+        rows = self.scrape.result("pages", self.scrape.reader.page_metrics)
+        families = [_PageFamily(name, doc) for name, doc in PAGE_FAMILIES]
+        tls = GaugeMetricFamily("freshness_tls_cert_expiry_timestamp_seconds",
+                                "Earliest certificate expiry seen on the host.", labels=["site", "host"])
+        hosts: dict[tuple[str, str], float] = {}
+        cache, fresh = self._lines, {}
+        outs = [f.lines for f in families]
+        for row in rows:
+            if row.service_id not in self.sites.labels:
+                continue
+            lines = cache.get(row)
+            if lines is None:
+                lines = _page_lines(row)
+            fresh[row] = lines
+            for out, line in zip(outs, lines, strict=True):
+                if line:
+                    out.append(line)
+            if row.tls_expiry is not None:
+                key = (row.service_id, self._host(row.url))
+                hosts[key] = min(hosts.get(key, float("inf")), float(row.tls_expiry))
+        self._lines = fresh
+        for (site_id, host), expiry in sorted(hosts.items()):
+            tls.add_metric([site_id, host], expiry)
+        yield from (*families, tls)
+
+
+class CounterCollector(_Quiet):
+    """The persistent counters: checks by outcome, changes by class, the fetch-duration histogram."""
+
+    def __init__(self, sites: _Sites, scrape: Scrape) -> None:
+        self.sites, self.scrape = sites, scrape
+
+    def collect(self) -> Iterator[Metric]:
+        return self.scrape.guarded("counters", self._families)
+
+    def _families(self) -> Iterator[Metric]:
+        tallies: list[TallyRow] = self.scrape.result("tallies", self.scrape.reader.tallies_by_service)
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for t in tallies:
+            counts.setdefault((t.service_id, t.family), {})[t.key] = t.count
+        checks = CounterMetricFamily("freshness_checks", "Checks by outcome class.", labels=["site", "outcome"])
+        changes = CounterMetricFamily("freshness_changes", "Changes by class (flap: back to a recent version).",
+                                      labels=["site", "class"])
+        durations = HistogramMetricFamily("freshness_fetch_duration_seconds", "Fetch duration of every check.",
+                                          labels=["site"])
+        for svc in self.sites.catalogue.services:
+            if not svc.pages:
+                continue
+            outcomes = counts.get((svc.id, "outcome"), {})
+            for o in Outcome:  # export 0 for known series
+                checks.add_metric([svc.id, o.value], outcomes.get(o.value, 0))
+            cls = counts.get((svc.id, "change"), {})
+            for c in [*(x.value for x in ChangeClass if x is not ChangeClass.NONE), "flap"]:
+                changes.add_metric([svc.id, c], cls.get(c, 0))
+            buckets = counts.get((svc.id, "duration"), {})
+            cumulative, running = [], 0
+            for bound in DURATION_BUCKETS:
+                running += buckets.get(repr(bound), 0)
+                cumulative.append((repr(bound), running))
+            running += buckets.get("+Inf", 0)
+            cumulative.append(("+Inf", running))
+            total_ms = counts.get((svc.id, "duration_ms"), {}).get("sum", 0)
+            durations.add_metric([svc.id], cumulative, total_ms / 1000)
+        yield from (checks, changes, durations)
+
+
+class ReportCollector(_Quiet):
+    """Self-reports against detections over the last 90 days: the audit's verdicts, as the maintenance job
+    last kept them (monitor.maintenance), and each service's newest report."""
+
+    def __init__(self, sites: _Sites, scrape: Scrape) -> None:
+        self.sites, self.scrape = sites, scrape
+
+    def collect(self) -> Iterator[Metric]:
+        return self.scrape.guarded("reports", self._families)
+
+    def _families(self) -> Iterator[Metric]:
+        reader = self.scrape.reader
+        last = GaugeMetricFamily("freshness_self_report_last_timestamp_seconds",
+                                 "Newest self-report of the service (its submission).", labels=SITE_LABELS)
+        for sid, t in sorted(reader.last_reports().items()):
+            if sid in self.sites.labels:
+                last.add_metric(self.sites.labels[sid], t.timestamp())
+        by_verdict = GaugeMetricFamily("freshness_self_reports", "Self-reports of the last 90 days by verdict "
+                                       "(confirmed, date_only, unconfirmed, unverifiable).", labels=["site", "verdict"])
+        unreported = GaugeMetricFamily("freshness_unreported_updates", "Real updates of the last 90 days that no "
+                                       "self-report mentions.", labels=SITE_LABELS)
+        for sid, agg in sorted(reader.aggregates("self_reports").items()):
+            if sid not in self.sites.labels:
+                continue
+            for verdict in REPORT_VERDICTS:
+                by_verdict.add_metric([sid, verdict], agg.counts.get(verdict, 0))
+            unreported.add_metric(self.sites.labels[sid], agg.counts.get("unreported", 0))
+        yield from (last, by_verdict, unreported)
+
+
+class DatasetCollector(_Quiet):
+    """Open-data catalogues: their datasets by grade against each dataset's own declared frequency."""
+
+    def __init__(self, sites: _Sites, scrape: Scrape) -> None:
+        self.sites, self.scrape = sites, scrape
+        self.services = [s.id for s in sites.catalogue.services if any(kinds.spec(p.kind).datasets for p in s.pages)]
+
+    def collect(self) -> Iterator[Metric]:
+        return self.scrape.guarded("datasets", self._families)
+
+    def _families(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("freshness_datasets", "Datasets of a ckan page by grade against their own "
+                                   "update_frequency.", labels=["site", "grade"])
+        kept = self.scrape.reader.aggregates("datasets") if self.services else {}
+        for sid in self.services:
+            counts = kept[sid].counts if sid in kept else {}
+            for g in Grade:
+                family.add_metric([sid, g.value], counts.get(g.value, 0))
+        yield family
+
+
+class WorkerCollector(_Quiet):
+    """The monitors' own health from their heartbeats."""
+
+    def __init__(self, scrape: Scrape, clock: Clock) -> None:
+        self.scrape, self.clock = scrape, clock
+
+    def collect(self) -> Iterator[Metric]:
+        return self.scrape.guarded("workers", self._families)
+
+    def _families(self) -> Iterator[Metric]:
+        now = self.clock.now()
+        workers = self.scrape.reader.workers()
+        alive = [w for w in workers if w.stopped_at is None and (now - w.heartbeat_at).total_seconds() < ALIVE_S]
+        heartbeat = GaugeMetricFamily("freshness_monitor_heartbeat_timestamp_seconds",
+                                      "Newest heartbeat of any monitor worker.")
+        last_round = GaugeMetricFamily("freshness_monitor_last_round_timestamp_seconds",
+                                       "Every page has been checked since this time (oldest of the live workers).")
+        lag = GaugeMetricFamily("freshness_monitor_schedule_lag_seconds", "Worst delay of a check behind its "
+                                "schedule in the last heartbeat period.")
+        alive_g = GaugeMetricFamily("freshness_monitor_workers", "Monitor workers with a recent heartbeat.")
+        if workers:
+            heartbeat.add_metric([], max(w.heartbeat_at for w in workers).timestamp())
+        rounds = [w.last_round_at for w in (alive or workers[:1]) if w.last_round_at is not None]
+        if rounds:
+            last_round.add_metric([], min(rounds).timestamp())
+        lag.add_metric([], max((w.schedule_lag_s for w in alive), default=0.0))
+        alive_g.add_metric([], len(alive))
+        yield from (heartbeat, last_round, lag, alive_g)
+
+
+class RuntimeCollector(_Quiet):
+    """What only the running process knows: its write buffer."""
+
+    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        rt = self.runtime()
+        g = GaugeMetricFamily("freshness_write_buffer_records", "Check records waiting to be written "
+                              "(they pile up while the database is unreachable).")
+        g.add_metric([], rt.pending_records)
+        w = GaugeMetricFamily("freshness_database_writable", "1 if the last write to the database succeeded.")
+        w.add_metric([], 1 if rt.database_writable else 0)
+        yield from (g, w)
+
+
+def build_registry(catalogue: Catalogue, reader: MetricsReader, *, clock: Clock = SYSTEM,
+                   runtime: Callable[[], Runtime] | None = None) -> CollectorRegistry:
+    """A fresh registry with every collector; the order of registration is the order of a scrape."""
+    registry = CollectorRegistry(auto_describe=True)
+    sites = _Sites(catalogue)
+    scrape = Scrape(reader)
+    collectors: list[Collector] = [scrape.begin, CatalogueCollector(sites), ServiceCollector(sites, scrape, clock),
+                                   PageCollector(sites, scrape), CounterCollector(sites, scrape),
+                                   ReportCollector(sites, scrape), DatasetCollector(sites, scrape),
+                                   WorkerCollector(scrape, clock)]
+    if runtime is not None:
+        collectors.append(RuntimeCollector(runtime))
+    collectors.append(scrape.end)
+    for collector in collectors:
+        registry.register(collector)
+    return registry
 
 
 def _escape(value: str) -> str:
@@ -471,60 +522,3 @@ def _number(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     return repr(value)
 
-
-def registry_for(collector: FreshnessCollector) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return registry
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("metrics: " + format, *args)
-
-
-class MetricsServer:
-    """Serves /metrics and /healthz from a background thread."""
-
-    def __init__(self, collector: FreshnessCollector, listen: str, *,
-                 health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
-        host, _, port = listen.rpartition(":")
-        registry = registry_for(collector)
-
-        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            path = environ.get("PATH_INFO")
-            if path == "/healthz":
-                ok, details = health()
-                body = json.dumps({"ok": ok, **details}, default=str).encode()
-                start_response("200 OK" if ok else "503 Service Unavailable",
-                               [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-                return [body]
-            if path not in ("/metrics", "/"):
-                start_response("404 Not Found", [("Content-Type", "text/plain")])
-                return [b"/metrics and /healthz only\n"]
-            body = exposition(registry)
-            headers = [("Content-Type", CONTENT_TYPE_LATEST)]
-            if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):  # Prometheus asks for it: 4 MB become 0.3 MB
-                body = gzip.compress(body, compresslevel=1)
-                headers.append(("Content-Encoding", "gzip"))
-            start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
-            return [body]
-
-        self._server = make_server(host.strip("[]") or "0.0.0.0", int(port), app, server_class=_Server,
-                                   handler_class=_QuietHandler)
-        self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
-        self._collector = collector
-
-    def start(self) -> MetricsServer:
-        self._collector.refresh_reports(self._collector.clock())
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

@@ -133,7 +133,7 @@ def _env() -> Environment:
 
 
 def to_html(audits: Sequence[ServiceAudit], views: Mapping[str, View], *, lang: str, tz: str, start: datetime,
-            end: datetime, generated: datetime, evidence: Mapping[int, dict[str, Any]]) -> str:
+            end: datetime, generated: datetime, evidence: Mapping[int, Mapping[str, Any]]) -> str:
     env = _env()
     zone = ZoneInfo(tz)
     labels = LABELS[lang]
@@ -232,15 +232,10 @@ def tables_to_html(title_key: str, views: Mapping[str, View], *, lang: str, tz: 
         end=local(end), tz=tz, generated=local(generated))
 
 
-def to_table(view: View, lang: str) -> Any:
-    from rich.table import Table
-
-    t = Table(title=_label(lang, view.name))
-    for c in view.columns:
-        t.add_column(_label(lang, c))
-    for row in view.rows:
-        t.add_row(*(_label(lang, v) if isinstance(v, str) and v in COLOURS else str(v) for v in row))
-    return t
+def labelled(view: View, lang: str) -> tuple[str, list[str], list[list[str]]]:
+    """A view's title, column names and cells as text in the language, for a terminal table."""
+    return (_label(lang, view.name), [_label(lang, c) for c in view.columns],
+            [[_label(lang, v) if isinstance(v, str) and v in COLOURS else str(v) for v in row] for row in view.rows])
 
 
-__all__ = ["PeriodVerdict", "ReportVerdict", "tables_to_html", "to_csv", "to_html", "to_json", "to_table", "to_xlsx"]
+__all__ = ["PeriodVerdict", "ReportVerdict", "labelled", "tables_to_html", "to_csv", "to_html", "to_json", "to_xlsx"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from monitor.domain import Catalogue
+from monitor.domain import Catalogue, ReportRow
 
 TIMESTAMP = ("timestamp", "позначка часу", "отметка времени", "часова позначка", "мітка часу")
 EMAIL = ("email address", "електронна адреса", "адреса електронної пошти", "адрес электронной почты", "email",
@@ -45,20 +45,6 @@ def name_key(text: str) -> str:
     text = unicodedata.normalize("NFC", text).casefold().translate(_LOOKALIKE)
     text = _QUOTES.sub("", text)
     return " ".join(re.sub(r"[^\w]+", " ", text).split())
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReportRow:
-    row_hash: str
-    service_id: str
-    service_text: str
-    submitted_at: datetime
-    reported_for: datetime
-    what: str = ""
-    who: str = ""
-    email: str = ""
-    link: str = ""
-    source: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,11 +14,13 @@ import hashlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.clock import SYSTEM, Clock, VirtualClock
 from monitor.domain import PageState, Target
 
 logger = logging.getLogger(__name__)
@@ -67,19 +69,38 @@ def plan(targets: Iterable[Target], states: dict[int, PageState], now: datetime)
 
 
 CheckFn = Callable[[Target, datetime], Awaitable[object]]
-BeatFn = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """A job beside the checks: the heartbeat, the maintenance job, the aggregates."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+    every_s: float
+    first_after_s: float = 0.0
+
+
+def next_after(target: Target, now: datetime) -> datetime:
+    """The grid point after a check that ran at `now` (the next one it is due at)."""
+    return grid_after(now + timedelta(seconds=1), target.interval_s, phase_s(target.page.key, target.interval_s))
+
+
+async def _guarded(job: Periodic) -> None:
+    try:
+        await job.run()
+    except Exception as exc:  # a job must never stop the schedule
+        logger.warning("%s failed: %s", job.name, exc)
 
 
 class Schedule:
-    """Runs each target on its grid and the heartbeat on its own interval, until stopped."""
+    """Runs each target on its grid, and the periodic jobs on theirs, in real time until stopped."""
 
-    def __init__(self, check: CheckFn, heartbeat: BeatFn, *, heartbeat_s: float = 30.0,
-                 grace_s: float = 20.0, maintenance: BeatFn | None = None, maintenance_s: float = 86_400.0) -> None:
+    def __init__(self, check: CheckFn, jobs: Iterable[Periodic] = (), *, clock: Clock = SYSTEM,
+                 grace_s: float = 20.0) -> None:
         self._check = check
-        self._heartbeat = heartbeat
-        self._maintenance = maintenance
-        self.maintenance_s = maintenance_s
-        self.heartbeat_s = heartbeat_s
+        self.jobs = tuple(jobs)
+        self.clock = clock
         self.grace_s = grace_s
         self._expected: dict[int, datetime] = {}
         self._running: set[asyncio.Task[object]] = set()
@@ -90,31 +111,18 @@ class Schedule:
         assert task is not None
         self._running.add(task)
         try:
-            expected = self._expected.get(target.page_id) or datetime.now(UTC)
-            phase = phase_s(target.page.key, target.interval_s)
-            self._expected[target.page_id] = grid_after(datetime.now(UTC) + timedelta(seconds=1),
-                                                        target.interval_s, phase)
+            now = self.clock.now()
+            expected = self._expected.get(target.page_id) or now
+            self._expected[target.page_id] = next_after(target, now)
             await self._check(target, expected + timedelta(seconds=jitter_s(target.interval_s)))
         except Exception:  # the loop must never die of one page
             logger.exception("check of %s failed unexpectedly", target.page.url)
         finally:
             self._running.discard(task)
 
-    async def _maintain(self) -> None:
-        try:
-            assert self._maintenance is not None
-            await self._maintenance()
-        except Exception as exc:
-            logger.warning("maintenance failed: %s", exc)
-
-    async def _beat(self) -> None:
-        try:
-            await self._heartbeat()
-        except Exception as exc:
-            logger.warning("heartbeat not recorded: %s", exc)
-
-    def start(self, targets: Iterable[Target], states: dict[int, PageState], now: datetime) -> None:
+    def start(self, targets: Iterable[Target], states: dict[int, PageState]) -> None:
         targets = list(targets)
+        now = self.clock.now()
         first = plan(targets, states, now)
         scheduler = AsyncIOScheduler(timezone=UTC)
         for t in targets:
@@ -125,11 +133,9 @@ class Schedule:
             scheduler.add_job(self._run, trigger,
                               args=[t], id=f"page-{t.page_id}", name=t.page.key, next_run_time=first[t.page_id],
                               max_instances=1, coalesce=True, misfire_grace_time=max(60, t.interval_s // 2))
-        scheduler.add_job(self._beat, IntervalTrigger(seconds=self.heartbeat_s, timezone=UTC), id="heartbeat",
-                          next_run_time=now, max_instances=1, coalesce=True)
-        if self._maintenance is not None:  # link checks and pruning, first an hour after the start
-            scheduler.add_job(self._maintain, IntervalTrigger(seconds=self.maintenance_s, timezone=UTC),
-                              id="maintenance", next_run_time=now + timedelta(hours=1), max_instances=1,
+        for job in self.jobs:
+            scheduler.add_job(_guarded, IntervalTrigger(seconds=job.every_s, timezone=UTC), args=[job], id=job.name,
+                              next_run_time=now + timedelta(seconds=job.first_after_s), max_instances=1,
                               coalesce=True)
         scheduler.start()
         self._scheduler = scheduler
@@ -148,3 +154,32 @@ class Schedule:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+
+
+async def replay(check: CheckFn, targets: Iterable[Target], states: dict[int, PageState], clock: VirtualClock,
+                 until: datetime, jobs: Iterable[Periodic] = ()) -> int:
+    """Run the schedule in virtual time until `until`: the clock jumps to the next grid point (or job), every
+    check due then runs (concurrently, as in real time), and so on. The same plan and grid as `Schedule`, so a
+    simulated quarter goes through the very code of a real one, in seconds. Returns the checks run."""
+    targets = list(targets)
+    jobs = tuple(jobs)
+    now = clock.now()
+    due = plan(targets, states, now)
+    job_due = {job.name: now + timedelta(seconds=job.first_after_s) for job in jobs}
+    checks = 0
+    while True:
+        upcoming = min([*due.values(), *job_due.values()], default=None)
+        if upcoming is None or upcoming >= until:
+            break
+        now = clock.set(upcoming)
+        batch = [t for t in targets if due[t.page_id] <= now]
+        await asyncio.gather(*(check(t, due[t.page_id]) for t in batch))
+        for t in batch:
+            due[t.page_id] = next_after(t, now)
+        checks += len(batch)
+        for job in jobs:
+            if job_due[job.name] <= now:
+                await _guarded(job)
+                job_due[job.name] = now + timedelta(seconds=job.every_s)
+    clock.set(until)
+    return checks

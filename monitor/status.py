@@ -8,8 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from monitor.domain import Catalogue, Grade, Record, Regulation
+from monitor.ports import ServiceAggregate
 from monitor.regulation import parse_frequency, standing
-from monitor.store.repository import ServiceAggregate
 
 
 class State(StrEnum):
@@ -57,7 +57,7 @@ class ServiceStatus:
 
 def service_statuses(catalogue: Catalogue, aggregates: Mapping[str, ServiceAggregate],
                      now: datetime) -> list[ServiceStatus]:
-    """Every service of the catalogue graded at `now` from its SQL aggregates (Store.service_aggregates)."""
+    """Every service of the catalogue graded at `now` from its SQL aggregates (StatusReader.service_aggregates)."""
     tz = catalogue.settings.timezone
     country = catalogue.settings.working_days_holidays
     out = []

@@ -7,16 +7,33 @@ import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitor.clock import VirtualClock as Clock
 from monitor.config import parse_catalogue
+from monitor.core import capture_of
 from monitor.domain import Catalogue, FetchResult, Outcome, Validators
+from monitor.store import Store
+from monitor.store.engine import make_engine, upgrade
 
 
 def catalogue(text: str) -> Catalogue:
     return parse_catalogue(tomllib.loads(text), environ={})
+
+
+def open_store(url: str) -> Store:
+    """A store whose schema the migrations built (as `monitor db upgrade` does)."""
+    engine = make_engine(url)
+    upgrade(engine)
+    return Store(engine)
+
+
+def capture(body: bytes, *, url: str = "https://city.example/uk", at: datetime | None = None) -> FetchResult:
+    """A capture with this body (a live check's, or an archived one taken at `at`)."""
+    return capture_of(body, url=url, content_type="text/html", charset="utf-8",
+                      at=at or datetime(2026, 11, 2, 9, tzinfo=UTC))
 
 
 def run_bounded(script: str, timeout_s: float, what: str) -> Any:
@@ -28,20 +45,6 @@ def run_bounded(script: str, timeout_s: float, what: str) -> Any:
     except subprocess.TimeoutExpired:
         raise AssertionError(f"{what} did not finish in {timeout_s:g} s") from None
     return json.loads(done.stdout)
-
-
-class Clock:
-    """An injected clock: time moves only when the test says so."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> datetime:
-        self.now += timedelta(**kw)
-        return self.now
 
 
 @dataclass
@@ -58,11 +61,11 @@ class StubFetcher:
                     probe: bool = False) -> FetchResult:
         self.calls.append((url, validators))
         if url in self.failures:
-            return FetchResult(url=url, final_url=url, outcome=self.failures[url], started_at=self.clock(),
+            return FetchResult(url=url, final_url=url, outcome=self.failures[url], started_at=self.clock.now(),
                                elapsed_s=0.01, error=f"scripted {self.failures[url].value}")
         status, body = self.pages.get(url, (404, b""))
         outcome = Outcome.OK if status == 200 else Outcome.HTTP_STATUS
-        return FetchResult(url=url, final_url=url, outcome=outcome, started_at=self.clock(), elapsed_s=0.01,
+        return FetchResult(url=url, final_url=url, outcome=outcome, started_at=self.clock.now(), elapsed_s=0.01,
                            status=status, body=body if status == 200 else None, content_type="text/html",
                            charset="utf-8")
 

@@ -24,7 +24,7 @@ import trustme
 from monitor.alerting import RoutingOptions, alertmanager_yaml, rules_yaml
 from monitor.fetch import Fetcher
 from monitor.metrics import FreshnessCollector, MetricsServer, Runtime
-from monitor.reports import ReportRow
+from monitor.domain import ReportRow
 from monitor.runner import Runner
 from monitor.store.engine import make_engine, upgrade
 from monitor.store.repository import Store

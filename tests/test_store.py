@@ -1,33 +1,44 @@
-"""The store on SQLite and on PostgreSQL: schema by migrations, catalogue sync, checks, versions, changes."""
+"""The store's conformance suite: every interface of monitor.ports, on SQLite and on PostgreSQL. Schema by
+migrations; catalogue, checks (in time order and late), noise, reports, health, the read models, retention,
+kept aggregates and the hash chains (with many writers at once)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
-from datetime import timedelta
+import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from monitor.domain import ChangeClass, Outcome, Target
+from monitor import core
+from monitor.domain import ChangeClass, CheckRecord, Outcome, PageState, Quality, ReportRow, Target, Verdict
 from monitor.errors import SchemaOutdated
-from monitor.pipeline import Checker
+from monitor.ports import (
+    AuditReader,
+    CatalogueStore,
+    CheckStore,
+    FaultsReader,
+    HealthStore,
+    HistoryReader,
+    MaintenanceStore,
+    MetricsReader,
+    NoiseStore,
+    ReportStore,
+    Stores,
+)
 from monitor.regulation import default_interval_s
 from monitor.runner import Runner
+from monitor.store import Store
 from monitor.store.engine import current_revision, ensure_current, head_revision, make_engine, upgrade
-from monitor.store.repository import Store
 from tests.conftest import catalogue_toml
-from tests.helpers import Clock, StubFetcher, catalogue, html
+from tests.helpers import Clock, StubFetcher, capture, catalogue, html, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = "https://portal.example/uk"
-
-
-def open_store(url: str) -> Store:
-    engine = make_engine(url)
-    upgrade(engine)
-    return Store(engine)
 
 
 def test_migrations_build_the_schema_and_match_the_models(db_url: str) -> None:
@@ -50,23 +61,40 @@ def test_outdated_schema_is_refused_unless_upgrading(tmp_path: Path) -> None:
     assert current_revision(engine) == head_revision(engine)
 
 
+def test_the_sql_store_implements_every_interface_with_typed_rows(db_url: str) -> None:
+    store = open_store(db_url)
+    stores: Stores = store  # type-checked: the SQL store is every interface at once
+    parts: list[object] = [stores.catalogue, stores.checks, stores.noise, stores.reports, stores.health,
+                           stores.metrics, stores.audit, stores.history, stores.faults, stores.maintenance]
+    kinds: list[type] = [CatalogueStore, CheckStore, NoiseStore, ReportStore, HealthStore, MetricsReader,
+                         AuditReader, HistoryReader, FaultsReader, MaintenanceStore]
+    for part, protocol in zip(parts, kinds, strict=True):
+        names = [n for n in vars(protocol) if not n.startswith("_")]
+        assert names and all(callable(getattr(part, n)) for n in names), protocol.__name__
+    store.catalogue.sync_catalogue(catalogue(catalogue_toml([URL])), Clock().now())
+    rows: list[object] = [*store.catalogue.services(), *store.catalogue.pages(), *store.metrics.page_metrics(),
+                          *store.metrics.service_aggregates().values()]
+    assert rows and all(dataclasses.is_dataclass(r) for r in rows)
+    store.close()
+
+
 def test_catalogue_sync_retires_never_deletes(db_url: str) -> None:
     store = open_store(db_url)
     clock = Clock()
     two = catalogue(catalogue_toml([URL, URL + "/news"]))
-    ids = store.sync_catalogue(two, clock())
+    ids = store.catalogue.sync_catalogue(two, clock.now())
     assert set(ids) == {"portal#1", "portal#2"}
     one = catalogue(catalogue_toml([URL]))
-    ids2 = store.sync_catalogue(one, clock.advance(hours=1))
+    ids2 = store.catalogue.sync_catalogue(one, clock.advance(hours=1))
     assert ids2 == {"portal#1": ids["portal#1"]}
-    all_pages = store.pages(include_retired=True)
-    assert len(all_pages) == 2 and len(store.pages()) == 1
+    all_pages = store.catalogue.pages(include_retired=True)
+    assert len(all_pages) == 2 and len(store.catalogue.pages()) == 1
     other = catalogue(catalogue_toml([URL], service_id="portal-two"))
-    store.sync_catalogue(other, clock.advance(hours=1))
-    assert [s.id for s in store.services()] == ["portal-two"]
-    assert {s.id for s in store.services(include_retired=True)} == {"portal", "portal-two"}
-    store.sync_catalogue(two, clock.advance(hours=1))  # back again: un-retired, same ids
-    assert store.sync_catalogue(two, clock())["portal#2"] == ids["portal#2"]
+    store.catalogue.sync_catalogue(other, clock.advance(hours=1))
+    assert [s.id for s in store.catalogue.services()] == ["portal-two"]
+    assert {s.id for s in store.catalogue.services(include_retired=True)} == {"portal", "portal-two"}
+    store.catalogue.sync_catalogue(two, clock.advance(hours=1))  # back again: un-retired, same ids
+    assert store.catalogue.sync_catalogue(two, clock.now())["portal#2"] == ids["portal#2"]
     store.close()
 
 
@@ -77,12 +105,16 @@ def _runner(store: Store, fetcher: StubFetcher, clock: Clock, regulation: str = 
     return runner
 
 
-async def _check_all(runner: Runner) -> list:  # type: ignore[type-arg]
+async def _check_all(runner: Runner) -> list[CheckRecord]:
     writer = asyncio.create_task(runner.recorder.run())
     records = await runner.round(list(runner.targets.values()))
     assert await runner.recorder.drain(10)
     writer.cancel()
     return records
+
+
+def _tallies(store: Store, service: str = "portal") -> dict[tuple[str, str], int]:
+    return {(t.family, t.key): t.count for t in store.metrics.tallies_by_service() if t.service_id == service}
 
 
 async def test_history_of_a_page(db_url: str) -> None:
@@ -92,34 +124,37 @@ async def test_history_of_a_page(db_url: str) -> None:
     runner = _runner(store, fetcher, clock)
     fetcher.pages[URL] = (200, html("Засідання виконкому", "Ремонт доріг"))
     (first,) = await _check_all(runner)
-    assert first.outcome is Outcome.OK and first.verdict.change_class is ChangeClass.NONE and first.new_version
+    assert first.outcome is Outcome.OK and first.verdict is not None
+    assert first.verdict.change_class is ChangeClass.NONE and first.new_version and not first.is_change
 
     clock.advance(hours=3)  # nothing changed
     (same,) = await _check_all(runner)
-    assert same.verdict.change_class is ChangeClass.NONE and not same.new_version
+    assert same.verdict is not None and same.verdict.change_class is ChangeClass.NONE and not same.new_version
 
     clock.advance(hours=3)  # a new item
     fetcher.pages[URL] = (200, html("Засідання виконкому", "Ремонт доріг", "Новий конкурс"))
     (real,) = await _check_all(runner)
-    assert real.verdict.change_class is ChangeClass.CONTENT and real.is_real
+    assert real.verdict is not None and real.verdict.change_class is ChangeClass.CONTENT and real.is_real
+    assert real.is_change and real.previous_key == first.version_key
 
     clock.advance(hours=3)  # the server is down
     fetcher.failures[URL] = Outcome.TIMEOUT
     (down,) = await _check_all(runner)
     assert down.outcome is Outcome.TIMEOUT
 
-    changes = store.changes(service_id="portal")
+    changes = store.history.changes(service_id="portal")
     assert len(changes) == 1
-    change = store.change(changes[0].id)
+    change = store.history.change(changes[0].id)
     assert change is not None and change.is_real and change.change_class == "content"
-    assert change.added == 1 and "+Новий конкурс" in change.evidence["diff"]
+    assert change.added == 1 and change.evidence is not None and "+Новий конкурс" in change.evidence["diff"]
     assert change.window_start is not None
     assert change.detected_at - change.window_start == timedelta(hours=3)  # between the two good checks
-    assert store.count("checks") == 4 and store.count("versions") == 2
-    tallies = {(fam, key): n for _pid, fam, key, n in store.tallies()}
+    counts = store.maintenance.row_counts()
+    assert counts["checks"] == 4 and counts["versions"] == 2 and counts["changes"] == 1
+    tallies = _tallies(store)
     assert tallies[("outcome", "ok")] == 3 and tallies[("outcome", "timeout")] == 1
     assert tallies[("change", "content")] == 1
-    (row,) = store.pages()
+    (row,) = store.catalogue.pages()
     assert row.last_outcome == "timeout" and row.consecutive_failures == 1
     assert row.last_real_change_at is not None and row.first_success_at is not None
 
@@ -127,10 +162,48 @@ async def test_history_of_a_page(db_url: str) -> None:
     fetcher.failures.clear()
     runner2 = _runner(store, fetcher, clock)
     state = runner2.states[row.page_id]
-    assert len(state.recent) == 2 and state.last_check_at == clock.now
+    assert len(state.recent) == 2 and state.last_check_at == clock.now()
     clock.advance(hours=3)
     (again,) = await _check_all(runner2)
-    assert again.verdict.change_class is ChangeClass.NONE
+    assert again.verdict is not None and again.verdict.change_class is ChangeClass.NONE
+    store.close()
+
+
+async def test_a_late_capture_is_judged_against_its_predecessor_in_time(db_url: str) -> None:
+    """An archived capture of February, arriving after the live checks of January and March, is judged against
+    January's version (not against the page's current state), and leaves the page's current state alone."""
+    store = open_store(db_url)
+    clock = Clock(datetime(2021, 1, 10, 9, tzinfo=UTC))
+    fetcher = StubFetcher(clock)
+    runner = _runner(store, fetcher, clock)
+    (target,) = runner.targets.values()
+    january = html("Засідання виконкому")
+    fetcher.pages[URL] = (200, january)
+    await _check_all(runner)
+    clock.set(datetime(2021, 3, 10, 9, tzinfo=UTC))
+    fetcher.pages[URL] = (200, january)  # March looks like January: no change was seen live
+    await _check_all(runner)
+    before = store.catalogue.pages()[0]
+
+    february = datetime(2021, 2, 10, 9, tzinfo=UTC)
+    state = store.checks.state_at(target.page_id, february, recent=runner.keep)
+    assert state.last_success_at == datetime(2021, 1, 10, 9, tzinfo=UTC) and len(state.recent) == 1
+    late = capture(html("Засідання виконкому", "Конкурс на посаду"), url=URL, at=february)
+    record = await core.process(late, state, target=target, tz="Europe/Kyiv",
+                                load=lambda pid, key: asyncio.to_thread(store.checks.version_content, pid, key))
+    assert record.is_change and record.previous_key == state.current.key_hash  # type: ignore[union-attr]
+    assert record.window_start == datetime(2021, 1, 10, 9, tzinfo=UTC)
+    store.checks.write([record])
+
+    (change,) = store.history.changes(service_id="portal")
+    assert change.detected_at == february and change.change_class == "content" and change.is_real
+    after = store.catalogue.pages()[0]
+    assert after.last_check_at == before.last_check_at == datetime(2021, 3, 10, 9, tzinfo=UTC)
+    assert after.last_outcome == "ok" and after.last_success_at == before.last_success_at
+    assert after.last_real_change_at == february and after.first_success_at == before.first_success_at
+    now_state = store.checks.page_states([target.page_id], recent=runner.keep)[target.page_id]
+    assert now_state.current is not None and now_state.current.key_hash == state.current.key_hash  # type: ignore[union-attr]
+    assert store.maintenance.verify().intact
     store.close()
 
 
@@ -146,18 +219,18 @@ async def test_page_summaries_of_a_mixed_batch(db_url: str) -> None:
     for url in urls:
         fetcher.pages[url] = (200, html("Засідання виконкому"))
     await _check_all(runner)
-    first_success = {row.url: row.first_success_at for row in store.pages()}
+    first_success = {row.url: row.first_success_at for row in store.catalogue.pages()}
     for round_ in range(1, 4):
         clock.advance(hours=1)
         fetcher.failures = {URL + "/news": Outcome.TIMEOUT}  # fails every round
         if round_ >= 2:
             fetcher.failures[URL + "/docs"] = Outcome.CONNECT  # fails from the second round on
         await _check_all(runner)
-    rows = {row.url: row for row in store.pages()}
+    rows = {row.url: row for row in store.catalogue.pages()}
     assert rows[URL].consecutive_failures == 0 and rows[URL].last_outcome == "ok"
     assert rows[URL + "/news"].consecutive_failures == 3 and rows[URL + "/news"].last_outcome == "timeout"
     assert rows[URL + "/docs"].consecutive_failures == 2 and rows[URL + "/docs"].last_outcome == "connect"
-    assert rows[URL].last_success_at == clock.now and rows[URL + "/docs"].last_success_at < clock.now
+    assert rows[URL].last_success_at == clock.now() and rows[URL + "/docs"].last_success_at < clock.now()
     assert {url: row.first_success_at for url, row in rows.items()} == first_success
     store.close()
 
@@ -173,10 +246,9 @@ async def test_flapping_is_not_a_new_change(db_url: str) -> None:
         fetcher.pages[URL] = (200, body)
         await _check_all(runner)
         clock.advance(hours=1)
-    changes = store.changes(service_id="portal")
+    changes = store.history.changes(service_id="portal")
     assert len(changes) == 1  # A->B once; B->A->B->A are flaps back to known versions
-    tallies = {(fam, key): n for _pid, fam, key, n in store.tallies()}
-    assert tallies[("change", "flap")] == 3
+    assert _tallies(store)[("change", "flap")] == 3
     store.close()
 
 
@@ -189,8 +261,9 @@ async def test_identical_content_is_stored_once(db_url: str) -> None:
     for _ in range(5):
         await _check_all(runner)
         clock.advance(hours=1)
-    assert store.count("versions") == 1
-    assert store.count("blobs") == 2  # the extracted content and the raw capture, once each
+    counts = store.maintenance.row_counts()
+    assert counts["versions"] == 1
+    assert counts["blobs"] == 2  # the extracted content and the raw capture, once each
     store.close()
 
 
@@ -201,8 +274,9 @@ def test_heartbeat_and_workers(db_url: str) -> None:
     runner.heartbeat()
     clock.advance(seconds=30)
     runner.heartbeat(stopped=True)
-    (w,) = store.workers()
-    assert w.id == "test" and w.heartbeat_at == clock.now and w.stopped_at == clock.now
+    (w,) = store.health.workers()
+    assert w.id == "test" and w.heartbeat_at == clock.now() and w.stopped_at == clock.now()
+    assert store.metrics.workers() == [w] and store.health.ping()
     store.close()
 
 
@@ -215,5 +289,209 @@ def test_targets_use_the_regulation_interval(db_url: str) -> None:
     from monitor.domain import Regulation
 
     assert default_interval_s(Regulation.QUARTERLY) == 12 * 3600
-    assert isinstance(runner.checker, Checker)
+    store.close()
+
+
+def test_noise_rules_are_kept_with_their_evidence_and_never_learned_again_once_dropped(db_url: str) -> None:
+    store = open_store(db_url)
+    now = Clock().now()
+    (pid,) = store.catalogue.sync_catalogue(catalogue(catalogue_toml([URL])), now).values()
+    assert store.noise.add_noise_rules(pid, [("main/p", "calibration: 1 -> 2")], source="calibration",
+                                       now=now) == ["main/p"]
+    assert store.noise.noise_paths([pid]) == {pid: ["main/p"]}
+    (rule,) = store.noise.noise_rules("portal")
+    assert rule.path == "main/p" and rule.evidence == "calibration: 1 -> 2" and rule.page == 1
+    assert store.noise.set_noise_status(rule.id, "dropped", now) and store.noise.noise_paths([pid]) == {}
+    assert store.noise.add_noise_rules(pid, [("main/p", "again")], source="history", now=now) == []
+    assert not store.noise.set_noise_status(rule.id + 100, "confirmed", now)
+    assert store.noise.calibrated([pid]) == {pid: None}
+    store.noise.mark_calibrated(pid, now)
+    assert store.noise.calibrated([pid]) == {pid: now}
+    store.close()
+
+
+def test_reports_are_imported_once_and_read_by_range(db_url: str) -> None:
+    store = open_store(db_url)
+    day = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    store.catalogue.sync_catalogue(catalogue(catalogue_toml([URL])), day)
+    rows = [ReportRow(row_hash=f"r{i}", service_id="portal", service_text="SMART-ПОРТАЛ",
+                      submitted_at=day + timedelta(days=i, hours=1), reported_for=day + timedelta(days=i),
+                      what=f"новина {i}") for i in range(3)]
+    assert store.reports.add_reports(rows, day) == 3
+    assert store.reports.add_reports(rows, day) == 0  # importing again adds nothing
+    got = store.reports.reports(service_id="portal", since=day + timedelta(days=1))
+    assert [r.what for r in got] == ["новина 1", "новина 2"]
+    assert store.audit.reports(service_id="portal") == store.reports.reports(service_id="portal")
+    assert store.reports.last_reports() == {"portal": day + timedelta(days=2, hours=1)}
+    assert store.metrics.last_reports() == store.reports.last_reports()
+    store.close()
+
+
+def test_kept_aggregates_are_replaced_whole(db_url: str) -> None:
+    store = open_store(db_url)
+    now = Clock().now()
+    store.maintenance.put_aggregates("self_reports", {"portal": {"confirmed": 2}, "other": {"unreported": 1}}, now)
+    store.maintenance.put_aggregates("self_reports", {"portal": {"confirmed": 3}}, now + timedelta(minutes=5))
+    kept = store.metrics.aggregates("self_reports")
+    assert list(kept) == ["portal"] and kept["portal"].counts == {"confirmed": 3}
+    assert kept["portal"].computed_at == now + timedelta(minutes=5) and store.metrics.aggregates("datasets") == {}
+    store.close()
+
+
+async def test_the_read_models_over_one_history(db_url: str) -> None:
+    """The audit, faults and history read models see the same checks and changes."""
+    store = open_store(db_url)
+    clock = Clock()
+    fetcher = StubFetcher(clock)
+    runner = _runner(store, fetcher, clock)
+    start = clock.now()
+    fetcher.pages[URL] = (200, html("Засідання", extra="<p>Оновлено 02.11.2026</p>"))
+    await _check_all(runner)
+    clock.advance(hours=3)
+    fetcher.failures[URL] = Outcome.CONNECT
+    await _check_all(runner)
+    clock.advance(hours=3)
+    fetcher.failures.clear()
+    fetcher.pages[URL] = (200, html("Засідання", "Новий пункт", extra="<p>Оновлено 02.11.2026</p>"))
+    await _check_all(runner)
+    end = clock.advance(hours=1)
+    (event,) = store.audit.change_events("portal", start, end)
+    assert event.change_class == "content" and event.is_real
+    assert store.audit.success_times("portal", start, end) == [start, start + timedelta(hours=6)]
+    checks = list(store.faults.check_rows(start, end))
+    assert [c.outcome for c in checks] == ["ok", "connect", "ok"] and checks[1].service_id == "portal"
+    assert store.faults.coverage_rows(start, end) == [] and store.faults.link_checks(start, end) == []
+    assert store.faults.pages() == store.catalogue.pages()
+    (row,) = store.history.changes(service_id="portal")
+    assert row.id == event.id and store.history.change(row.id) is not None
+    (url, sha), = store.history.current_content_shas("portal")
+    assert url == URL and store.history.blob(sha) is not None
+    store.close()
+
+
+def _chained_record(page_id: int, at: datetime, n: int, previous: str | None) -> CheckRecord:
+    """The record of a capture whose content is "Новина n", judged a content change from `previous`."""
+    captured = capture(html(f"Новина {n}"), url=URL, at=at)
+    reading = core.read(captured)
+    return CheckRecord(page_id=page_id, fetch=captured, outcome=Outcome.OK, quality=Quality.OK,
+                       fingerprints=reading.fingerprints, version_key=reading.key, new_version=True,
+                       content_blob=b"{}", previous_key=previous, full_fetch=True, is_real=previous is not None,
+                       window_start=at - timedelta(hours=1),
+                       verdict=Verdict(change_class=ChangeClass.CONTENT if previous else ChangeClass.NONE))
+
+
+def test_the_hash_chains_are_right_with_many_writers(pg_url: str) -> None:
+    """Eight writers at once on PostgreSQL, each appending versions and changes: records take their place in
+    the chain under its lock, so `verify` finds one intact chain of every record (it used to report a false
+    tamper when a later id was chained first); tampering is still found."""
+    store = open_store(pg_url)
+    start = datetime(2026, 11, 2, tzinfo=UTC)
+    ids = store.catalogue.sync_catalogue(catalogue(catalogue_toml([f"{URL}/{i}" for i in range(8)])), start)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def writer(page_id: int) -> None:
+        try:
+            barrier.wait()
+            previous = None
+            for n in range(25):
+                record = _chained_record(page_id, start + timedelta(hours=n), n, previous)
+                store.checks.write([record])
+                previous = record.version_key
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(pid,)) for pid in ids.values()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    found = store.maintenance.verify()
+    assert found.intact, found.breaks
+    assert found.counts == {"versions": 200, "changes": 192}
+    with store.engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("update changes set edited = edited + 1 where id = (select min(id) from changes)"))
+    broken = store.maintenance.verify()
+    assert not broken.intact and broken.breaks[0].table == "changes"
+    assert broken.breaks[0].reason == "its content was altered"
+    store.close()
+
+
+def test_removing_or_reordering_a_chained_record_is_found(db_url: str) -> None:
+    from sqlalchemy import text
+
+    store = open_store(db_url)
+    start = datetime(2026, 11, 2, tzinfo=UTC)
+    (pid,) = store.catalogue.sync_catalogue(catalogue(catalogue_toml([URL])), start).values()
+    previous = None
+    for n in range(5):
+        record = _chained_record(pid, start + timedelta(hours=n), n, previous)
+        store.checks.write([record])
+        previous = record.version_key
+    assert store.maintenance.verify().intact and store.maintenance.verify().counts["changes"] == 4
+
+    def swap(conn: object) -> None:
+        for a, b in ((2, -1), (3, 2), (-1, 3)):
+            conn.execute(text(f"update changes set chain_seq = {b} where chain_seq = {a}"))  # type: ignore[attr-defined]
+
+    with store.engine.begin() as conn:  # two records swap places
+        swap(conn)
+    swapped = store.maintenance.verify()
+    assert not swapped.intact and swapped.breaks[0].reason.startswith("does not follow the record before it")
+    with store.engine.begin() as conn:  # back in place: intact again; then one removed from the middle
+        swap(conn)
+    assert store.maintenance.verify().intact
+    with store.engine.begin() as conn:
+        conn.execute(text("delete from changes where chain_seq = 2"))
+    cut = store.maintenance.verify()
+    assert not cut.intact and cut.breaks[0].table == "changes" and "removed or inserted" in cut.breaks[0].reason
+    store.close()
+
+
+def test_migration_numbers_an_existing_chain_in_its_true_order(tmp_path: Path) -> None:
+    """A database written before chain positions existed, whose chain two writers appended out of id order,
+    gets its positions by following the chain itself: it verifies intact after the upgrade."""
+    from sqlalchemy import text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0003")
+    from monitor.store.chain import record_hash
+
+    with engine.begin() as conn:
+        conn.execute(text("insert into services (id, name, department, department_id, regulation, suspended, "
+                          "responsible, contact, working_days, real_update_classes, created_at, updated_at) values "
+                          "('portal', 'П', 'В', 'd', 'weekly', 0, '', '', 0, 'content', '2026-01-01', '2026-01-01')"))
+        conn.execute(text("insert into pages (id, service_id, position, url, kind, name, interval_s, options, "
+                          "created_at, consecutive_failures) values (1, 'portal', 1, 'u', 'html', '', 60, '{}', "
+                          "'2026-01-01', 0)"))
+        conn.execute(text("insert into blobs values ('b', 2, 'none', x'7b7d', '2026-01-01')"))
+        prev = ""
+        for rid in (2, 1, 3):  # chained out of id order, as two writers did
+            row = {"id": rid, "page_id": 1, "key_hash": f"k{rid}", "first_seen_at": datetime(2026, 1, rid, tzinfo=UTC),
+                   "content_sha": "b", "fp_raw": "r", "fp_text": "t", "fp_main": "m", "fp_main_dated": "d",
+                   "fp_main_masked": "x", "fp_links": "l", "fp_documents": "o", "declared_at": None}
+            digest = record_hash(prev, "versions", row)
+            conn.execute(text("insert into versions (id, page_id, key_hash, first_seen_at, last_seen_at, content_sha, "
+                              "fp_raw, fp_text, fp_main, fp_main_dated, fp_main_masked, fp_links, fp_documents, "
+                              "prev_hash, record_hash) values (:id, 1, :k, :t, :t, 'b', 'r', 't', 'm', 'd', 'x', 'l', "
+                              "'o', :p, :h)"), {"id": rid, "k": f"k{rid}", "t": f"2026-01-0{rid} 00:00:00.000000",
+                                                 "p": prev, "h": digest})
+            prev = digest
+        conn.execute(text("insert into chain_heads values ('versions', 3, :h)"), {"h": prev})
+    upgrade(engine)
+    store = Store(engine)
+    found = store.maintenance.verify()
+    assert found.intact, found.breaks
+    assert found.counts["versions"] == 3
+    store.close()
+
+
+def test_state_at_a_time_before_any_check_is_empty(db_url: str) -> None:
+    store = open_store(db_url)
+    (pid,) = store.catalogue.sync_catalogue(catalogue(catalogue_toml([URL])), Clock().now()).values()
+    state = store.checks.state_at(pid, datetime(2020, 1, 1, tzinfo=UTC), recent=6)
+    assert state == PageState(page_id=pid)
     store.close()

@@ -144,7 +144,7 @@ def extract_json(body: bytes, *, select: str | None = None, ignore: Iterable[str
             blocks.append(Block(path="$…", text=f"… and more values (digest of all: {rest})"))
             break
         blocks.append(Block(path=path, text=f"{path} = {canonical(value)}"))
-    return Content(blocks=tuple(blocks), declared_at=declared, mask=False)
+    return Content(blocks=tuple(blocks), declared_at=declared)
 
 
 # --- CKAN -----------------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def extract_ckan(body: bytes, url: str, *, ignore: Iterable[str] = ()) -> Conten
         records.append(Record(key=key, title=str(ds.get("title") or key), modified_at=modified, frequency=frequency))
     dates = [r.modified_at for r in records if r.modified_at is not None]
     return Content(blocks=tuple(blocks), records=tuple(records), declared_at=max(dates) if dates else None,
-                   documents=tuple(sorted(documents.values(), key=lambda x: x.url)), mask=False)
+                   documents=tuple(sorted(documents.values(), key=lambda x: x.url)))
 
 
 # --- GIS ------------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def extract_geo(body: bytes, *, ignore: Iterable[str] = ()) -> Content:
     else:
         return Content(quality=Quality.UNREADABLE,
                        quality_reason="not a GeoJSON FeatureCollection or an ArcGIS layer or query response")
-    return Content(blocks=tuple(blocks), declared_at=declared, mask=False, title=str(doc.get("name") or ""))
+    return Content(blocks=tuple(blocks), declared_at=declared, title=str(doc.get("name") or ""))
 
 
 __all__ = ["Region", "Unreadable", "extract_ckan", "extract_geo", "extract_json", "validate_jmespath"]

@@ -148,6 +148,7 @@ class Version(Base):
     fp_links: Mapped[str] = mapped_column(String(64))
     fp_documents: Mapped[str] = mapped_column(String(64))
     declared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)  # position in the chain
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
@@ -196,6 +197,7 @@ class Change(Base):
     removed: Mapped[int] = mapped_column(Integer, default=0)
     edited: Mapped[int] = mapped_column(Integer, default=0)
     evidence_sha: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)  # position in the chain
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
@@ -264,12 +266,14 @@ class SelfReport(Base):
 
 
 class ChainHead(Base):
-    """The newest record of each hash chain (versions, changes): locked while a record is appended."""
+    """The newest record of each hash chain (versions, changes): locked while records are appended, which
+    take their chain positions (chain_seq) under the lock, so that many writers make one chain."""
 
     __tablename__ = "chain_heads"
 
     name: Mapped[str] = mapped_column(String(16), primary_key=True)
     last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     last_hash: Mapped[str] = mapped_column(String(64), default="")
 
 
@@ -301,3 +305,15 @@ class LinkCheck(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Aggregate(Base):
+    """A value kept up to date by the maintenance job so that a scrape only reads it: the self-report audit's
+    verdicts and the open-data datasets' grades, per service."""
+
+    __tablename__ = "aggregates"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # 'self_reports' | 'datasets'
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # the service id
+    counts: Mapped[str] = mapped_column(Text)  # JSON object: name -> count
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,214 @@
+"""The one capture -> record path. A live check, a calibration capture, `monitor compare` and an archived
+capture are all read, gated, fingerprinted and judged here, and nowhere else.
+
+`read` turns a capture into a Reading (content, layers, fingerprints, quality). `process` judges a capture
+against the page's state *at the capture's time* — its predecessor in time, not whatever the page's newest
+state is — and returns the complete CheckRecord, the change decision included (class, real or not,
+flapped, and the version it changed from), so that the store only records what was decided here.
+`advance` is the page's state after a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from monitor import kinds
+from monitor.detect import verdict as make_verdict
+from monitor.domain import (
+    ChangeClass,
+    CheckRecord,
+    Content,
+    Fetch,
+    FetchResult,
+    Fingerprints,
+    Kind,
+    Outcome,
+    PageState,
+    Quality,
+    Target,
+    Validators,
+    Verdict,
+    VersionRef,
+    dump_content,
+    load_content,
+)
+from monitor.extract import ExtractOptions
+from monitor.fingerprint import Layers, fingerprints, layers, version_key
+from monitor.quality import assess
+
+logger = logging.getLogger(__name__)
+
+ContentLoader = Callable[[int, str], Awaitable[bytes | None]]
+"""(page id, version key) -> the serialised Content of a stored version, or None."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reading:
+    """One capture read: its content, what it is compared by, and whether it is the page's content at all."""
+
+    content: Content
+    layers: Layers
+    fingerprints: Fingerprints
+    key: str  # the version key: equal keys are the same version
+    quality: Quality
+    quality_reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.quality is Quality.OK
+
+
+def capture_of(body: bytes, *, url: str = "https://example.org/", content_type: str = "",
+               charset: str | None = None, at: datetime = _EPOCH) -> FetchResult:
+    """A capture that did not come from a fetch (a file, an archive record): what `read` and `process` take."""
+    return FetchResult(url=url, final_url=url, outcome=Outcome.OK, started_at=at, elapsed_s=0.0, status=200,
+                       body=body, content_type=content_type, charset=charset)
+
+
+def read(capture: FetchResult, kind: Kind = Kind.HTML, *, options: ExtractOptions | None = None,
+         noise: frozenset[str] = frozenset(), previous_size: int | None = None) -> Reading:
+    """Extract, gate and fingerprint one capture with a body. An unreadable capture is a Reading whose
+    quality says why; only a bug in a reader raises."""
+    body = capture.body or b""
+    content = kinds.extract(kind, body, url=capture.final_url, charset=capture.charset,
+                            content_type=capture.content_type, options=options)
+    if kinds.spec(kind).gated:  # soft 404s, bot walls, maintenance pages: the gate of web pages
+        quality, reason = assess(content, url=capture.url, final_url=capture.final_url, body=body,
+                                 previous_size=previous_size, error_headers=capture.challenge)
+    else:  # data, feeds and documents say themselves whether they could be read
+        quality, reason = content.quality, content.quality_reason
+    lay = layers(content, noise)
+    fp = fingerprints(content, body, noise, lay)
+    return Reading(content=content, layers=lay, fingerprints=fp, key=version_key(fp), quality=quality,
+                   quality_reason=reason)
+
+
+def decide(before: Reading | None, after: Reading, *, recent: Sequence[VersionRef] = (),
+           before_fingerprints: Fingerprints | None = None) -> Verdict:
+    """The class and evidence of the change from `before` to `after`. `recent` are the page's versions before
+    this capture (newest last) for telling a flap back to an older one; `before_fingerprints` stand in for
+    those of `before` when its content is not at hand (the change is still classified, without evidence)."""
+    if not after.ok:
+        return Verdict(change_class=ChangeClass.NONE)
+    prev_fp = before.fingerprints if before is not None else before_fingerprints
+    if prev_fp is None:  # the first capture is the baseline, not a change
+        return Verdict(change_class=ChangeClass.NONE)
+    if not recent and before is not None:
+        recent = (VersionRef(key_hash=before.key, fingerprints=before.fingerprints),)
+    return make_verdict(prev_fp, after.fingerprints, key=after.key, recent=recent,
+                        prev_content=before.content if before else None, cur_content=after.content,
+                        prev_layers=before.layers if before else None, cur_layers=after.layers)
+
+
+def conditional(state: PageState, now: datetime, full_fetch_every_s: float) -> Validators | None:
+    """Conditional GET only as an optimisation: at least one full fetch every `full_fetch_every_s`."""
+    v = state.validators
+    if state.current is None or not (v.etag or v.last_modified) or state.last_full_fetch_at is None:
+        return None
+    if now - state.last_full_fetch_at >= timedelta(seconds=full_fetch_every_s):
+        return None
+    return v
+
+
+async def capture(fetcher: Fetch, target: Target, state: PageState | None = None, *, now: datetime | None = None,
+                  full_fetch_every_s: float = 86_400) -> FetchResult:
+    """Capture a page as its kind does (one request, or several joined); conditional when `state` allows."""
+    validators = conditional(state, now, full_fetch_every_s) if state is not None and now is not None else None
+    return await kinds.spec(target.page.kind).capture(fetcher, target.page, validators)
+
+
+async def process(capture: FetchResult, before: PageState, *, target: Target, tz: str,
+                  load: ContentLoader | None = None, worker: str = "") -> CheckRecord:
+    """The complete record of one capture, judged against `before`: the page's state at the capture's time
+    (`capture.started_at`). `load` fetches a stored version's content for the evidence of a change."""
+    base = CheckRecord(page_id=target.page_id, fetch=capture, outcome=capture.outcome, worker=worker)
+    current = before.current
+    if capture.outcome is Outcome.NOT_MODIFIED:
+        if current is None:  # cannot happen: validators are only sent with a stored version
+            return replace(base, outcome=Outcome.PROTOCOL)
+        return replace(base, fingerprints=current.fingerprints, version_key=current.key_hash,
+                       previous_key=current.key_hash, verdict=Verdict(change_class=ChangeClass.NONE))
+    if not capture.outcome.success or capture.body is None:
+        return base
+    last = before.last_fingerprints
+    if (current is not None and last is not None and before.last_noise == target.noise_paths
+            and last.raw == hashlib.sha256(capture.body).hexdigest()):
+        # the very same bytes as the predecessor: nothing to extract, nothing changed
+        return replace(base, quality=Quality.OK, fingerprints=last, version_key=current.key_hash,
+                       previous_key=current.key_hash, window_start=before.last_success_at, full_fetch=True,
+                       verdict=Verdict(change_class=ChangeClass.NONE))
+    try:
+        reading = read(capture, target.page.kind, options=kinds.options_for(target.page, tz),
+                       noise=target.noise_paths, previous_size=before.last_size)
+    except Exception:  # a bug in a reader must not stop the monitor
+        logger.exception("extraction failed for %s", target.page.url)
+        return replace(base, outcome=Outcome.ERROR)
+    if not reading.ok:
+        return replace(base, fetch=replace(capture, error=reading.quality_reason), outcome=Outcome.BAD_CAPTURE,
+                       quality=reading.quality)
+    record = replace(base, quality=Quality.OK, fingerprints=reading.fingerprints, version_key=reading.key,
+                     declared_at=reading.content.declared_at, window_start=before.last_success_at, full_fetch=True)
+    new = reading.key not in {ref.key_hash for ref in before.recent}
+    if new:
+        record = replace(record, new_version=True, content_blob=dump_content(reading.content),
+                         raw_blob=capture.body)
+    if current is None:  # the first capture is the baseline, not a change
+        return replace(record, verdict=Verdict(change_class=ChangeClass.NONE))
+    previous = None
+    if reading.key != current.key_hash and load is not None:
+        previous = await _previous(load, target.page_id, current.key_hash, target, tz)
+    prev_fp = current.fingerprints
+    if previous is not None and before.last_noise != target.noise_paths:
+        # newly learned noise: compare with the previous version read under the same rules
+        previous = replace(previous, fingerprints=replace(previous.fingerprints, raw=current.fingerprints.raw))
+    elif previous is not None:
+        previous = replace(previous, fingerprints=prev_fp)
+    verdict = decide(previous, reading, recent=before.recent, before_fingerprints=prev_fp)
+    return replace(record, verdict=verdict, previous_key=current.key_hash,
+                   is_real=verdict.is_change and verdict.change_class in target.service.real_update_classes)
+
+
+async def _previous(load: ContentLoader, page_id: int, key: str, target: Target, tz: str) -> Reading | None:
+    """The predecessor's stored content, read under the page's current noise rules (None if unavailable)."""
+    try:
+        data = await load(page_id, key)
+    except Exception as exc:  # the store may be down: the change is still detected, its diff is not
+        logger.warning("cannot load the previous version of page %s for the diff: %s", page_id, exc)
+        return None
+    if not data:
+        return None
+    content = load_content(data)
+    lay = layers(content, target.noise_paths)
+    fp = fingerprints(content, b"", target.noise_paths, lay)
+    return Reading(content=content, layers=lay, fingerprints=fp, key=key, quality=Quality.OK)
+
+
+def advance(state: PageState, record: CheckRecord, *, keep: int, noise: frozenset[str] = frozenset()) -> PageState:
+    """The page's state after this record: validators, and the `keep` most recent versions (newest last)."""
+    f = record.fetch
+    now = f.started_at
+    if not record.outcome.success:
+        return replace(state, last_check_at=now)
+    recent = list(state.recent)
+    if record.version_key is not None and record.fingerprints is not None:
+        recent = [r for r in recent if r.key_hash != record.version_key]
+        recent.append(VersionRef(key_hash=record.version_key, fingerprints=record.fingerprints))
+        recent = recent[-keep:]
+    validators = state.validators
+    last_full = state.last_full_fetch_at
+    last_size = state.last_size
+    if record.full_fetch:
+        validators = Validators(etag=f.etag, last_modified=f.last_modified)
+        last_full, last_size = now, f.size
+    last_fp = state.last_fingerprints
+    if record.full_fetch and record.fingerprints is not None:
+        last_fp = record.fingerprints
+    return replace(state, last_check_at=now, last_success_at=now, last_full_fetch_at=last_full,
+                   validators=validators, last_size=last_size, recent=tuple(recent),
+                   last_fingerprints=last_fp, last_noise=noise)

@@ -1,0 +1,417 @@
+"""The store behind small interfaces, one per concern, and the typed rows they hand out.
+
+The stages and the read models depend on these Protocols, never on the SQL store (monitor.store), so
+that a test passes a fake of the one interface it needs, and another back end can stand in. Every row
+is a frozen dataclass: never an ORM object, never a positional tuple.
+
+    CatalogueStore   targets.toml mirrored into the store (services and pages, retired never deleted)
+    CheckStore       the check writer, and each page's state (now, or at a past time) for the core
+    NoiseStore       learned noise rules and what learning reads
+    ReportStore      the departments' self-reports
+    HealthStore      heartbeats of the running monitors
+    StatusReader     where each service stands (status, metrics, reports)
+    MetricsReader    what a scrape reads: summaries, counters, kept aggregates
+    AuditReader      changes, reports, coverage and declared dates of a service over a range
+    HistoryReader    change events with their evidence, current contents
+    FaultsReader     check rows, pruned days and link checks over a range
+    MaintenanceStore retention, link checks, kept aggregates, the hash chains, sizes
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from monitor.domain import Catalogue, ChangeClass, ChangeEvent, CheckRecord, PageState, ReportEntry, ReportRow
+
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)  # seconds: the fetch-duration histogram
+
+
+def duration_bucket(seconds: float) -> str:
+    """The histogram bucket (its upper bound) of one fetch duration: the writer counts checks by it, the
+    exporter reads the counts as a histogram."""
+    for bound in DURATION_BUCKETS:
+        if seconds <= bound:
+            return repr(bound)
+    return "+Inf"
+
+
+# --- rows -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceRow:
+    id: str
+    name: str
+    department: str
+    department_id: str
+    regulation: str
+    suspended: bool
+    retired_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageRow:
+    """A page with the summary of its latest state, for status, schedule and faults."""
+
+    page_id: int
+    service_id: str
+    position: int
+    url: str
+    kind: str
+    interval_s: int
+    last_check_at: datetime | None
+    last_success_at: datetime | None
+    last_outcome: str | None
+    last_status: int | None
+    last_duration_s: float | None
+    first_success_at: datetime | None
+    last_change_at: datetime | None
+    last_real_change_at: datetime | None
+    tls_expires_at: datetime | None
+    consecutive_failures: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageMetricRow:
+    """A page's last check as the exporter needs it; times as Unix seconds computed by the database."""
+
+    service_id: str
+    position: int
+    url: str
+    interval_s: int
+    outcome: str | None
+    status: int | None
+    duration_s: float | None
+    checked: float | None
+    tls_expiry: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceAggregate:
+    """One service's pages summed up by the database (what status, metrics and reports grade)."""
+
+    service_id: str
+    pages: int
+    checked: int
+    failing: int
+    last_check_at: datetime | None
+    last_success_at: datetime | None
+    last_real_change_at: datetime | None
+    last_change_at: datetime | None
+    first_success_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TallyRow:
+    """A persistent counter summed per service: family 'outcome', 'change', 'duration' or 'duration_ms'."""
+
+    service_id: str
+    family: str
+    key: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Aggregate:
+    """A value the maintenance job keeps up to date so that a scrape only reads (audit verdicts, dataset
+    grades): counts by name, for one key (a service)."""
+
+    key: str
+    counts: Mapping[str, int]
+    computed_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRow:
+    id: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    last_round_at: datetime | None
+    schedule_lag_s: float
+    checks_done: int
+    stopped_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    worker: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    now: datetime
+    last_round_at: datetime | None
+    schedule_lag_s: float
+    checks_done: int
+    stopped: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoiseRuleRow:
+    id: int
+    service_id: str
+    page: int
+    url: str
+    path: str
+    source: str
+    status: str
+    evidence: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeRow:
+    id: int
+    service_id: str
+    page_id: int
+    url: str
+    change_class: str
+    is_real: bool
+    window_start: datetime | None
+    detected_at: datetime
+    added: int
+    removed: int
+    edited: int
+    evidence: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckRow:
+    """One check of a current page, for the faults list."""
+
+    service_id: str
+    url: str
+    started_at: datetime
+    duration_s: float
+    outcome: str
+    status: int | None
+    quality: str | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DayRow:
+    """A pruned day of one page: its coverage_days summary."""
+
+    service_id: str
+    url: str
+    day: str
+    checks: int
+    successes: int
+    failures: str  # "outcome:count,..."
+    slow: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkCheck:
+    """One link of a page's content, checked (politely, capped) for the faults list."""
+
+    page_id: int
+    url: str
+    checked_at: datetime
+    outcome: str
+    status: int | None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkRow:
+    service_id: str
+    page: str
+    url: str
+    checked_at: datetime
+    outcome: str
+    status: int | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainBreak:
+    table: str
+    record_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verification:
+    """What `verify` found: records checked per chain, and the first break of each broken chain."""
+
+    counts: Mapping[str, int] = field(default_factory=dict)
+    breaks: Sequence[ChainBreak] = ()
+
+    @property
+    def intact(self) -> bool:
+        return not self.breaks
+
+
+# --- interfaces -------------------------------------------------------------------------------------
+
+
+class CatalogueStore(Protocol):
+    def sync_catalogue(self, catalogue: Catalogue, now: datetime) -> dict[str, int]:
+        """Mirror the catalogue; removed services and pages are retired, never deleted. The page id of every
+        active page, by PageConfig.key."""
+        ...
+
+    def services(self, *, include_retired: bool = False) -> list[ServiceRow]: ...
+
+    def pages(self, *, include_retired: bool = False) -> list[PageRow]: ...
+
+
+class CheckStore(Protocol):
+    def write(self, records: Sequence[CheckRecord]) -> None:
+        """Write a batch of check records in one transaction (raises StoreUnavailable or StoreError)."""
+        ...
+
+    def page_states(self, page_ids: Iterable[int], *, recent: int) -> dict[int, PageState]:
+        """Each page's state now: last check, validators, its `recent` newest versions."""
+        ...
+
+    def state_at(self, page_id: int, at: datetime, *, recent: int) -> PageState:
+        """The page's state as it was just before `at`: what a capture taken at `at` is judged against."""
+        ...
+
+    def version_content(self, page_id: int, key_hash: str) -> bytes | None: ...
+
+
+class NoiseStore(Protocol):
+    def noise_paths(self, page_ids: Iterable[int]) -> dict[int, list[str]]: ...
+
+    def add_noise_rules(self, page_id: int, rules: Iterable[tuple[str, str]], *, source: str,
+                        now: datetime) -> list[str]: ...
+
+    def noise_rules(self, service_id: str | None = None) -> list[NoiseRuleRow]: ...
+
+    def set_noise_status(self, rule_id: int, status: str, now: datetime) -> bool: ...
+
+    def calibrated(self, page_ids: Iterable[int]) -> dict[int, datetime | None]: ...
+
+    def mark_calibrated(self, page_id: int, now: datetime) -> None: ...
+
+    def recent_contents(self, page_id: int, limit: int) -> list[bytes]: ...
+
+
+class ReportStore(Protocol):
+    def add_reports(self, rows: Iterable[ReportRow], now: datetime) -> int: ...
+
+    def reports(self, *, service_id: str | None = None, since: datetime | None = None,
+                until: datetime | None = None) -> list[ReportEntry]: ...
+
+    def last_reports(self) -> dict[str, datetime]: ...
+
+
+class HealthStore(Protocol):
+    def ping(self) -> bool: ...
+
+    def heartbeat(self, beat: Heartbeat) -> None: ...
+
+    def workers(self) -> list[WorkerRow]: ...
+
+
+class StatusReader(Protocol):
+    def service_aggregates(self) -> dict[str, ServiceAggregate]: ...
+
+    def workers(self) -> list[WorkerRow]: ...
+
+
+class MetricsReader(StatusReader, Protocol):
+    def page_metrics(self) -> list[PageMetricRow]: ...
+
+    def tallies_by_service(self) -> list[TallyRow]: ...
+
+    def last_reports(self) -> dict[str, datetime]: ...
+
+    def aggregates(self, name: str) -> dict[str, Aggregate]: ...
+
+
+class AuditReader(Protocol):
+    def change_events(self, service_id: str, since: datetime, until: datetime) -> list[ChangeEvent]: ...
+
+    def reports(self, *, service_id: str | None = None, since: datetime | None = None,
+                until: datetime | None = None) -> list[ReportEntry]: ...
+
+    def success_times(self, service_id: str, since: datetime, until: datetime) -> list[datetime]: ...
+
+    def declared_dates(self, service_id: str, since: datetime, until: datetime) -> list[datetime]: ...
+
+
+class HistoryReader(Protocol):
+    def changes(self, *, service_id: str | None = None, since: datetime | None = None,
+                until: datetime | None = None, limit: int | None = None,
+                min_class: ChangeClass = ChangeClass.DATE_ONLY) -> list[ChangeRow]: ...
+
+    def change(self, change_id: int) -> ChangeRow | None: ...
+
+    def current_content_shas(self, service_id: str) -> list[tuple[str, str]]:
+        """(page url, content address) of each active page's current version."""
+        ...
+
+    def blob(self, sha: str) -> bytes | None: ...
+
+
+class FaultsReader(Protocol):
+    def check_rows(self, since: datetime, until: datetime) -> Iterator[CheckRow]: ...
+
+    def coverage_rows(self, since: datetime, until: datetime) -> list[DayRow]: ...
+
+    def link_checks(self, since: datetime, until: datetime) -> list[LinkRow]: ...
+
+    def pages(self, *, include_retired: bool = False) -> list[PageRow]: ...
+
+
+class MaintenanceStore(Protocol):
+    def prune(self, *, checks_before: datetime, raw_before: datetime, slow_s: float = 10.0) -> dict[str, int]: ...
+
+    def last_link_checks(self) -> dict[int, datetime]: ...
+
+    def add_link_checks(self, rows: Sequence[LinkCheck]) -> None: ...
+
+    def put_aggregates(self, name: str, values: Mapping[str, Mapping[str, int]], now: datetime) -> None:
+        """Replace the kept aggregate `name` (one entry per key) in one transaction."""
+        ...
+
+    def verify(self) -> Verification: ...
+
+    def size_bytes(self) -> int | None: ...
+
+    def row_counts(self) -> dict[str, int]: ...
+
+    def vacuum(self) -> None: ...
+
+
+class Stores(Protocol):
+    """Every interface at once, as the composition root holds them (monitor.store.Store is one)."""
+
+    @property
+    def catalogue(self) -> CatalogueStore: ...
+
+    @property
+    def checks(self) -> CheckStore: ...
+
+    @property
+    def noise(self) -> NoiseStore: ...
+
+    @property
+    def reports(self) -> ReportStore: ...
+
+    @property
+    def health(self) -> HealthStore: ...
+
+    @property
+    def metrics(self) -> MetricsReader: ...
+
+    @property
+    def audit(self) -> AuditReader: ...
+
+    @property
+    def history(self) -> HistoryReader: ...
+
+    @property
+    def faults(self) -> FaultsReader: ...
+
+    @property
+    def maintenance(self) -> MaintenanceStore: ...
