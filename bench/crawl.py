@@ -56,13 +56,13 @@ async def whole_loop(urls: list[str], db: str, concurrency: int, rounds: int) ->
     from monitor.config import parse_catalogue
     from monitor.fetch import Fetcher
     from monitor.runner import Runner
-    from monitor.store.repository import Store
+    from monitor.store import Store
 
     cat = parse_catalogue(tomllib.loads(catalogue_text(urls, db, concurrency)), environ={})
     store = Store.open(db, auto_upgrade=True)
     times = []
     async with Fetcher(cat.settings) as fetcher:
-        runner = Runner(cat, store, fetcher, learn=False)  # calibration would add its own fetches
+        runner = Runner(cat, store, fetcher)  # no learning attached: calibration would add its own fetches
         targets = runner.prepare()
         writer = asyncio.create_task(runner.recorder.run())
         for _ in range(rounds):

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import corpus_pages
-from monitor.compare import compare, read
+from monitor.compare import compare
+from monitor.compare import read_bytes as read
 from monitor.domain import ChangeClass
 from tests.mutations import MUTATIONS, REAL, Mutation, pair, with_noise
 

@@ -18,17 +18,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.common import peak_rss_mb
+from monitor.clock import VirtualClock
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
-TICK = timedelta(minutes=15)
 
 
 @dataclass
 class Web:
     """The scripted web: each page has its own update pace and noise; a few outages and slow answers."""
 
-    clock: SimClock
+    clock: VirtualClock
     seed: int = 7
     pace_days: dict[str, float] = field(default_factory=dict)
     phase: dict[str, float] = field(default_factory=dict)
@@ -44,7 +44,7 @@ class Web:
             self.phase[url] = self.rng.random()
             if self.rng.random() < 0.4:
                 self.noisy.add(url)
-        now = self.clock()
+        now = self.clock.now()
         rev = int((now - START).total_seconds() / (self.pace_days[url] * 86400) + self.phase[url])
         items = "".join(f"<li><a href='/uk/news/{rev - i}'>Новина {rev - i}: рішення виконкому "
                         f"про благоустрій вулиці {(rev - i) % 37}</a> <span>{(rev - i) % 28 + 1}.01.2026</span></li>"
@@ -61,7 +61,7 @@ class Web:
         from monitor.domain import FetchResult, Outcome
 
         self.fetches += 1
-        now = self.clock()
+        now = self.clock.now()
         if "svc-3." in url and START + timedelta(days=10) <= now < START + timedelta(days=12):
             return FetchResult(url=url, final_url=url, outcome=Outcome.CONNECT, started_at=now, elapsed_s=0.2,
                                error="connection refused")
@@ -72,14 +72,6 @@ class Web:
         return FetchResult(url=url, final_url=url, outcome=Outcome.OK, started_at=now,
                            elapsed_s=15.0 if roll < 0.03 else 0.3, status=200, body=self.page(url),
                            content_type="text/html", charset="utf-8")
-
-
-class SimClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def catalogue(db: str, synthetic: int, keep_checks: str, keep_raw: str):  # type: ignore[no-untyped-def]
@@ -101,43 +93,43 @@ def catalogue(db: str, synthetic: int, keep_checks: str, keep_raw: str):  # type
 
 
 async def soak(db: str, days: int, synthetic: int, keep_checks: str, keep_raw: str) -> dict[str, object]:
+    """Through the public API: the runner, the schedule's virtual replay and the maintenance job."""
+    from monitor.maintenance import Maintenance
     from monitor.runner import Runner
-    from monitor.store.repository import Store
+    from monitor.schedule import Periodic, replay
+    from monitor.store import Store
 
-    clock = SimClock()
+    clock = VirtualClock(START)
     cat = catalogue(db, synthetic, keep_checks, keep_raw)
     store = Store.open(db, auto_upgrade=True)
-    web = Web(clock)
-    runner = Runner(cat, store, web, clock=clock, worker="soak", learn=False)
+    runner = Runner(cat, store, Web(clock), clock=clock, worker="soak")
     targets = runner.prepare()
-    due = {t.page_id: START + timedelta(seconds=(t.page_id * 7919) % t.interval_s) for t in targets}
+    maintenance = Maintenance(runner)
     writer = asyncio.create_task(runner.recorder.run())
-    trace, checks, t0 = [], 0, time.perf_counter()
-    end = START + timedelta(days=days)
-    while clock.now < end:
-        batch = [t for t in targets if due[t.page_id] <= clock.now]
-        if batch:
-            await runner.round(batch)
-            checks += len(batch)
-            for t in batch:
-                due[t.page_id] = clock.now + timedelta(seconds=t.interval_s)
-        clock.now += TICK
-        if clock.now.hour == 3 and clock.now.minute == 0:  # the daily maintenance job
-            await runner.recorder.drain()
-            await runner.maintain()
-            trace.append({"day": (clock.now - START).days, "db_mb": round((store.size_bytes() or 0) / 2**20, 1),
-                          "checks": checks, "rss_mb": round(peak_rss_mb(), 1)})
-            print(f"soak: {trace[-1]}", file=sys.stderr, flush=True)
+    trace: list[dict[str, float]] = []
+    t0 = time.perf_counter()
+
+    async def daily() -> None:  # at 03:00, as the running monitor's maintenance job
+        await runner.recorder.drain()
+        await maintenance.prune()
+        size = store.maintenance.size_bytes() or 0
+        trace.append({"day": (clock.now() - START).days, "db_mb": round(size / 2**20, 1),
+                      "checks": runner.health.checks_done, "rss_mb": round(peak_rss_mb(), 1)})
+        print(f"soak: {trace[-1]}", file=sys.stderr, flush=True)
+
+    checks = await replay(lambda t, at: runner.check(t, scheduled_at=at), targets, runner.states, clock,
+                          START + timedelta(days=days), [Periodic("maintenance", daily, 86_400, 3 * 3600)])
     await runner.recorder.drain()
     writer.cancel()
-    counts = {name: store.count(name) for name in ("checks", "versions", "changes", "blobs", "coverage_days")}
-    size = store.size_bytes() or 0
-    _, breaks = store.verify()
+    counts = store.maintenance.row_counts()
+    size = store.maintenance.size_bytes() or 0
+    breaks = store.maintenance.verify().breaks
     store.close()
     return {"days": days, "pages": len(targets), "checks": checks, "wall_s": round(time.perf_counter() - t0, 1),
             "keep_checks": keep_checks, "keep_raw": keep_raw, "db_mb": round(size / 2**20, 1),
-            "bytes_per_check": round(size / max(1, checks)), "rows": counts, "chain_breaks": len(breaks),
-            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "bytes_per_check": round(size / max(1, checks)),
+            "rows": {k: counts[k] for k in ("checks", "versions", "changes", "blobs", "coverage_days")},
+            "chain_breaks": len(breaks), "peak_rss_mb": round(peak_rss_mb(), 1),
             "trace": [row for row in trace if row["day"] % 5 == 0 or row is trace[-1]]}
 
 

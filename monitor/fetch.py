@@ -16,7 +16,6 @@ import random
 import select
 import socket
 import ssl
-import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import h2.exceptions
 import httpcore
 import httpx
 
+from monitor.clock import SYSTEM, Clock
 from monitor.domain import FetchResult, Outcome, Settings, Validators
 
 logger = logging.getLogger(__name__)
@@ -39,10 +39,6 @@ TRANSIENT = frozenset({Outcome.TIMEOUT, Outcome.CONNECT, Outcome.PROTOCOL})
 CHALLENGE_HEADERS = ("cf-mitigated", "x-amzn-waf-action", "x-datadome", "x-sucuri-block")
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,application/json;q=0.9,*/*;q=0.8"
 MAX_RETRY_AFTER_S = 3600.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- errors raised inside the transport, translated by _classify -----------------------------
@@ -230,9 +226,10 @@ class _Decoder:
 class _HostGate:
     """At most `concurrency` requests at a time to one host, starting at least `delay_s` apart."""
 
-    def __init__(self, concurrency: int, delay_s: float) -> None:
+    def __init__(self, concurrency: int, delay_s: float, clock: Clock) -> None:
         self.concurrency = concurrency
         self.delay_s = delay_s
+        self.clock = clock
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._next_start: dict[str, float] = {}
         self._lock = asyncio.Lock()
@@ -241,18 +238,18 @@ class _HostGate:
         sem = self._slots.setdefault(host, asyncio.Semaphore(self.concurrency))
         await sem.acquire()
         async with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             start = max(now, self._next_start.get(host, 0.0))
             self._next_start[host] = start + self.delay_s
         if start > now:
-            await asyncio.sleep(start - now)
+            await self.clock.sleep(start - now)
 
     def release(self, host: str) -> None:
         self._slots[host].release()
 
     def defer(self, host: str, seconds: float) -> None:
         """A server asked us to wait (Retry-After): nobody starts a request to it before then."""
-        self._next_start[host] = max(self._next_start.get(host, 0.0), time.monotonic() + seconds)
+        self._next_start[host] = max(self._next_start.get(host, 0.0), self.clock.monotonic() + seconds)
 
 
 # --- the fetcher -----------------------------------------------------------------------------
@@ -337,15 +334,13 @@ class Fetcher:
         *,
         resolver: Resolver | None = None,
         verify: ssl.SSLContext | bool = True,
-        clock: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock = SYSTEM,
         transport: httpx.AsyncBaseTransport | None = None,
         is_public: Callable[[str], bool] = is_public_address,
     ) -> None:
         self.settings = settings
-        self._clock = clock
-        self._sleep = sleep
-        self._gate = _HostGate(settings.per_host_concurrency, settings.per_host_delay_s)
+        self.clock = clock
+        self._gate = _HostGate(settings.per_host_concurrency, settings.per_host_delay_s, clock)
         resolve = resolver or system_resolve
         timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
         headers = {"User-Agent": settings.user_agent, "Accept": ACCEPT, "Accept-Language": "uk,en;q=0.8,ru;q=0.5",
@@ -390,21 +385,22 @@ class Fetcher:
     ) -> FetchResult:
         """Fetch `url` (following redirects, retrying transient failures) within one total deadline. A probe
         (link checks) asks only whether the address answers: HEAD, or a GET whose body is not read."""
-        started_at = self._clock()
-        t0 = time.monotonic()
+        clock = self.clock
+        started_at = clock.now()
+        t0 = clock.monotonic()
         total_s = timeout_s or self.settings.timeout_s
         deadline = t0 + total_s
         attempts = 0
         while True:
             attempts += 1
             try:
-                async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
+                async with asyncio.timeout(max(0.001, deadline - clock.monotonic())):
                     result = await self._follow(url, headers, validators, allow_private, deadline, probe)
             except TimeoutError:
                 result = _Result(final_url=url, hop=_Hop(outcome=Outcome.TIMEOUT,
                                                          error=f"no complete response within {total_s:g}s"))
             hop = result.hop
-            retry_after = parse_retry_after((hop.headers or {}).get("retry-after"), self._clock())
+            retry_after = parse_retry_after((hop.headers or {}).get("retry-after"), clock.now())
             transient = hop.outcome in TRANSIENT or (
                 hop.outcome is Outcome.HTTP_STATUS and hop.status in RETRY_STATUSES)
             if retry_after is not None:
@@ -412,10 +408,10 @@ class Fetcher:
             if not transient or attempts > self.settings.retries:
                 break
             backoff = retry_after if retry_after is not None else random.uniform(0, min(30.0, 0.5 * 2 ** attempts))
-            if time.monotonic() + backoff >= deadline:
+            if clock.monotonic() + backoff >= deadline:
                 break  # no time left for another attempt: report what we have
             logger.debug("retrying %s in %.1fs after %s", url, backoff, hop.outcome)
-            await self._sleep(backoff)
+            await clock.sleep(backoff)
         hdrs = hop.headers or {}
         content_type = hdrs.get("content-type", "")
         charset = None
@@ -428,7 +424,7 @@ class Fetcher:
             final_url=result.final_url,
             outcome=hop.outcome,
             started_at=started_at,
-            elapsed_s=time.monotonic() - t0,
+            elapsed_s=clock.monotonic() - t0,
             status=hop.status,
             body=hop.body if hop.outcome.success else None,
             content_type=content_type.split(";")[0].strip().lower(),

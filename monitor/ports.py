@@ -5,6 +5,7 @@ that a test passes a fake of the one interface it needs, and another back end ca
 is a frozen dataclass: never an ORM object, never a positional tuple.
 
     CatalogueStore   targets.toml mirrored into the store (services and pages, retired never deleted)
+    CheckWriter      the check writer
     CheckStore       the check writer, and each page's state (now, or at a past time) for the core
     NoiseStore       learned noise rules and what learning reads
     ReportStore      the departments' self-reports
@@ -262,11 +263,13 @@ class CatalogueStore(Protocol):
     def pages(self, *, include_retired: bool = False) -> list[PageRow]: ...
 
 
-class CheckStore(Protocol):
+class CheckWriter(Protocol):
     def write(self, records: Sequence[CheckRecord]) -> None:
         """Write a batch of check records in one transaction (raises StoreUnavailable or StoreError)."""
         ...
 
+
+class CheckStore(CheckWriter, Protocol):
     def page_states(self, page_ids: Iterable[int], *, recent: int) -> dict[int, PageState]:
         """Each page's state now: last check, validators, its `recent` newest versions."""
         ...

@@ -10,7 +10,7 @@ from collections import deque
 
 from monitor.domain import CheckRecord
 from monitor.errors import StoreError, StoreUnavailable
-from monitor.ports import CheckStore
+from monitor.ports import CheckWriter
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 class Recorder:
     """Writes check records in batches; holds them (bounded) while the database is unreachable."""
 
-    def __init__(self, store: CheckStore, *, max_pending: int = 20_000, max_pending_bytes: int = 64 << 20,
+    def __init__(self, store: CheckWriter, *, max_pending: int = 20_000, max_pending_bytes: int = 64 << 20,
                  batch: int = 200, retry_max_s: float = 10.0, linger_s: float = 0.05) -> None:
         self.store = store
         self.linger_s = linger_s  # a short wait for more records before a small batch: fewer, larger writes

@@ -154,8 +154,8 @@ def test_verdicts_partition_every_report_and_every_period(regulation: Regulation
 def _history(tmp_path: Path, hostile: str = "") -> Path:
     """Six weeks of a weekly service checked every 6 hours, with two real updates and one bump."""
     from monitor.runner import Runner
+    from monitor.store import Store
     from monitor.store.engine import make_engine, upgrade
-    from monitor.store.repository import Store
     from tests.conftest import catalogue_toml
     from tests.helpers import Clock, StubFetcher, catalogue, html
 
@@ -167,7 +167,7 @@ def _history(tmp_path: Path, hostile: str = "") -> Path:
     store = Store(engine)
     clock = Clock(datetime(2026, 10, 5, 6, tzinfo=UTC))
     fetcher = StubFetcher(clock)
-    runner = Runner(catalogue(targets.read_text(encoding="utf-8")), store, fetcher, clock=clock, learn=False)
+    runner = Runner(catalogue(targets.read_text(encoding="utf-8")), store, fetcher, clock=clock)
     runner.prepare()
 
     async def run() -> None:

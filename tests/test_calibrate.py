@@ -1,25 +1,18 @@
-"""Self-calibration: a page's own noise is learned (two captures seconds apart, and history), stored with
-evidence, listed by `monitor noise`, and masked from then on."""
+"""Learning a page's own noise (pure): what differs between two captures seconds apart, what changes at nearly
+every version; the rules listed, confirmed and dropped by `monitor noise`."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from monitor.calibrate import learn_from_history, learn_from_pair
 from monitor.cli import main
-from monitor.compare import read
-from monitor.domain import ChangeClass, Outcome
-from monitor.fetch import Fetcher
-from monitor.runner import Runner
-from monitor.store.engine import make_engine, upgrade
-from monitor.store.repository import Store
+from monitor.compare import read_bytes as read
+from monitor.store import Store
 from tests.conftest import catalogue_toml
-from tests.helpers import Clock, StubFetcher, catalogue, html
-from tests.siteserver import Request, Site, respond
+from tests.helpers import Clock, catalogue, html
 
 QUOTES = ["Хто рано встає, тому Бог дає", "Без праці нема колача", "Терпи, козаче, отаманом будеш"]
 
@@ -50,77 +43,14 @@ def test_learn_from_history_needs_a_still_page_around_a_busy_block() -> None:
     assert learn_from_history(versions[:4]) == []  # too little history
 
 
-def _store(tmp_path: Path) -> Store:
-    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    upgrade(engine)
-    return Store(engine)
-
-
-async def test_calibration_against_a_real_server_learns_and_masks(tmp_path: Path, site: Site) -> None:
-    counter = itertools.count()
-
-    async def changing(req: Request, w: asyncio.StreamWriter) -> None:
-        await respond(w, 200, page_with_quote(QUOTES[next(counter) % 3]))
-
-    site.routes["/uk"] = changing
-    store = _store(tmp_path)
-    cat = catalogue(catalogue_toml([site.url("/uk")], extra_settings='calibration_delay = "0.05s"'))
-    async with Fetcher(cat.settings) as fetcher:
-        runner = Runner(cat, store, fetcher)
-        runner.prepare()
-        writer = asyncio.create_task(runner.recorder.run())
-        (target,) = runner.targets.values()
-        first = await runner.check(target)
-        await runner.settle()
-        rules = store.noise_rules("portal")
-        assert [r.source for r in rules] == ["calibration"] and rules[0].path.endswith("div.tip/p")
-        assert runner.targets[target.page_id].noise_paths == {rules[0].path}
-        second = await runner.check(runner.targets[target.page_id])  # the quote changed again: not an update
-        await runner.recorder.drain(5)
-        writer.cancel()
-    assert first.outcome is Outcome.OK
-    assert second.verdict is not None and second.verdict.change_class.rank > ChangeClass.DATE_ONLY.rank
-    assert store.changes(service_id="portal") == []
-    assert len(site.hits("/uk")) == 4  # check, two calibration captures, check
-    store.close()
-
-
-async def test_history_learning_stops_a_busy_block_counting(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    clock = Clock()
-    fetcher = StubFetcher(clock)
-    cat = catalogue(catalogue_toml(["https://city.example/uk"]))
-    runner = Runner(cat, store, fetcher, clock=clock)
-    runner.prepare()
-    runner._calibrated = {pid: clock() for pid in runner.targets}  # only history learning in this test
-    writer = asyncio.create_task(runner.recorder.run())
-    classes = []
-    for i in range(9):
-        fetcher.pages["https://city.example/uk"] = (200, page_with_quote(f"цитата номер {i}"))
-        (target,) = runner.targets.values()
-        record = await runner.check(target)
-        await runner.recorder.drain(5)
-        await runner.settle()
-        classes.append(record.verdict.change_class if record.verdict else None)
-        clock.advance(hours=3)
-    writer.cancel()
-    # until the pattern is clear (HISTORY_MIN_TRANSITIONS transitions, the newest version included: learning
-    # waits until the check that brought it is written) it counts...
-    assert classes[1:6] == [ChangeClass.CONTENT] * 5
-    assert all(c is not ChangeClass.CONTENT for c in classes[6:])  # ...then the block is masked
-    (rule,) = store.noise_rules("portal")
-    assert rule.source == "history"
-    store.close()
-
-
 def test_noise_command_lists_confirms_and_drops(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
     cat_path = tmp_path / "t.toml"
     cat_path.write_text(catalogue_toml(["https://city.example/uk"], db=f"sqlite:///{db}"), encoding="utf-8")
     store = Store.open(f"sqlite:///{db}")
-    ids = store.sync_catalogue(catalogue(cat_path.read_text()), Clock()())
-    store.add_noise_rules(ids["portal#1"], [("body/main/div.tip/p", "calibration: 'a' -> 'b'")],
-                          source="calibration", now=Clock()())
+    ids = store.catalogue.sync_catalogue(catalogue(cat_path.read_text()), Clock().now())
+    store.noise.add_noise_rules(ids["portal#1"], [("body/main/div.tip/p", "calibration: 'a' -> 'b'")],
+                                source="calibration", now=Clock().now())
     store.close()
     runner = CliRunner()
     out = runner.invoke(main, ["-t", str(cat_path), "noise", "portal", "--json"])
@@ -131,7 +61,7 @@ def test_noise_command_lists_confirms_and_drops(tmp_path: Path) -> None:
     out = runner.invoke(main, ["-t", str(cat_path), "noise", "portal", "--confirm", "999"])
     assert out.exit_code == 2 and "rule 999 is not a rule of portal" in out.stderr
     store = Store.open(f"sqlite:///{db}")
-    assert store.noise_paths(ids.values()) == {}  # dropped rules are not applied...
-    assert store.add_noise_rules(ids["portal#1"], [("body/main/div.tip/p", "again")], source="calibration",
-                                 now=Clock()()) == []  # ...and never learned again
+    assert store.noise.noise_paths(ids.values()) == {}  # dropped rules are not applied...
+    assert store.noise.add_noise_rules(ids["portal#1"], [("body/main/div.tip/p", "again")], source="calibration",
+                                       now=Clock().now()) == []  # ...and never learned again
     store.close()

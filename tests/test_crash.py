@@ -163,10 +163,10 @@ class Proxy:
 
 async def test_a_30_second_database_outage_during_a_round(pg_url: str, tmp_path: Path) -> None:
     from monitor.fetch import Fetcher
-    from monitor.metrics import FreshnessCollector, Runtime, registry_for
+    from monitor.metrics import Runtime, build_registry
     from monitor.runner import Runner
+    from monitor.store import Store
     from monitor.store.engine import upgrade
-    from monitor.store.repository import Store
     from tests.helpers import catalogue
 
     proxy = Proxy()
@@ -182,15 +182,14 @@ async def test_a_30_second_database_outage_during_a_round(pg_url: str, tmp_path:
         cat = catalogue(catalogue_toml([site.url(f"/p/{i}") for i in range(PAGES)], db=proxied,
                                        extra_settings="concurrency = 8\nper_host_concurrency = 8"))
         async with Fetcher(cat.settings) as fetcher:
-            runner = Runner(cat, store, fetcher, learn=False)
+            runner = Runner(cat, store, fetcher)
             runner.recorder.retry_max_s = 1.0
             runner.prepare()
             writer = asyncio.create_task(runner.recorder.run())
             await runner.round(list(runner.targets.values()))
             assert await runner.recorder.drain(30)
-            collector = FreshnessCollector(cat, store, runtime=lambda: Runtime(
+            reg = build_registry(cat, store.metrics, runtime=lambda: Runtime(
                 pending_records=len(runner.recorder.pending), database_writable=runner.recorder.db_ok))
-            reg = registry_for(collector)
             assert reg.get_sample_value("freshness_database_up") == 1
 
             proxy.cut()  # the database is gone for 30 seconds
@@ -203,7 +202,6 @@ async def test_a_30_second_database_outage_during_a_round(pg_url: str, tmp_path:
             # the buffer holds each new version's raw bytes once, not the fetched body besides
             assert all(r.fetch.body is None and r.raw_blob and r.fetch.size == len(r.raw_blob)
                        for r in runner.recorder.pending)
-            reg = registry_for(collector)
             assert await asyncio.to_thread(reg.get_sample_value, "freshness_database_up") == 0
             assert reg.get_sample_value("freshness_database_writable") == 0
             assert reg.get_sample_value("freshness_write_buffer_records") == PAGES

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from monitor.domain import Kind, Region
-from monitor.extract import ExtractOptions, extract
+from monitor.extract import ExtractOptions
 from monitor.extract.html import canonical_url, document_extension
+from monitor.kinds import extract
 from monitor.quality import assess
 from tests.helpers import run_bounded
 
@@ -61,7 +62,7 @@ def test_extraction_case(case: str) -> None:
 
 
 def test_same_page_fingerprints_identically_run_after_run() -> None:
-    from monitor.compare import read
+    from monitor.compare import read_bytes as read
 
     body = (CASES / "portal-article.html").read_bytes()
     first = read(body, url="https://pokrovsk-rada.gov.ua/uk/a")

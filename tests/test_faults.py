@@ -172,25 +172,3 @@ def test_other_pages_keep_being_checked_while_faults_hang(fault_site: Site) -> N
     assert outcomes[0] is Outcome.OK and took < 1.0
     # one request at a time to the faulty host: the last one may spend its deadline waiting for its turn
     assert outcomes[1:3] == [Outcome.TIMEOUT, Outcome.TIMEOUT] and outcomes[3] in (Outcome.TOO_LARGE, Outcome.TIMEOUT)
-
-
-@pytest.mark.parametrize("body", [os.urandom(50_000), b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\x00\x01stream",
-                                  b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"], ids=["random", "pdf", "png"])
-async def test_binary_where_a_page_is_expected_is_a_bad_capture_not_content(body: bytes) -> None:
-    from monitor.domain import PageState, Quality
-    from monitor.pipeline import Checker
-    from tests.helpers import Clock, StubFetcher
-    from tests.test_schedule import targets
-
-    clock = Clock()
-    fetcher = StubFetcher(clock)
-    (target,) = targets(1)
-    fetcher.pages[target.page.url] = (200, body)
-
-    async def nothing(page_id: int, key: str) -> bytes | None:
-        return None
-
-    checker = Checker(fetcher, replace(SETTINGS, user_agent="t (+mailto:a@b.c)"), load_previous=nothing)
-    record, _state = await checker.check(target, PageState(page_id=1), clock())
-    assert record.outcome is Outcome.BAD_CAPTURE and record.quality is Quality.UNREADABLE
-    assert "binary data" in record.fetch.error and record.version_key is None

@@ -1,5 +1,5 @@
-"""The technical-faults list (item 1.4): a constructed history gives exactly the expected faults; link checks
-against a real local site are same-site only, polite and capped; `monitor faults` in every format."""
+"""The technical-faults list (item 1.4): a constructed history gives exactly the expected faults; `monitor
+faults` in every format, over real checks and link checks of a local site."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.domain import Content, Link
-from monitor.faults import CheckRow, DayRow, LinkRow, fault_views, find_faults
+from monitor.faults import fault_views, find_faults
 from monitor.fetch import Fetcher
-from monitor.runner import Runner, same_site_links
-from monitor.store.repository import Store
+from monitor.maintenance import Maintenance
+from monitor.ports import CheckRow, DayRow, LinkRow
+from monitor.runner import Runner
+from monitor.store import Store
 from tests.conftest import catalogue_toml
 from tests.helpers import catalogue, html
-from tests.siteserver import Request, Site, page, respond
+from tests.siteserver import Site, page
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 PAGE = "https://city.example/uk"
@@ -29,7 +30,18 @@ def at(hours: float) -> datetime:
 
 def check(hours: float, outcome: str = "ok", status: int | None = 200, duration: float = 0.4,
           quality: str | None = "ok", error: str = "", url: str = PAGE) -> CheckRow:
-    return CheckRow("portal", url, at(hours), duration, outcome, status, quality, error)
+    return CheckRow(service_id="portal", url=url, started_at=at(hours), duration_s=duration, outcome=outcome,
+                    status=status, quality=quality, error=error)
+
+
+def day(when: str, checks: int, successes: int, failures: str) -> DayRow:
+    return DayRow(service_id="portal", url=PAGE, day=when, checks=checks, successes=successes, failures=failures,
+                  slow=0)
+
+
+def link(url: str, when: datetime, outcome: str, status: int, error: str) -> LinkRow:
+    return LinkRow(service_id="portal", page=PAGE, url=url, checked_at=when, outcome=outcome, status=status,
+                   error=error)
 
 
 def test_a_constructed_history_gives_exactly_the_expected_faults() -> None:
@@ -39,13 +51,13 @@ def test_a_constructed_history_gives_exactly_the_expected_faults() -> None:
               check(6, "bad_capture", 200, quality="soft_404", error="a 'not found' page served with 200"),
               check(7, "tls", None, 0.1, None, "certificate verify failed: certificate has expired"),
               check(8, "tls", None, 0.1, None, "certificate verify failed: certificate has expired")]  # still down
-    days = [DayRow("portal", PAGE, "2026-10-20", 24, 0, "connect:24", 0),  # pruned: a whole day down
-            DayRow("portal", PAGE, "2026-10-21", 24, 24, "", 0)]  # pruned, clean: nothing to list
-    links = [LinkRow("portal", PAGE, "https://city.example/uk/old.pdf", at(1), "http_status", 404, "HTTP 404"),
-             LinkRow("portal", PAGE, "https://city.example/uk/old.pdf", at(25), "http_status", 404, "HTTP 404"),
-             LinkRow("portal", PAGE, "https://city.example/uk/moved", at(1), "http_status", 500, "HTTP 500"),
-             LinkRow("portal", PAGE, "https://city.example/uk/moved", at(25), "ok", 200, ""),
-             LinkRow("portal", PAGE, "https://city.example/uk/fine", at(1), "ok", 200, "")]
+    days = [day("2026-10-20", 24, 0, "connect:24"),  # pruned: a whole day down
+            day("2026-10-21", 24, 24, "")]  # pruned, clean: nothing to list
+    links = [link("https://city.example/uk/old.pdf", at(1), "http_status", 404, "HTTP 404"),
+             link("https://city.example/uk/old.pdf", at(25), "http_status", 404, "HTTP 404"),
+             link("https://city.example/uk/moved", at(1), "http_status", 500, "HTTP 500"),
+             link("https://city.example/uk/moved", at(25), "ok", 200, ""),
+             link("https://city.example/uk/fine", at(1), "ok", 200, "")]
     certs = [("portal", PAGE, at(24 * 10)), ("other", "https://other.example/", at(24 * 400))]
     end = at(9)
     found = find_faults(checks, days, links, certs, services=["portal", "other"], start=at(-24 * 14), end=end,
@@ -77,71 +89,6 @@ def test_a_constructed_history_gives_exactly_the_expected_faults() -> None:
     assert summary.rows[0][:4] == ("portal", 57, 28, 28.0)
 
 
-def test_same_site_links_are_distinct_capped_and_rotate() -> None:
-    links = tuple(Link(url=u) for u in (
-        "https://www.city.example/uk/a#top", "https://city.example/uk/a", "https://city.example/uk/b",
-        "https://other.example/x", "mailto:x@city.example", "https://city.example/uk/c"))
-    content = Content(blocks=(), links=links, documents=(Link(url="https://city.example/docs/d.pdf"),))
-    everything = same_site_links("https://city.example/uk", content, 10)
-    assert everything == ["https://city.example/docs/d.pdf", "https://city.example/uk/a",
-                          "https://city.example/uk/b", "https://city.example/uk/c",
-                          "https://www.city.example/uk/a"]
-    day1 = same_site_links("https://city.example/uk", content, 2, offset=0)
-    day2 = same_site_links("https://city.example/uk", content, 2, offset=2)
-    assert len(day1) == 2 and set(day1).isdisjoint(day2)
-
-
-async def _check_then_check_links(site: Site, db: Path, *, link_check_max: int, runs: int) -> tuple[Store, list[int]]:
-    """Check the site's /uk page once, then run the link checks `runs` times; returns how many each checked."""
-    url = f"sqlite:///{db}"
-    cat = catalogue(catalogue_toml([site.url("/uk")], db=url, extra_settings=f"link_check_max = {link_check_max}"))
-    store = Store.open(url, auto_upgrade=True)
-    async with Fetcher(cat.settings) as fetcher:
-        runner = Runner(cat, store, fetcher, learn=False)
-        writer = asyncio.create_task(runner.recorder.run())
-        (record,) = await runner.round(runner.prepare())
-        assert record.outcome.value == "ok"
-        await runner.recorder.drain(10)
-        counts = [await runner.check_links() for _ in range(runs)]
-        writer.cancel()
-    return store, counts
-
-
-async def test_link_checks_against_a_real_site_are_polite_and_capped(tmp_path: Path) -> None:
-    with Site() as site:
-        items = "".join(f"<li><a href='/uk/news/{i}'>Новина {i}</a></li>" for i in range(1, 8))
-        body = html(extra=f"<ul>{items}</ul><a href='/docs/budget.pdf'>Бюджет</a>"
-                          "<a href='https://example.org/elsewhere'>Деінде</a><a href='/uk/head-refused'>HEAD</a>")
-        site.routes["/uk"] = page(body)
-        for i in range(1, 8):
-            site.routes[f"/uk/news/{i}"] = page("<p>ok</p>")
-        site.routes["/docs/budget.pdf"] = page(b"", status=404)
-
-        async def head_refused(req: Request, w: asyncio.StreamWriter) -> None:
-            await respond(w, 405 if req.method == "HEAD" else 200, b"" if req.method == "HEAD" else b"<p>ok</p>")
-
-        site.routes["/uk/head-refused"] = head_refused
-        store, (checked, again) = await _check_then_check_links(site, tmp_path / "m.db", link_check_max=20, runs=2)
-        rows = store.link_checks(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1))
-        store.close()
-        by_url = {url.rsplit(str(site.port), 1)[1]: (outcome, status) for _s, _p, url, _t, outcome, status, _e
-                  in rows}
-        assert checked == len(rows) and again == 0  # the second run the same day: not due
-        assert by_url["/docs/budget.pdf"] == ("http_status", 404)
-        assert by_url["/uk/head-refused"] == ("ok", 200)  # HEAD refused: asked again with GET
-        assert not any("example.org" in url for _s, _p, url, *_ in rows)  # other sites are not ours to check
-        assert site.hits("/uk/news/1")[0].method == "HEAD"
-        gets = [r for path in by_url for r in site.hits(path) if r.method == "GET"]
-        assert {r.path for r in gets} == {"/uk/head-refused", "/docs/budget.pdf"}  # GET only after a refusal
-
-    with Site() as small:  # the cap: at most link_check_max links of a page per run
-        small.routes["/uk"] = page(html(extra="".join(f"<a href='/uk/n/{i}'>Н {i}</a>" for i in range(50))))
-        store, (checked,) = await _check_then_check_links(small, tmp_path / "cap.db", link_check_max=5, runs=1)
-        store.close()
-        assert checked == 5
-        assert len({r.path for r in small.requests if r.path.startswith("/uk/n/")}) == 5
-
-
 def test_monitor_faults_command(tmp_path: Path) -> None:
     with Site() as site:
         site.routes["/uk"] = page(html("Новина", extra="<a href='/uk/gone'>Зникла сторінка</a>"))
@@ -158,9 +105,9 @@ def test_monitor_faults_command(tmp_path: Path) -> None:
 
         async def links() -> None:
             async with Fetcher(cat.settings) as fetcher:
-                runner = Runner(cat, store, fetcher, learn=False)
+                runner = Runner(cat, store, fetcher)
                 runner.prepare()
-                await runner.check_links()
+                await Maintenance(runner).check_links()
 
         asyncio.run(links())
         store.close()

@@ -22,14 +22,16 @@ import pytest
 import trustme
 
 from monitor.alerting import RoutingOptions, alertmanager_yaml, rules_yaml
-from monitor.fetch import Fetcher
-from monitor.metrics import FreshnessCollector, MetricsServer, Runtime
 from monitor.domain import ReportRow
+from monitor.exporter import MetricsServer
+from monitor.fetch import Fetcher
+from monitor.maintenance import refresh_aggregates
+from monitor.metrics import Runtime, build_registry
 from monitor.runner import Runner
+from monitor.store import Store
 from monitor.store.engine import make_engine, upgrade
-from monitor.store.repository import Store
 from tests.conftest import which
-from tests.helpers import catalogue, html
+from tests.helpers import Clock, catalogue, html
 from tests.siteserver import Request, Site, page, respond
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,14 +61,6 @@ def wait_for(what: str, fn, timeout_s: float = 90.0):  # type: ignore[no-untyped
             last = exc
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}: {last!r}")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 CATALOGUE = """
@@ -112,6 +106,8 @@ class Stack:
     alertmanager: str
     hooks: Site
     runner: Runner
+    store: Store
+    clock: Clock
     portal: Site
     loop: asyncio.AbstractEventLoop
 
@@ -151,24 +147,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         store = Store(engine)
         loop = asyncio.new_event_loop()
         # the reception was first checked 50 days ago and never changed since: a monthly service, overdue
-        past = Clock(datetime.now(UTC) - timedelta(days=50))
-        fetcher = Fetcher(cat.settings, verify=client_ctx, clock=past)
-        runner = Runner(cat, store, fetcher, clock=past, learn=False)
+        clock = Clock(datetime.now(UTC) - timedelta(days=50))
+        fetcher = Fetcher(cat.settings, verify=client_ctx, clock=clock)
+        runner = Runner(cat, store, fetcher, clock=clock)
         runner.prepare()
         writer = loop.create_task(runner.recorder.run())
         _run(loop, runner.round([t for t in runner.targets.values() if t.service.id == "online-reception"]))
         _run(loop, runner.recorder.drain(10))
-        now = Clock(datetime.now(UTC))
-        fetcher._clock = now  # from here on, the present
-        runner.clock = now
+        now = clock.set(datetime.now(UTC))  # from here on, the present
         _run(loop, runner.round(list(runner.targets.values())))
         _run(loop, runner.recorder.drain(10))
         runner.heartbeat()
-        store.add_reports([report_row("r1", "online-reception", now.now - timedelta(days=10))], now.now)
+        store.reports.add_reports([report_row("r1", "online-reception", now - timedelta(days=10))], now)
+        refresh_aggregates(cat, store, now)  # the maintenance job's: what the self-report series read
 
-        collector = FreshnessCollector(cat, store, runtime=lambda: Runtime(
+        registry = build_registry(cat, store.metrics, runtime=lambda: Runtime(
             pending_records=len(runner.recorder.pending), database_writable=runner.recorder.db_ok))
-        metrics = MetricsServer(collector, "127.0.0.1:0", health=lambda: (True, {})).start()
+        metrics = MetricsServer(registry, "127.0.0.1:0", health=lambda: (True, {})).start()
         rules = re.sub(r"for: \d+[mh]", "for: 2s", rules_yaml())
         (tmp / "rules.yml").write_text(rules, encoding="utf-8")
         prom_port, am_port = free_port(), free_port()
@@ -193,7 +188,7 @@ scrape_configs: [{{job_name: freshness, static_configs: [{{targets: ['127.0.0.1:
             stdout=subprocess.DEVNULL, stderr=logs[1]))
         try:
             stack = Stack(prometheus=f"http://127.0.0.1:{prom_port}", alertmanager=f"http://127.0.0.1:{am_port}",
-                          hooks=hooks, runner=runner, portal=portal, loop=loop)
+                          hooks=hooks, runner=runner, store=store, clock=clock, portal=portal, loop=loop)
             wait_for("the first scrape", lambda: query(stack, 'up{job="freshness"} == 1'))
             yield stack
         finally:
@@ -273,11 +268,12 @@ def test_every_dashboard_expression_returns_data(stack: Stack) -> None:
     portal = [t for t in stack.runner.targets.values() if t.service.id == "smart-portal"]
     for news in ("Нове оголошення", "Ще одне оголошення"):
         stack.portal.routes["/uk"] = page(html("Засідання виконкому", news))
-        stack.runner.clock.now = datetime.now(UTC)  # type: ignore[attr-defined]
+        stack.clock.set(datetime.now(UTC))
         _run(stack.loop, stack.runner.round(portal))
         _run(stack.loop, stack.runner.recorder.drain(10))
         time.sleep(2.5)
-    stack.runner.store.add_reports([report_row("r2", "online-reception", datetime.now(UTC))], datetime.now(UTC))
+    stack.store.reports.add_reports([report_row("r2", "online-reception", datetime.now(UTC))], datetime.now(UTC))
+    refresh_aggregates(stack.runner.catalogue, stack.store, datetime.now(UTC))
     wait_for("ALERTS to exist", lambda: query(stack, 'ALERTS{alertstate="firing"}'))
     time.sleep(3)
     empty = []

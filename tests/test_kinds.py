@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from monitor.domain import ChangeClass, Kind, Outcome, Quality
-from monitor.extract import ExtractOptions, extract
+from monitor.extract import ExtractOptions
 from monitor.fetch import Fetcher
+from monitor.kinds import extract
 from monitor.runner import Runner
+from monitor.store import Store
 from monitor.store.engine import make_engine, upgrade
-from monitor.store.repository import Store
 from tests.helpers import catalogue
 from tests.siteserver import Request, Site, page, respond
 
@@ -54,7 +55,7 @@ async def check_twice(tmp_path: Path, text: str, between=None):  # type: ignore[
     store = Store(engine)
     cat = catalogue(text)
     async with Fetcher(cat.settings) as fetcher:
-        runner = Runner(cat, store, fetcher, learn=False)
+        runner = Runner(cat, store, fetcher)
         runner.prepare()
         writer = asyncio.create_task(runner.recorder.run())
         (target,) = runner.targets.values()
@@ -112,7 +113,9 @@ async def test_ckan_organisation_paginated_and_a_modified_dataset(tmp_path: Path
     ev = second.verdict.evidence
     assert ev.added == 1 and ev.edited == 1
     assert "pokrovsk-dataset-007" in ev.diff and "2026-11-29T09:00:00" in ev.diff
-    (_url, blob), = store.current_contents("open-data")
+    ((_url, sha),) = store.history.current_content_shas("open-data")
+    blob = store.history.blob(sha)
+    assert blob is not None
     from monitor.domain import load_content
     from monitor.status import dataset_statuses
 
@@ -122,37 +125,34 @@ async def test_ckan_organisation_paginated_and_a_modified_dataset(tmp_path: Path
     store.close()
 
 
-async def test_ckan_datasets_are_graded_in_the_metrics_and_kept_while_unchanged(tmp_path: Path, site: Site) -> None:
+async def test_ckan_datasets_are_graded_by_the_maintenance_job_and_served_by_the_metrics(tmp_path: Path,
+                                                                                        site: Site) -> None:
+    """Grading ten thousand datasets takes a fraction of a second: the maintenance job does it and keeps the
+    counts; a scrape only reads them."""
     from datetime import timedelta
 
-    from monitor.metrics import DATASET_CACHE_S, FreshnessCollector, registry_for
+    from monitor.clock import VirtualClock
+    from monitor.maintenance import refresh_aggregates
+    from monitor.metrics import build_registry
 
     api = Ckan(12)
     api.datasets[3] = dataset(3, modified="2026-11-29T09:00:00")  # weekly and fresh; the others: overdue
     site.routes["/api/3/action/package_search"] = api
     text = targets("ckan", site.url("/api/3/action/"), f"sqlite:///{tmp_path / 'm.db'}", organization="pokrovsk-rada")
     _first, _second, store = await check_twice(tmp_path, text)
-    reads: list[str] = []
-    blob = store.blob
-
-    def counted(sha: str) -> bytes | None:
-        reads.append(sha)
-        return blob(sha)
-
-    store.blob = counted  # type: ignore[method-assign]
-    clock = [NOW]
-    collector = FreshnessCollector(catalogue(text), store, clock=lambda: clock[0])
+    cat = catalogue(text)
+    reg = build_registry(cat, store.metrics, clock=VirtualClock(NOW))
 
     def grades() -> dict[str, float]:
-        reg = registry_for(collector)
         return {g: reg.get_sample_value("freshness_datasets", {"site": "open-data", "grade": g}) or 0.0
-                for g in ("fresh", "due", "overdue", "delinquent")}
+                for g in ("fresh", "due", "overdue", "delinquent", "unknown")}
 
+    assert sum(grades().values()) == 0  # nothing kept yet: zero series, never a scrape that grades
+    refresh_aggregates(cat, store, NOW)
     first = grades()
     assert first["fresh"] == 1 and sum(first.values()) == 12
-    assert grades() == first and len(reads) == 1  # the same catalogue within a minute: not read again
-    clock[0] = NOW + timedelta(seconds=DATASET_CACHE_S + 1)
-    assert grades() == first and len(reads) == 2  # graded again after a minute
+    refresh_aggregates(cat, store, NOW + timedelta(days=30))  # a month later every weekly dataset is late
+    assert grades()["fresh"] == 0 and sum(grades().values()) == 12
     store.close()
 
 
@@ -236,7 +236,8 @@ def rss(entries: list[tuple[int, str, int]]) -> bytes:
 
 def test_feed_entries_added_edited_and_a_bare_date_bump() -> None:
     base = rss([(1, "Засідання виконкому", 2), (2, "Ремонт доріг", 3)])
-    from monitor.compare import compare, read
+    from monitor.compare import compare
+    from monitor.compare import read_bytes as read
 
     def cls(after: bytes) -> ChangeClass:
         return compare(read(base, kind=Kind.FEED), read(after, kind=Kind.FEED)).change_class
@@ -303,7 +304,8 @@ async def test_app_store_lookup_selection(tmp_path: Path, site: Site) -> None:
     store.close()
     release = json.loads(json.dumps(APP))
     release["results"][0].update(version="2.4.0", currentVersionReleaseDate="2026-11-29T08:00:00Z")
-    from monitor.compare import compare, read
+    from monitor.compare import compare
+    from monitor.compare import read_bytes as read
 
     opts = ExtractOptions(select=SELECT)
     a = read(json.dumps(APP).encode(), kind=Kind.JSON)
@@ -347,7 +349,8 @@ REGISTER = [["№", "Об'єкт", "Адреса", "Площа, м2"], [1, "Не
 
 
 def test_spreadsheet_compared_by_values_not_by_container() -> None:
-    from monitor.compare import compare, read
+    from monitor.compare import compare
+    from monitor.compare import read_bytes as read
 
     a, again = xlsx(REGISTER), xlsx(REGISTER)
     assert compare(read(a, kind=Kind.FILE), read(again, kind=Kind.FILE)).change_class.rank >= ChangeClass.COSMETIC.rank
@@ -445,7 +448,7 @@ async def test_availability_is_up_or_down_never_a_change(tmp_path: Path, site: S
                                              change)
     assert first.outcome is Outcome.OK and second.verdict is not None
     assert second.verdict.change_class.rank > ChangeClass.DATE_ONLY.rank and not second.is_real  # bytes only
-    assert store.changes() == []
+    assert store.history.changes() == []
     store.close()
     gone = extract(Kind.AVAILABILITY, b"<html>Maintenance</html>", url="x", options=ExtractOptions(expect="Увійти"))
     assert gone.quality is Quality.UNREADABLE and "'Увійти' is not there" in gone.quality_reason

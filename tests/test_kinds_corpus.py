@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.domain import Kind, Quality
-from monitor.extract import extract
+from monitor.kinds import extract
 from monitor.reports import ReportMapping, parse
 from tests.conftest import SHARED
 

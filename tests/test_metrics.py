@@ -1,24 +1,28 @@
-"""The exporter: values computed from the database at scrape time, Prometheus conventions, promtool-clean."""
+"""The metrics: small collectors reading the store at scrape time (and the aggregates the maintenance job
+keeps), Prometheus conventions, promtool-clean; the exporter serving them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import subprocess
+import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 
-from monitor.metrics import GRADE_VALUE, FreshnessCollector, MetricsServer, Runtime, registry_for
+from monitor.exporter import MetricsServer
+from monitor.maintenance import refresh_aggregates
+from monitor.metrics import GRADE_VALUE, Runtime, build_registry
+from monitor.ports import Aggregate, PageMetricRow, ServiceAggregate, TallyRow, WorkerRow
 from monitor.runner import Runner
 from monitor.status import service_statuses
-from monitor.store.engine import make_engine, upgrade
-from monitor.store.repository import Store
+from monitor.store import Store
 from tests.conftest import catalogue_toml, which
-from tests.helpers import Clock, StubFetcher, catalogue, html
+from tests.helpers import Clock, StubFetcher, catalogue, html, open_store
 
 URL = "https://city.example/uk"
 EXTRA = """
@@ -42,7 +46,7 @@ suspended = true
 async def _history(store: Store, clock: Clock) -> Runner:
     cat = catalogue(catalogue_toml([URL], regulation="weekly") + EXTRA)
     fetcher = StubFetcher(clock)
-    runner = Runner(cat, store, fetcher, clock=clock, learn=False)
+    runner = Runner(cat, store, fetcher, clock=clock)
     runner.prepare()
     writer = asyncio.create_task(runner.recorder.run())
     fetcher.pages[URL] = (200, html("Перша новина"))
@@ -59,9 +63,7 @@ async def _history(store: Store, clock: Clock) -> Runner:
 
 
 def _store(url: str) -> Store:
-    engine = make_engine(url)
-    upgrade(engine)
-    return Store(engine)
+    return open_store(url)
 
 
 async def test_values_come_from_the_database_and_agree_with_status(db_url: str) -> None:
@@ -69,10 +71,10 @@ async def test_values_come_from_the_database_and_agree_with_status(db_url: str) 
     clock = Clock()
     runner = await _history(store, clock)
     clock.advance(days=10)  # ten days after the last real update of a weekly service: due
-    reg = registry_for(FreshnessCollector(runner.catalogue, store, clock=clock))
+    reg = build_registry(runner.catalogue, store.metrics, clock=clock)
     v = reg.get_sample_value
     labels = {"site": "portal", "department": "it-sector", "regulation": "weekly"}
-    statuses = {s.id: s for s in service_statuses(runner.catalogue, store.service_aggregates(), clock())}
+    statuses = {s.id: s for s in service_statuses(runner.catalogue, store.metrics.service_aggregates(), clock.now())}
     portal = statuses["portal"]
     assert v("freshness_grade", labels) == GRADE_VALUE[portal.grade] == 1
     assert v("freshness_last_real_update_timestamp_seconds", labels) == portal.last_real_update_at.timestamp()
@@ -93,45 +95,94 @@ async def test_values_come_from_the_database_and_agree_with_status(db_url: str) 
                                      "department_name": "Сектор інформаційних технологій та автоматизованих систем",
                                      "responsible": ""}) == 1
     assert v("freshness_database_up") == 1
-    assert v("freshness_monitor_heartbeat_timestamp_seconds") == (clock.now - timedelta(days=10)).timestamp()
+    assert v("freshness_monitor_heartbeat_timestamp_seconds") == (clock.now() - timedelta(days=10)).timestamp()
+    assert v("freshness_monitor_max_interval_seconds") == 3 * 3600
     assert v("freshness_grade", {**labels, "site": "e-petitions", "regulation": "as_needed"}) is None
     store.close()
 
 
-def test_registering_queries_nothing_and_a_dead_database_still_answers(tmp_path: Path) -> None:
-    class Exploding(Store):
-        def __getattribute__(self, name: str):  # type: ignore[no-untyped-def]
-            if name in ("service_aggregates", "pages", "tallies_by_service", "workers"):
-                raise RuntimeError("database is down")
-            return super().__getattribute__(name)
+class DeadDatabase:
+    """A MetricsReader whose every query fails, and counts that it was asked."""
 
-    store = Exploding(make_engine(f"sqlite:///{tmp_path / 'm.db'}"))
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def _fail(self) -> None:
+        self.asked += 1
+        raise RuntimeError("database is down")
+
+    def service_aggregates(self) -> dict[str, ServiceAggregate]:
+        self._fail()
+        return {}
+
+    def workers(self) -> list[WorkerRow]:
+        self._fail()
+        return []
+
+    def page_metrics(self) -> list[PageMetricRow]:
+        self._fail()
+        return []
+
+    def tallies_by_service(self) -> list[TallyRow]:
+        self._fail()
+        return []
+
+    def last_reports(self) -> dict[str, datetime]:
+        self._fail()
+        return {}
+
+    def aggregates(self, name: str) -> dict[str, Aggregate]:
+        self._fail()
+        return {}
+
+
+def test_registering_queries_nothing_and_a_dead_database_still_answers() -> None:
+    dead = DeadDatabase()
     cat = catalogue(catalogue_toml([URL]))
-    reg = registry_for(FreshnessCollector(cat, store))  # would raise if registering queried
-    assert reg.get_sample_value("freshness_database_up") == 0
+    reg = build_registry(cat, dead)  # a registry that describes what is registered: describe() must not query
+    assert dead.asked == 0
+    assert reg.get_sample_value("freshness_database_up") == 0 and dead.asked > 0
     assert reg.get_sample_value("freshness_site_monitored", {"site": "portal", "department": "it-sector",
                                                              "regulation": "weekly"}) == 1
+    assert reg.get_sample_value("freshness_build_info", {"version": __import__("monitor").__version__}) == 1
 
 
 async def test_metrics_pass_promtool_and_healthz_answers(tmp_path: Path) -> None:
     promtool = which("promtool")
     store = _store(f"sqlite:///{tmp_path / 'm.db'}")
     runner = await _history(store, Clock())
-    collector = FreshnessCollector(runner.catalogue, store)
-    server = MetricsServer(collector, "127.0.0.1:0", health=lambda: (True, {"checks_done": 4})).start()
-    # the self-report audit behind some series starts with the server, not with the first scrape
-    assert collector.wait_for_reports(30) and collector._report_cache is not None
+    registry = build_registry(runner.catalogue, store.metrics)
+    server = MetricsServer(registry, "127.0.0.1:0", health=lambda: (True, {"checks_done": 4})).start()
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
             body = r.read()
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=10) as r:
             health = json.loads(r.read())
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/other", timeout=10)
     finally:
         server.stop()
-    assert health == {"ok": True, "checks_done": 4}
+    missing.value.close()
+    assert health == {"ok": True, "checks_done": 4} and missing.value.code == 404
     result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-    assert body == generate_latest(registry_for(collector)) or b"freshness_grade" in body
+    assert b"freshness_grade" in body and b"freshness_database_up 1.0" in body
+    store.close()
+
+
+async def test_a_scrape_only_reads_the_aggregates_the_maintenance_job_keeps(tmp_path: Path) -> None:
+    """The self-report verdicts come from the kept aggregates: none before the maintenance job ran, its counts
+    after, and a scrape never runs the audit itself."""
+    store = _store(f"sqlite:///{tmp_path / 'm.db'}")
+    clock = Clock()
+    runner = await _history(store, clock)
+    reg = build_registry(runner.catalogue, store.metrics, clock=clock)
+    assert reg.get_sample_value("freshness_unreported_updates", {"site": "portal", "department": "it-sector",
+                                                                 "regulation": "weekly"}) is None
+    refresh_aggregates(runner.catalogue, store, clock.advance(hours=1))
+    assert reg.get_sample_value("freshness_unreported_updates", {"site": "portal", "department": "it-sector",
+                                                                 "regulation": "weekly"}) == 1
+    assert reg.get_sample_value("freshness_self_reports", {"site": "portal", "verdict": "confirmed"}) == 0
     store.close()
 
 
@@ -141,7 +192,7 @@ def test_no_url_or_error_text_in_labels_except_info(tmp_path: Path) -> None:
     store = _store(f"sqlite:///{tmp_path / 'm.db'}")
     asyncio.run(_history(store, Clock()))
     cat = catalogue(catalogue_toml([URL], regulation="weekly") + EXTRA)
-    text = generate_latest(registry_for(FreshnessCollector(cat, store))).decode()
+    text = generate_latest(build_registry(cat, store.metrics)).decode()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if family.name.endswith("_info") or family.name in ("freshness_site", "freshness_page", "freshness_build"):
@@ -178,9 +229,9 @@ def _exported_names() -> set[str]:
     with tempfile.TemporaryDirectory() as tmp:
         store = _store(f"sqlite:///{tmp}/m.db")
         runner = asyncio.run(_history(store, Clock()))
-        collector = FreshnessCollector(runner.catalogue, store,
-                                       runtime=lambda: Runtime(pending_records=0, database_writable=True))
-        text = generate_latest(registry_for(collector)).decode()
+        registry = build_registry(runner.catalogue, store.metrics,
+                                  runtime=lambda: Runtime(pending_records=0, database_writable=True))
+        text = generate_latest(registry).decode()
         store.close()
     names = set()
     for line in text.splitlines():
@@ -218,8 +269,8 @@ async def test_page_series_follow_each_check_and_gzip_is_served(tmp_path: Path) 
     store = _store(f"sqlite:///{tmp_path / 'm.db'}")
     clock = Clock()
     runner = await _history(store, clock)
-    collector = FreshnessCollector(runner.catalogue, store)
-    server = MetricsServer(collector, "127.0.0.1:0", health=lambda: (True, {})).start()
+    registry = build_registry(runner.catalogue, store.metrics, clock=clock)
+    server = MetricsServer(registry, "127.0.0.1:0", health=lambda: (True, {})).start()
 
     def scrape() -> bytes:
         request = urllib.request.Request(f"http://127.0.0.1:{server.port}/metrics",
@@ -244,7 +295,8 @@ async def test_page_series_follow_each_check_and_gzip_is_served(tmp_path: Path) 
         after = scrape()
         assert b'freshness_page_up{site="safe-city",page="1"} 1.0\n' in after
         assert b'freshness_page_http_status{site="safe-city",page="1"} 200.0\n' in after
-        checked = f'freshness_page_last_check_timestamp_seconds{{site="safe-city",page="1"}} {clock.now.timestamp()!r}'
+        when = clock.now().timestamp()
+        checked = f'freshness_page_last_check_timestamp_seconds{{site="safe-city",page="1"}} {when!r}'
         assert checked.encode() in after
         portal = [line for line in before.splitlines() if b'site="portal",page="1"' in line]
         assert portal and all(line in after.splitlines() for line in portal)
@@ -254,4 +306,4 @@ async def test_page_series_follow_each_check_and_gzip_is_served(tmp_path: Path) 
         server.stop()
         store.close()
     # other readers get the same per-page values as samples
-    assert registry_for(collector).get_sample_value("freshness_page_up", {"site": "safe-city", "page": "1"}) == 1
+    assert registry.get_sample_value("freshness_page_up", {"site": "safe-city", "page": "1"}) == 1

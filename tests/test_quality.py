@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.domain import Content, Kind, Quality
-from monitor.extract import extract
+from monitor.kinds import extract
 from monitor.quality import assess
 from tests.helpers import html
 

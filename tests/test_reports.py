@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from monitor.cli import main
 from monitor.config import load_catalogue
 from monitor.reports import ReportMapping, name_key, parse, parse_timestamp
-from monitor.store.repository import Store
+from monitor.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMS = Path(__file__).parent / "fixtures" / "forms"
@@ -120,7 +120,7 @@ def test_cli_import_is_idempotent_and_refuses_bad_files(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["-t", str(targets), "reports", "import", str(FORMS / "bad-rows.csv")])
     assert bad.exit_code == 1 and "row 3: unknown service" in bad.stderr and "nothing imported" in bad.stderr
     store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
-    assert len(store.reports()) == 3
+    assert len(store.reports.reports()) == 3
     store.close()
     skipped = runner.invoke(main, ["-t", str(targets), "reports", "import", str(FORMS / "bad-rows.csv"), "--skip-bad"])
     assert skipped.exit_code == 0 and "1 new" in skipped.stdout

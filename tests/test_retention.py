@@ -40,27 +40,28 @@ async def _ten_days(db_url: str):  # type: ignore[no-untyped-def]
 
 async def test_prune_keeps_changes_evidence_chain_and_coverage(db_url: str) -> None:
     store, clock, *_ = await _ten_days(db_url)
-    changes_before = [(c.id, c.change_class) for c in store.changes(service_id="portal")]
-    evidence_before = {c: store.change(c).evidence for c, _ in changes_before}  # type: ignore[union-attr]
+    changes_before = [(c.id, c.change_class) for c in store.history.changes(service_id="portal")]
+    evidence_before = {c: store.history.change(c).evidence for c, _ in changes_before}  # type: ignore[union-attr]
     assert [cls for _, cls in changes_before] == ["content", "content"]
-    coverage_before = store.success_times("portal", START, clock.now)
-    assert len(coverage_before) == 80 - 16 and store.count("checks") == 80
-    blobs_before = store.count("blobs")
+    coverage_before = store.audit.success_times("portal", START, clock.now())
+    assert len(coverage_before) == 80 - 16 and store.maintenance.row_counts()["checks"] == 80
+    blobs_before = store.maintenance.row_counts()["blobs"]
 
     cut = START + timedelta(days=7)
-    report = store.prune(checks_before=cut, raw_before=cut, slow_s=10.0)
+    report = store.maintenance.prune(checks_before=cut, raw_before=cut, slow_s=10.0)
     assert report["checks_summarised"] == 56 and report["days_summarised"] == 7
     # the first version, last seen on day 3; the second was seen on day 7, the third is current
     assert report["raw_captures_dropped"] == 1 and report["blobs_deleted"] == 1
-    assert store.count("checks") == 24 and store.count("blobs") == blobs_before - 1
+    counts = store.maintenance.row_counts()
+    assert counts["checks"] == 24 and counts["blobs"] == blobs_before - 1
 
     # every change and its evidence survive, and so do the hash chains
-    assert [(c.id, c.change_class) for c in store.changes(service_id="portal")] == changes_before
-    assert {c: store.change(c).evidence for c, _ in changes_before} == evidence_before  # type: ignore[union-attr]
-    counts, breaks = store.verify()
-    assert breaks == [] and counts["changes"] == 2
+    assert [(c.id, c.change_class) for c in store.history.changes(service_id="portal")] == changes_before
+    assert {c: store.history.change(c).evidence for c, _ in changes_before} == evidence_before  # type: ignore[union-attr]
+    found = store.maintenance.verify()
+    assert found.intact and found.counts["changes"] == 2
     # the audit still sees the pruned days as covered: same successes, same days; the outage stays a gap
-    coverage_after = store.success_times("portal", START, clock.now)
+    coverage_after = store.audit.success_times("portal", START, clock.now())
     assert len(coverage_after) == len(coverage_before)
     assert {t.date() for t in coverage_after} == {t.date() for t in coverage_before}
     assert not any(START + timedelta(days=5) <= t < START + timedelta(days=7) for t in coverage_after)
@@ -72,10 +73,10 @@ async def test_prune_keeps_changes_evidence_chain_and_coverage(db_url: str) -> N
     with store.engine.connect() as conn:
         versions = conn.execute(select(m.Version.page_id, m.Version.key_hash, m.Version.raw_sha)).all()
     assert len(versions) == 3 and sum(v.raw_sha is not None for v in versions) == 2
-    assert all(store.version_content(v.page_id, v.key_hash) for v in versions)
+    assert all(store.checks.version_content(v.page_id, v.key_hash) for v in versions)
 
     # idempotent: a second prune with the same cut-off finds nothing more
-    again = store.prune(checks_before=cut, raw_before=cut)
+    again = store.maintenance.prune(checks_before=cut, raw_before=cut)
     assert again == {"checks_summarised": 0, "days_summarised": 0, "raw_captures_dropped": 0, "blobs_deleted": 0,
                      "link_checks_deleted": 0}
     store.close()
@@ -83,8 +84,8 @@ async def test_prune_keeps_changes_evidence_chain_and_coverage(db_url: str) -> N
 
 async def test_pruning_part_of_a_day_merges_into_its_summary_and_the_monitor_goes_on(db_url: str) -> None:
     store, clock, _r, fetcher = await _ten_days(db_url)
-    store.prune(checks_before=START + timedelta(days=1, hours=12), raw_before=START)
-    store.prune(checks_before=START + timedelta(days=2), raw_before=START)
+    store.maintenance.prune(checks_before=START + timedelta(days=1, hours=12), raw_before=START)
+    store.maintenance.prune(checks_before=START + timedelta(days=2), raw_before=START)
     with store.engine.connect() as conn:
         day = conn.execute(select(m.CoverageDay).where(m.CoverageDay.day == "2026-10-02")).one()
     assert day.checks == 8 and day.successes == 8
@@ -99,7 +100,7 @@ async def test_pruning_part_of_a_day_merges_into_its_summary_and_the_monitor_goe
     clock.advance(hours=3)
     (flap,) = await _check_all(runner)
     assert flap.verdict is not None and flap.verdict.flapped and not flap.is_real and not flap.new_version
-    assert len(store.changes(service_id="portal")) == 3
+    assert len(store.history.changes(service_id="portal")) == 3
     store.close()
 
 

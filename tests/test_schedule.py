@@ -6,8 +6,9 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from monitor.clock import VirtualClock
 from monitor.domain import PageConfig, PageState, Regulation, ServiceConfig, Target
-from monitor.schedule import CATCH_UP_S, Schedule, first_run, grid_after, phase_s, plan
+from monitor.schedule import CATCH_UP_S, Periodic, Schedule, first_run, grid_after, next_after, phase_s, plan, replay
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -84,9 +85,9 @@ async def test_the_schedule_runs_checks_and_heartbeats_and_stops_cleanly() -> No
     async def heartbeat() -> None:
         beats.append(datetime.now(UTC))
 
-    schedule = Schedule(check, heartbeat, heartbeat_s=1, grace_s=5)
+    schedule = Schedule(check, [Periodic("heartbeat", heartbeat, 1)], grace_s=5)
     ts = targets(3, interval_s=1)
-    schedule.start(ts, {}, datetime.now(UTC))
+    schedule.start(ts, {})
     await asyncio.sleep(3.5)
     await schedule.stop()
     assert not overlap  # one check of a page at a time
@@ -96,3 +97,47 @@ async def test_the_schedule_runs_checks_and_heartbeats_and_stops_cleanly() -> No
     after = dict(runs)
     await asyncio.sleep(1.5)
     assert dict(runs) == after  # nothing runs after stop
+
+
+async def test_replay_runs_the_same_grid_in_virtual_time() -> None:
+    """A week of three pages on an hourly grid, and a daily job, in virtual time: every check on its grid point
+    (the same plan and grid as the real schedule), none twice, the job every day; seconds of real time."""
+    clock = VirtualClock(NOW)
+    ts = targets(3, interval_s=3600)
+    seen: list[tuple[int, datetime, datetime]] = []
+    jobs: list[datetime] = []
+
+    async def check(target: Target, scheduled: datetime) -> None:
+        seen.append((target.page_id, scheduled, clock.now()))
+        await clock.sleep(2)  # politeness waits move virtual time too
+
+    async def daily() -> None:
+        jobs.append(clock.now())
+
+    end = NOW + timedelta(days=7)
+    count = await replay(check, ts, {}, clock, end, [Periodic("daily", daily, 86_400, first_after_s=3600)])
+    assert clock.now() == end and count == len(seen)
+    first = plan(ts, {}, NOW)
+    for t in ts:
+        runs = [at for pid, _scheduled, at in seen if pid == t.page_id]
+        assert runs[0] == first[t.page_id]  # the first check as the real schedule plans it...
+        assert runs[1:] == [next_after(t, at) for at in runs[:-1]]  # ...then on its grid, hour after hour
+        assert len(runs) in (7 * 24, 7 * 24 + 1) and len(set(runs)) == len(runs)
+    assert jobs == [NOW + timedelta(hours=1, days=d) for d in range(7)]
+
+
+async def test_replay_resumes_from_the_stored_state() -> None:
+    """Pages checked an hour ago wait for their grid; a page never checked starts within a minute."""
+    clock = VirtualClock(NOW)
+    ts = targets(2, interval_s=6 * 3600)
+    states = {1: PageState(page_id=1, last_check_at=NOW - timedelta(hours=1))}
+    seen: list[tuple[int, datetime]] = []
+
+    async def check(target: Target, scheduled: datetime) -> None:
+        seen.append((target.page_id, clock.now()))
+
+    await replay(check, ts, states, clock, NOW + timedelta(hours=12))
+    (first_of_2,) = [at for pid, at in seen if pid == 2][:1]
+    assert first_of_2 - NOW <= timedelta(minutes=1)
+    first_of_1 = next(at for pid, at in seen if pid == 1)
+    assert first_of_1 - NOW >= timedelta(hours=2)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.cli import main
-from monitor.compare import read
+from monitor.compare import read_bytes as read
 from monitor.domain import Outcome, Settings
 from monitor.fetch import Fetcher, is_public_address
 from tests.helpers import html
@@ -114,11 +114,11 @@ regulation = "weekly"
         ["audit", "--from", "2026-01-01", "--to", "2027-01-01", "--format", "json"], ["targets", "check"])]
     assert site.requests[0].headers["authorization"] == f"Bearer {SECRET}"  # it was sent...
     from monitor.config import load_catalogue
-    from monitor.metrics import FreshnessCollector, exposition, registry_for
-    from monitor.store.repository import Store
+    from monitor.metrics import build_registry, exposition
+    from monitor.store import Store
 
     store = Store.open(f"sqlite:///{db}")
-    metrics = exposition(registry_for(FreshnessCollector(load_catalogue(targets), store))).decode()
+    metrics = exposition(build_registry(load_catalogue(targets), store.metrics)).decode()
     store.close()
     with sqlite3.connect(db) as conn:
         dump = "\n".join(conn.iterdump())
@@ -171,7 +171,7 @@ def test_noise_only_edits_do_not_change_the_masked_fingerprint(page_html: str, n
 
 def test_a_json_bomb_of_nesting_is_refused() -> None:
     from monitor.domain import Kind, Quality
-    from monitor.extract import extract
+    from monitor.kinds import extract
 
     assert extract(Kind.JSON, b"[" * 200_000 + b"]" * 200_000, url="x").quality is Quality.UNREADABLE
     assert json.loads("[1]") == [1]
