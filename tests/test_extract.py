@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.domain import Kind, Region
+from monitor.domain import Kind, Quality, Region
 from monitor.extract import ExtractOptions
 from monitor.extract.html import canonical_url, document_extension
 from monitor.kinds import extract
@@ -102,7 +102,8 @@ def test_deeply_nested_and_broken_markup_does_not_raise() -> None:
     deep = "<div>" * 5000 + "Текст" + "</div>" * 10 + "<p><b><i>незакрите <table><td>клітинка"
     content = extract(Kind.HTML, deep.encode(), url="https://city.example/")
     assert any("Текст" in b.text for b in content.blocks)
-    assert extract(Kind.HTML, b"\x00\xff\xfe<html", url="https://city.example/").blocks is not None
+    garbage = extract(Kind.HTML, b"\x00\xff\xfe<html", url="https://city.example/")
+    assert garbage.quality is Quality.UNREADABLE and "binary data" in garbage.quality_reason and not garbage.blocks
 
 
 NESTING = """

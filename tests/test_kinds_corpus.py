@@ -3,16 +3,20 @@ never a crash (windows-1251 and KOI8-R feeds, a corrupted and an encrypted PDF, 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
-from monitor.domain import Kind, Quality
+from monitor.compare import read_bytes
+from monitor.domain import Kind, Quality, dump_content
 from monitor.kinds import extract
 from monitor.reports import ReportMapping, parse
 from tests.conftest import SHARED
 
 CORPUS = SHARED / "corpus"
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "corpus_outputs.json"
 KINDS = {"feeds": Kind.FEED, "ckan": Kind.CKAN, "arcgis": Kind.GEO, "geojson": Kind.GEO, "documents": Kind.FILE}
 # samples that are broken on purpose (SOURCES-KINDS.md, note 4) or not of their folder's kind
 EXPECTED_UNREADABLE = {"geotools-arcgis-bicycle-network.geo.json", "geotools-query-error-400.json",
@@ -49,13 +53,63 @@ def test_form_exports_of_other_surveys_are_refused_with_the_reason(shared_corpus
         assert parsed.file_error.startswith("no column names the service"), (path.name, parsed.file_error)
 
 
-def test_the_malformed_html_of_html5lib_extracts_without_an_exception(shared_corpus: Path) -> None:
-    documents = 0
-    for path in sorted((shared_corpus / "malformed").glob("*.dat")):
+def _malformed_documents() -> dict[str, list[str]]:
+    """html5lib's malformed-HTML test documents, by file."""
+    out = {}
+    for path in sorted((CORPUS / "malformed").glob("*.dat")):
         data = path.read_bytes().decode("utf-8", errors="replace")
-        for chunk in data.split("#data\n")[1:]:
-            html = chunk.split("\n#errors", 1)[0]
-            content = extract(Kind.HTML, html.encode("utf-8", errors="replace"), url="https://x.example/")
-            assert content is not None
-            documents += 1
+        out[path.name] = [chunk.split("\n#errors", 1)[0] for chunk in data.split("#data\n")[1:]]
+    return out
+
+
+def _digest(*parts: bytes) -> str:
+    return hashlib.sha256(b"\x1e".join(parts)).hexdigest()
+
+
+def outputs() -> dict[str, str]:
+    """Per sample of the shared corpus, a digest of everything the core makes of it: the extracted content,
+    the layers, the fingerprints, the version key and the quality. Per malformed-HTML file, one digest of
+    all its documents' contents. Behaviour-preserving changes leave every digest as it is."""
+    out = {}
+    for folder, kind in {"pages": Kind.HTML, **KINDS}.items():
+        for path in sorted((CORPUS / folder).glob("*")):
+            r = read_bytes(path.read_bytes(), url=f"https://sample.example/{path.name}", kind=kind)
+            out[f"{folder}/{path.name}"] = _digest(dump_content(r.content), repr(r.layers).encode(),
+                                                   repr(r.fingerprints).encode(), r.key.encode(),
+                                                   r.quality.value.encode())
+    for name, documents in _malformed_documents().items():
+        out[f"malformed/{name}"] = _digest(*(dump_content(extract(
+            Kind.HTML, html.encode("utf-8", errors="replace"), url="https://x.example/")) for html in documents))
+    return out
+
+
+def test_every_corpus_output_is_as_recorded(shared_corpus: Path) -> None:
+    """The blocks, classes and fingerprints of all 211 pages and every other sample are exactly those recorded
+    in tests/fixtures/corpus_outputs.json. A change that means to alter them records them anew with
+    `python -m tests.test_kinds_corpus` and says why in its commit; any other difference is a regression."""
+    recorded = json.loads(RECORDED.read_text(encoding="utf-8"))
+    now = outputs()
+    assert now.keys() == recorded.keys()
+    changed = sorted(k for k in now if now[k] != recorded[k])
+    assert not changed, f"{len(changed)} samples read differently: {changed[:20]}"
+
+
+def test_the_malformed_html_of_html5lib_extracts_deterministically_and_cleanly(shared_corpus: Path) -> None:
+    """Every malformed document extracts without an exception, twice the same, into normalised text."""
+    documents = 0
+    for html in (h for hs in _malformed_documents().values() for h in hs):
+        body = html.encode("utf-8", errors="replace")
+        content = extract(Kind.HTML, body, url="https://x.example/")
+        assert extract(Kind.HTML, body, url="https://x.example/") == content
+        assert content.quality in (Quality.OK, Quality.EMPTY, Quality.UNREADABLE)
+        assert content.quality is Quality.OK or content.quality_reason
+        for block in content.blocks:
+            assert block.text and block.text == block.text.strip() and "\x00" not in block.text, block
+            assert "  " not in block.text and "\n" not in block.text, block
+        documents += 1
     assert documents > 1000
+
+
+if __name__ == "__main__":  # record the outputs anew: python -m tests.test_kinds_corpus
+    RECORDED.write_text(json.dumps(outputs(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"recorded {RECORDED}")
