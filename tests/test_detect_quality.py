@@ -78,3 +78,26 @@ def test_evidence_counts_of_huge_repetitive_pages_are_cheap() -> None:
     (last, both_ends, everything) = run_bounded(script, 60, "counting the changed blocks")
     assert last[0] == [0, 0, 1] and both_ends[0] == [0, 0, 2] and everything[0] == [0, 0, 20_000]
     assert all(seconds < 10 for _, seconds in (last, both_ends, everything))
+
+
+def test_the_fingerprint_layers_tell_noise_dates_and_content_apart() -> None:
+    """The layers a change is classified by: a counter moves only the raw and text fingerprints, a date only
+    the dated layer, a sentence the masked one too; links and documents have fingerprints of their own."""
+    from monitor.compare import read_bytes
+    from monitor.fingerprint import layers
+
+    def fp(extra: str, link: str = "/uk/a"):  # type: ignore[no-untyped-def]
+        return read_bytes(html("Рішення виконкому", extra=f"<p>{extra}</p><a href='{link}'>Посилання</a>"),
+                          url="https://city.example/uk").fingerprints
+
+    base = fp("Переглядів: 10. Оновлено 01.11.2026")
+    counter = fp("Переглядів: 11. Оновлено 01.11.2026")
+    dated = fp("Переглядів: 10. Оновлено 02.11.2026")
+    sentence = fp("Переглядів: 10. Оновлено 01.11.2026. Прийом громадян у вівторок")
+    linked = fp("Переглядів: 10. Оновлено 01.11.2026", link="/uk/b")
+    assert counter.raw != base.raw and counter.main_dated == base.main_dated == counter.main_dated
+    assert dated.main_dated != base.main_dated and dated.main_masked == base.main_masked
+    assert sentence.main_masked != base.main_masked and linked.links != base.links
+    assert linked.main_masked == base.main_masked and linked.documents == base.documents
+    content = read_bytes(html("Рішення", extra="<p class='clock'>12:30</p>")).content
+    assert "⟨volatile⟩" in layers(content).dated  # a clock's block changes by itself, by its markup

@@ -468,3 +468,49 @@ def test_kind_options_are_validated() -> None:
         parse_catalogue(tomllib.loads(targets("ckan", "https://data.example/api/3/action/", "sqlite:///x.db")),
                         environ={})
     assert "needs 'organization'" in str(info.value)
+
+
+async def test_the_registry_declares_every_kind_once_and_drives_the_catalogue() -> None:
+    """Every kind has one entry: its reader, its capture, its options, its gate, its masking; the catalogue
+    accepts a kind's own keys only on that kind, and the README's table of kinds is generated from it."""
+    from monitor import kinds
+    from monitor.config import parse_catalogue
+    from monitor.errors import ConfigError
+
+    assert set(kinds.REGISTRY) == set(Kind)
+    assert kinds.kinds_accepting("ignore") == (Kind.JSON, Kind.CKAN, Kind.GEO)
+    assert [k for k in Kind if kinds.spec(k).gated] == [Kind.HTML]
+    assert [k for k in Kind if kinds.spec(k).link_checks] == [Kind.HTML]
+    assert [k for k in Kind if kinds.spec(k).datasets] == [Kind.CKAN]
+    for kind in (Kind.JSON, Kind.CKAN, Kind.GEO, Kind.AVAILABILITY):  # data is compared exactly, whatever the reader
+        assert kinds.spec(kind).masking is kinds.Masking.EXACT
+    assert not extract(Kind.JSON, b'{"a": 1}', url="https://api.example/").mask
+    assert extract(Kind.FEED, b"<rss version='2.0'><channel><item><title>T</title></item></channel></rss>",
+                   url="https://city.example/rss").mask
+    base = '[settings]\nuser_agent = "t (+mailto:a@b.c)"\n[departments.d]\nname = "D"\n[[services]]\nid = "s"\n' \
+           'name = "S"\ndepartment = "D"\nregulation = "weekly"\n  [[services.pages]]\n'
+    import tomllib
+
+    with pytest.raises(ConfigError) as bad:
+        parse_catalogue(tomllib.loads(base + '  url = "https://a.example/"\n  kind = "feed"\n  select = "x"\n'
+                                      '  organization = "o"\n'), environ={})
+    text = str(bad.value)
+    assert "key 'select': only for kind json, not 'feed'" in text
+    assert "key 'organization': only for kind ckan, not 'feed'" in text
+    with pytest.raises(ConfigError, match="a ckan page needs 'organization'"):
+        parse_catalogue(tomllib.loads(base + '  url = "https://data.example/api/3/action/"\n  kind = "ckan"\n'),
+                        environ={})
+
+
+async def test_a_ckan_address_without_an_organisation_is_one_request(site: Site) -> None:
+    from monitor.clock import VirtualClock
+    from monitor.collect import collect_ckan
+    from monitor.domain import PageConfig
+    from tests.helpers import StubFetcher
+
+    fetcher = StubFetcher(VirtualClock())
+    one = PageConfig(service_id="s", position=1, url="https://data.example/api/3/action/package_show?id=x",
+                     kind=Kind.CKAN)
+    fetcher.pages[one.url] = (200, b'{"success": true, "result": {"name": "x", "resources": []}}')
+    result = await collect_ckan(fetcher, one, None)
+    assert result.outcome is Outcome.OK and [url for url, _ in fetcher.calls] == [one.url]
