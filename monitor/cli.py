@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ from rich.text import Text
 from monitor import __version__
 from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_yaml
 from monitor.auditing import VIEWS, View, run_audit, views
+from monitor.clock import SYSTEM
 from monitor.config import Invalid, department_names, keys_reference, load_catalogue, parse_duration
 from monitor.domain import (
     DEFAULT_REAL_CLASSES,
@@ -64,7 +65,7 @@ STATE_STYLE = {State.OK: "green", State.DOWN: "red", State.DEGRADED: "yellow", S
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return SYSTEM.now()
 
 
 def setup_logging(level: str) -> None:

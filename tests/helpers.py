@@ -19,6 +19,9 @@ from monitor.store import Store
 from monitor.store.engine import make_engine, upgrade
 
 
+__all__ = ["Clock", "StubFetcher", "capture", "catalogue", "html", "open_store", "run_bounded"]
+
+
 def catalogue(text: str) -> Catalogue:
     return parse_catalogue(tomllib.loads(text), environ={})
 

@@ -25,6 +25,13 @@ def test_readme_key_reference_is_current() -> None:
     assert section.strip() == keys_reference().strip(), "run `monitor targets keys` and paste it into the README"
 
 
+def test_readme_kinds_table_is_the_registry() -> None:
+    from monitor.kinds import kinds_reference
+
+    section = README.split("<!-- kinds:start -->", 1)[1].split("<!-- kinds:end -->", 1)[0]
+    assert section.strip() == kinds_reference().strip(), "paste monitor.kinds.kinds_reference() into the README"
+
+
 def test_readme_lists_every_outcome() -> None:
     from monitor.domain import Outcome
 

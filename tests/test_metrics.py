@@ -76,6 +76,7 @@ async def test_values_come_from_the_database_and_agree_with_status(db_url: str) 
     labels = {"site": "portal", "department": "it-sector", "regulation": "weekly"}
     statuses = {s.id: s for s in service_statuses(runner.catalogue, store.metrics.service_aggregates(), clock.now())}
     portal = statuses["portal"]
+    assert portal.last_real_update_at is not None and portal.deadline is not None
     assert v("freshness_grade", labels) == GRADE_VALUE[portal.grade] == 1
     assert v("freshness_last_real_update_timestamp_seconds", labels) == portal.last_real_update_at.timestamp()
     assert v("freshness_deadline_timestamp_seconds", labels) == portal.deadline.timestamp()
