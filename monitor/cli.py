@@ -642,9 +642,12 @@ def noise(ctx: click.Context, service: str, confirm_id: int | None, drop_id: int
 
 
 @main.command()
+@click.option("--no-aggregates", is_flag=True, help="Do not keep the aggregates (leave it to `monitor run`): "
+              "for a database role that may only read.")
 @click.pass_context
-def exporter(ctx: click.Context) -> None:
-    """Serve /metrics and /healthz from the database only (no checking): a read-only exporter."""
+def exporter(ctx: click.Context, no_aggregates: bool) -> None:
+    """Serve /metrics and /healthz from the database (no checking). It also keeps the aggregates that scrapes
+    read (the self-report audit, the datasets' grades) every 5 minutes, unless --no-aggregates."""
     catalogue = load(ctx.obj["targets"])
     store = open_store(catalogue, auto_upgrade=False)
     server = start_metrics(catalogue, store)
@@ -653,13 +656,14 @@ def exporter(ctx: click.Context) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    while True:  # the aggregates a scrape reads are kept up to date here, never computed by a scrape
+    while not no_aggregates:  # the aggregates a scrape reads are kept up to date here, never by a scrape
         try:
-            refresh_aggregates(catalogue, store, utcnow())
-        except MonitorError as exc:
+            refresh_aggregates(catalogue, store, utcnow(), unless_younger_than_s=AGGREGATES_EVERY_S / 2)
+        except Exception as exc:  # the database is away, or may not be written: the exporter goes on serving
             logger.warning("aggregates not refreshed: %s", exc)
         if stop.wait(AGGREGATES_EVERY_S):
             break
+    stop.wait()
     server.stop()
     store.close()
 
@@ -893,8 +897,8 @@ def datasets(ctx: click.Context, service: str, as_json: bool) -> None:
     _service_or_fail(catalogue, service)
     store = open_store(catalogue)
     try:
-        contents = [blob for _url, sha in store.history.current_content_shas(service)
-                    if (blob := store.history.blob(sha)) is not None]
+        contents = [blob for ref in store.history.current_contents(service)
+                    if (blob := store.history.blob(ref.sha)) is not None]
     finally:
         store.close()
     now = utcnow()

@@ -27,6 +27,10 @@ class Clock(Protocol):
         """Wait `seconds` on this clock."""
         ...
 
+    async def sleep_until(self, deadline: float) -> None:
+        """Wait until `monotonic()` reaches `deadline` (for pauses planned ahead: they do not add up)."""
+        ...
+
 
 class SystemClock:
     """The real time."""
@@ -40,12 +44,18 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
+    async def sleep_until(self, deadline: float) -> None:
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+
 
 SYSTEM = SystemClock()
 
 
 class VirtualClock:
-    """Time that stands still until `advance`/`set` moves it; `sleep` moves it by the time slept at once."""
+    """Time that stands still until `advance`/`set` moves it; sleeping moves it at once. A pause planned ahead
+    (`sleep_until`, as the per-host politeness does) moves it to that instant, so that pauses planned side by
+    side do not add up; relative sleeps of tasks running side by side (retry back-off, the calibration delay)
+    each move the shared time by what they slept, a little ahead of what real time would have done."""
 
     def __init__(self, start: datetime | None = None) -> None:
         start = start or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -63,6 +73,10 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(seconds=max(0.0, seconds))
         await asyncio.sleep(0)  # let the others run, as a real sleep would
+
+    async def sleep_until(self, deadline: float) -> None:
+        self.advance(seconds=max(0.0, deadline - self._elapsed))
+        await asyncio.sleep(0)
 
     def advance(self, **delta: float) -> datetime:
         """Move forward by a timedelta's keywords (seconds=, minutes=, hours=, days=)."""

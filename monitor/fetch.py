@@ -242,7 +242,7 @@ class _HostGate:
             start = max(now, self._next_start.get(host, 0.0))
             self._next_start[host] = start + self.delay_s
         if start > now:
-            await self.clock.sleep(start - now)
+            await self.clock.sleep_until(start)
 
     def release(self, host: str) -> None:
         self._slots[host].release()

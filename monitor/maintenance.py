@@ -23,11 +23,20 @@ REPORT_WINDOW_DAYS = 90
 AGGREGATES_EVERY_S = 300.0  # the audit behind the self-report metrics changes with imports, not with scrapes
 
 
-def refresh_aggregates(catalogue: Catalogue, stores: Stores, now: datetime) -> None:
-    """Recompute what the exporter serves but must not compute at scrape time."""
+def refresh_aggregates(catalogue: Catalogue, stores: Stores, now: datetime, *,
+                       unless_younger_than_s: float = 0.0) -> bool:
+    """Recompute what the exporter serves but must not compute at scrape time. Several processes keep them
+    (each `monitor run`, each `monitor exporter`): with `unless_younger_than_s`, a process leaves aggregates
+    that another one refreshed that recently (False: nothing done)."""
+    if unless_younger_than_s > 0:
+        kept = stores.metrics.aggregates("self_reports")
+        newest = max((a.computed_at for a in kept.values()), default=None)
+        if newest is not None and 0 <= (now - newest).total_seconds() < unless_younger_than_s:
+            return False
     stores.maintenance.put_aggregates("self_reports", report_stats(catalogue, stores.audit, now, REPORT_WINDOW_DAYS),
                                       now)
     stores.maintenance.put_aggregates("datasets", dataset_grades(catalogue, stores.history, now), now)
+    return True
 
 
 def dataset_grades(catalogue: Catalogue, history: HistoryReader, now: datetime) -> dict[str, dict[str, int]]:
@@ -37,8 +46,8 @@ def dataset_grades(catalogue: Catalogue, history: HistoryReader, now: datetime) 
         if not any(kinds.spec(p.kind).datasets for p in svc.pages):
             continue
         counts = {g.value: 0 for g in Grade}
-        for _url, sha in history.current_content_shas(svc.id):
-            blob = history.blob(sha)
+        for ref in history.current_contents(svc.id):
+            blob = history.blob(ref.sha)
             for st in dataset_statuses(load_content(blob).records if blob else (), now,
                                        tz=catalogue.settings.timezone):
                 counts[st.grade.value] += 1
@@ -71,7 +80,8 @@ class Maintenance:
         return report
 
     async def aggregates(self) -> None:
-        await asyncio.to_thread(refresh_aggregates, self.runner.catalogue, self.stores, self.clock.now())
+        await asyncio.to_thread(lambda: refresh_aggregates(self.runner.catalogue, self.stores, self.clock.now(),
+                                                           unless_younger_than_s=AGGREGATES_EVERY_S / 2))
 
     async def check_links(self) -> int:
         """Check the same-site links of the current content of each page whose kind has link checks, politely

@@ -21,12 +21,13 @@ Label names are ids: `site` (not `service`, which clashes with target labels), `
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
@@ -36,6 +37,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from monitor import __version__, kinds
+from monitor.audit import UNREPORTED, ReportVerdict
 from monitor.clock import SYSTEM, Clock
 from monitor.domain import Catalogue, ChangeClass, Grade, Outcome
 from monitor.ports import DURATION_BUCKETS, MetricsReader, PageMetricRow, TallyRow
@@ -49,7 +51,6 @@ __all__ = ["CONTENT_TYPE_LATEST", "GRADE_VALUE", "Runtime", "build_registry", "e
 SITE_LABELS = ["site", "department", "regulation"]
 GRADE_VALUE = {Grade.UNKNOWN: -1, Grade.FRESH: 0, Grade.DUE: 1, Grade.OVERDUE: 2, Grade.DELINQUENT: 3}
 ALIVE_S = 300.0  # a worker whose heartbeat is older than this is not counted as alive
-REPORT_VERDICTS = ("confirmed", "date_only", "unconfirmed", "unverifiable")
 T = TypeVar("T")
 
 
@@ -73,26 +74,37 @@ class _Quiet(Collector):
 
 
 class Scrape:
-    """One scrape's shared state. `begin` (registered first) starts the two big queries side by side; the
-    collectors that read the store report whether it answered; `end` (registered last) says so."""
+    """One scrape's shared state, kept per thread (the exporter serves concurrent scrapes, each in its own
+    thread). `begin` (registered first) starts the two big queries side by side; the collectors that read
+    the store report whether it answered; `end` (registered last) says so."""
 
     def __init__(self, reader: MetricsReader) -> None:
         self.reader = reader
-        self.started = time.perf_counter()
-        self.answered: dict[str, bool] = {}
-        self._queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="metrics-query")
-        self._pending: dict[str, Future[Any]] = {}
+        self._queries = ThreadPoolExecutor(max_workers=4, thread_name_prefix="metrics-query")
+        self._local = threading.local()
         self.begin = _Begin(self)
         self.end = _End(self)
 
     def start(self) -> None:
-        self.started = time.perf_counter()
+        local = self._local
+        local.started = time.perf_counter()
+        local.answered = {}
         # on PostgreSQL each is a round trip of ~0.1 s at 10k pages: they run beside the rest of the scrape
-        self._pending = {"pages": self._queries.submit(self.reader.page_metrics),
+        local.pending = {"pages": self._queries.submit(self.reader.page_metrics),
                          "tallies": self._queries.submit(self.reader.tallies_by_service)}
 
+    @property
+    def started(self) -> float:
+        return float(getattr(self._local, "started", time.perf_counter()))
+
+    @property
+    def answered(self) -> dict[str, bool]:
+        if not hasattr(self._local, "answered"):
+            self._local.answered = {}
+        return cast(dict[str, bool], self._local.answered)
+
     def result(self, name: str, query: Callable[[], T]) -> T:
-        future = self._pending.pop(name, None)
+        future = getattr(self._local, "pending", {}).pop(name, None)
         return cast(T, future.result()) if future is not None else query()
 
     def guarded(self, name: str, families: Callable[[], Iterator[Metric]]) -> Iterator[Metric]:
@@ -367,9 +379,9 @@ class ReportCollector(_Quiet):
         for sid, agg in sorted(reader.aggregates("self_reports").items()):
             if sid not in self.sites.labels:
                 continue
-            for verdict in REPORT_VERDICTS:
-                by_verdict.add_metric([sid, verdict], agg.counts.get(verdict, 0))
-            unreported.add_metric(self.sites.labels[sid], agg.counts.get("unreported", 0))
+            for verdict in ReportVerdict:
+                by_verdict.add_metric([sid, verdict.value], agg.counts.get(verdict.value, 0))
+            unreported.add_metric(self.sites.labels[sid], agg.counts.get(UNREPORTED, 0))
         yield from (last, by_verdict, unreported)
 
 

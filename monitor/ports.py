@@ -165,6 +165,14 @@ class NoiseRuleRow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ContentRef:
+    """A page's current content: its address in the blob store (read it with `HistoryReader.blob`)."""
+
+    url: str
+    sha: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChangeRow:
     id: int
     service_id: str
@@ -349,8 +357,9 @@ class HistoryReader(Protocol):
 
     def change(self, change_id: int) -> ChangeRow | None: ...
 
-    def current_content_shas(self, service_id: str) -> list[tuple[str, str]]:
-        """(page url, content address) of each active page's current version."""
+    def current_contents(self, service_id: str) -> list[ContentRef]:
+        """Where the current version's content of each active page of the service is (cheap to ask, so a
+        reader can keep what it derived from a content until the address changes)."""
         ...
 
     def blob(self, sha: str) -> bytes | None: ...

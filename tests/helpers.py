@@ -18,7 +18,6 @@ from monitor.domain import Catalogue, FetchResult, Outcome, Validators
 from monitor.store import Store
 from monitor.store.engine import make_engine, upgrade
 
-
 __all__ = ["Clock", "StubFetcher", "capture", "catalogue", "html", "open_store", "run_bounded"]
 
 

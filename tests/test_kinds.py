@@ -113,8 +113,8 @@ async def test_ckan_organisation_paginated_and_a_modified_dataset(tmp_path: Path
     ev = second.verdict.evidence
     assert ev.added == 1 and ev.edited == 1
     assert "pokrovsk-dataset-007" in ev.diff and "2026-11-29T09:00:00" in ev.diff
-    ((_url, sha),) = store.history.current_content_shas("open-data")
-    blob = store.history.blob(sha)
+    (ref,) = store.history.current_contents("open-data")
+    blob = store.history.blob(ref.sha)
     assert blob is not None
     from monitor.domain import load_content
     from monitor.status import dataset_statuses

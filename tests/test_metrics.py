@@ -308,3 +308,37 @@ async def test_page_series_follow_each_check_and_gzip_is_served(tmp_path: Path) 
         store.close()
     # other readers get the same per-page values as samples
     assert registry.get_sample_value("freshness_page_up", {"site": "safe-city", "page": "1"}) == 1
+
+
+def test_concurrent_scrapes_keep_their_own_state() -> None:
+    """The exporter serves each scrape in its own thread: one scrape's failed query must not mark another's
+    database as down, nor take its query results."""
+    import threading
+
+    started = threading.Barrier(2)
+
+    class Flaky(DeadDatabase):
+        def _fail(self) -> None:
+            if threading.current_thread().name.startswith("metrics-query"):
+                return  # the big queries run in the pool: let them pass
+            if threading.current_thread().name == "broken":
+                raise RuntimeError("this scrape's connection broke")
+
+        def workers(self) -> list[WorkerRow]:
+            started.wait(5)  # both scrapes are under way at once
+            self._fail()
+            return []
+
+    reader = Flaky()
+    registry = build_registry(catalogue(catalogue_toml([URL])), reader)
+    seen: dict[str, float | None] = {}
+
+    def scrape() -> None:
+        seen[threading.current_thread().name] = registry.get_sample_value("freshness_database_up")
+
+    threads = [threading.Thread(target=scrape, name=name) for name in ("broken", "healthy")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"broken": 0, "healthy": 1}

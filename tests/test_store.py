@@ -364,8 +364,8 @@ async def test_the_read_models_over_one_history(db_url: str) -> None:
     assert store.faults.pages() == store.catalogue.pages()
     (row,) = store.history.changes(service_id="portal")
     assert row.id == event.id and store.history.change(row.id) is not None
-    (url, sha), = store.history.current_content_shas("portal")
-    assert url == URL and store.history.blob(sha) is not None
+    (ref,) = store.history.current_contents("portal")
+    assert ref.url == URL and store.history.blob(ref.sha) is not None
     store.close()
 
 
@@ -451,41 +451,56 @@ def test_removing_or_reordering_a_chained_record_is_found(db_url: str) -> None:
     store.close()
 
 
-def test_migration_numbers_an_existing_chain_in_its_true_order(tmp_path: Path) -> None:
-    """A database written before chain positions existed, whose chain two writers appended out of id order,
-    gets its positions by following the chain itself: it verifies intact after the upgrade."""
+def test_migration_numbers_an_existing_chain_in_its_true_order(db_url: str) -> None:
+    """A database written before chain positions existed — versions that checks and changes refer to, a chain
+    two writers appended out of id order — upgrades in place and gets its positions by following the chain
+    itself: it verifies intact after the upgrade."""
     from sqlalchemy import text
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    upgrade(engine, "0003")
     from monitor.store.chain import record_hash
 
+    engine = make_engine(db_url)
+    upgrade(engine, "0003")
+    day = datetime(2026, 1, 1, tzinfo=UTC)
     with engine.begin() as conn:
         conn.execute(text("insert into services (id, name, department, department_id, regulation, suspended, "
                           "responsible, contact, working_days, real_update_classes, created_at, updated_at) values "
-                          "('portal', 'П', 'В', 'd', 'weekly', 0, '', '', 0, 'content', '2026-01-01', '2026-01-01')"))
+                          "('portal', 'П', 'В', 'd', 'weekly', :no, '', '', :no, 'content', :t, :t)"),
+                     {"no": False, "t": day})
         conn.execute(text("insert into pages (id, service_id, position, url, kind, name, interval_s, options, "
                           "created_at, consecutive_failures) values (1, 'portal', 1, 'u', 'html', '', 60, '{}', "
-                          "'2026-01-01', 0)"))
-        conn.execute(text("insert into blobs values ('b', 2, 'none', x'7b7d', '2026-01-01')"))
+                          ":t, 0)"), {"t": day})
+        conn.execute(text("insert into blobs values ('b', 2, 'none', :data, :t)"), {"data": b"{}", "t": day})
         prev = ""
         for rid in (2, 1, 3):  # chained out of id order, as two writers did
-            row = {"id": rid, "page_id": 1, "key_hash": f"k{rid}", "first_seen_at": datetime(2026, 1, rid, tzinfo=UTC),
+            row = {"id": rid, "page_id": 1, "key_hash": f"k{rid}", "first_seen_at": day + timedelta(days=rid),
                    "content_sha": "b", "fp_raw": "r", "fp_text": "t", "fp_main": "m", "fp_main_dated": "d",
                    "fp_main_masked": "x", "fp_links": "l", "fp_documents": "o", "declared_at": None}
             digest = record_hash(prev, "versions", row)
             conn.execute(text("insert into versions (id, page_id, key_hash, first_seen_at, last_seen_at, content_sha, "
                               "fp_raw, fp_text, fp_main, fp_main_dated, fp_main_masked, fp_links, fp_documents, "
                               "prev_hash, record_hash) values (:id, 1, :k, :t, :t, 'b', 'r', 't', 'm', 'd', 'x', 'l', "
-                              "'o', :p, :h)"), {"id": rid, "k": f"k{rid}", "t": f"2026-01-0{rid} 00:00:00.000000",
-                                                 "p": prev, "h": digest})
+                              "'o', :p, :h)"), {"id": rid, "k": f"k{rid}", "t": row["first_seen_at"], "p": prev,
+                                                 "h": digest})
+            conn.execute(text("insert into checks (page_id, started_at, duration_s, outcome, bytes, content_type, "
+                              "redirects, attempts, version_id, error, worker) values (1, :t, 0.1, 'ok', 10, '', 0, 1, "
+                              ":v, '', 'w')"), {"t": row["first_seen_at"], "v": rid})
             prev = digest
-        conn.execute(text("insert into chain_heads values ('versions', 3, :h)"), {"h": prev})
+        change = {"id": 1, "page_id": 1, "from_version_id": 2, "to_version_id": 1, "window_start": None,
+                  "detected_at": day + timedelta(days=1), "change_class": "content", "is_real": True, "added": 1,
+                  "removed": 0, "edited": 0, "evidence_sha": None}
+        conn.execute(text("insert into changes (id, page_id, from_version_id, to_version_id, detected_at, "
+                          "change_class, is_real, added, removed, edited, prev_hash, record_hash) values (1, 1, 2, 1, "
+                          ":t, 'content', :yes, 1, 0, 0, '', :h)"),
+                     {"t": change["detected_at"], "yes": True, "h": record_hash("", "changes", change)})
+        conn.execute(text("insert into chain_heads values ('versions', 3, :h), ('changes', 1, :c)"),
+                     {"h": prev, "c": record_hash("", "changes", change)})
     upgrade(engine)
     store = Store(engine)
     found = store.maintenance.verify()
     assert found.intact, found.breaks
-    assert found.counts["versions"] == 3
+    assert found.counts == {"versions": 3, "changes": 1}
+    assert store.maintenance.row_counts()["checks"] == 3  # the rows that refer to the versions are all there
     store.close()
 
 
@@ -494,4 +509,28 @@ def test_state_at_a_time_before_any_check_is_empty(db_url: str) -> None:
     (pid,) = store.catalogue.sync_catalogue(catalogue(catalogue_toml([URL])), Clock().now()).values()
     state = store.checks.state_at(pid, datetime(2020, 1, 1, tzinfo=UTC), recent=6)
     assert state == PageState(page_id=pid)
+    store.close()
+
+
+def test_aggregates_kept_by_several_processes_at_once(pg_url: str) -> None:
+    """Every monitor and exporter keeps the aggregates: refreshes side by side neither collide nor deadlock."""
+    store = open_store(pg_url)
+    now = Clock().now()
+    errors: list[BaseException] = []
+
+    def refresh(n: int) -> None:
+        try:
+            for i in range(20):
+                store.maintenance.put_aggregates("self_reports", {f"s{k}": {"confirmed": n * 100 + i}
+                                                                  for k in range(30)}, now)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=refresh, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(store.metrics.aggregates("self_reports")) == 30
     store.close()

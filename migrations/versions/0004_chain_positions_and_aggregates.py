@@ -49,6 +49,8 @@ def _number(name: str) -> int:
 
 
 def upgrade() -> None:
+    # plain ADD COLUMN and CREATE INDEX: SQLite does both in place (a batch copy of versions would have to drop
+    # a table that checks and changes still refer to, which foreign keys forbid)
     op.create_table('aggregates',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('key', sa.String(length=64), nullable=False),
@@ -56,22 +58,19 @@ def upgrade() -> None:
     sa.Column('computed_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', 'key', name=op.f('pk_aggregates'))
     )
-    with op.batch_alter_table('chain_heads', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('last_seq', sa.BigInteger(), server_default='0', nullable=False))
+    op.add_column('chain_heads', sa.Column('last_seq', sa.BigInteger(), server_default='0', nullable=False))
     for name in CHAINS:
-        with op.batch_alter_table(name, schema=None) as batch_op:
-            batch_op.add_column(sa.Column('chain_seq', sa.BigInteger(), nullable=True))
+        op.add_column(name, sa.Column('chain_seq', sa.BigInteger(), nullable=True))
         count = _number(name)
         op.get_bind().execute(sa.text("UPDATE chain_heads SET last_seq = :n WHERE name = :name"),
                               {"n": count, "name": name})
-        with op.batch_alter_table(name, schema=None) as batch_op:
-            batch_op.create_unique_constraint(batch_op.f(f'uq_{name}_chain_seq'), ['chain_seq'])
+        op.create_index(op.f(f'ix_{name}_chain_seq'), name, ['chain_seq'], unique=True)
 
 
 def downgrade() -> None:
     for name in CHAINS:
+        op.drop_index(op.f(f'ix_{name}_chain_seq'), table_name=name)
         with op.batch_alter_table(name, schema=None) as batch_op:
-            batch_op.drop_constraint(batch_op.f(f'uq_{name}_chain_seq'), type_='unique')
             batch_op.drop_column('chain_seq')
     with op.batch_alter_table('chain_heads', schema=None) as batch_op:
         batch_op.drop_column('last_seq')

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.domain import ChangeClass, CheckRecord, Fingerprints, PageState, Validators, VersionRef
@@ -54,16 +54,19 @@ class _Batch:
     def write(self, records: Sequence[CheckRecord]) -> None:
         conn = self.conn
         V, P, C, CH = table(m.Version), table(m.Page), table(m.Check), table(m.Change)
-        last_check = {pid: utc(at) for pid, at in conn.execute(
-            select(P.c.id, P.c.last_check_at).where(P.c.id.in_({r.page_id for r in records})))}
+        last_check: dict[int, datetime | None] = {}
+        first_stored: dict[int, datetime | None] = {}
+        for pid, checked_at, first_at in conn.execute(select(P.c.id, P.c.last_check_at, P.c.first_success_at)
+                                                      .where(P.c.id.in_({r.page_id for r in records}))):
+            last_check[pid], first_stored[pid] = utc(checked_at), utc(first_at)
 
         # versions: the ones this batch refers to (its own and those it was judged against), existing or new
         wanted = {(r.page_id, key) for r in records for key in (r.version_key, r.previous_key) if key is not None}
         ids: dict[tuple[int, str], int] = {}
-        if wanted:
+        if wanted:  # two IN lists use the (page_id, key_hash) index on both databases; the pairs are kept
             rows = conn.execute(select(V.c.id, V.c.page_id, V.c.key_hash).where(
-                tuple_(V.c.page_id, V.c.key_hash).in_(sorted(wanted))))
-            ids = {(row.page_id, row.key_hash): row.id for row in rows}
+                V.c.page_id.in_({pid for pid, _ in wanted}), V.c.key_hash.in_({key for _, key in wanted})))
+            ids = {(row.page_id, row.key_hash): row.id for row in rows if (row.page_id, row.key_hash) in wanted}
         new_versions: dict[tuple[int, str], dict[str, Any]] = {}
         for r in records:
             fp, key = r.fingerprints, r.version_key
@@ -78,7 +81,8 @@ class _Batch:
                 fp_main_masked=fp.main_masked, fp_links=fp.links, fp_documents=fp.documents,
                 declared_at=r.declared_at)
         evidence_sha = {id(r): self.blob(_evidence(r), r.fetch.started_at) for r in records if r.is_change}
-        insert_ignore(conn, table(m.Blob), list(self.blobs.values()), ["sha256"])
+        # in a fixed order (blobs by address, pages and versions by id): writers side by side never deadlock
+        insert_ignore(conn, table(m.Blob), [self.blobs[k] for k in sorted(self.blobs)], ["sha256"])
         if new_versions:
             inserted = conn.execute(insert(V).returning(V.c.id, V.c.page_id, V.c.key_hash),
                                     list(new_versions.values())).all()
@@ -122,7 +126,8 @@ class _Batch:
             self.count(pid, "outcome", r.outcome.value)
             self.count(pid, "duration", duration_bucket(f.elapsed_s))
             self.count(pid, "duration_ms", "sum", round(f.elapsed_s * 1000))
-            if r.outcome.success and (pid not in first_success or now < first_success[pid]):
+            earliest = first_success.get(pid) or first_stored.get(pid)
+            if r.outcome.success and (earliest is None or now < earliest):  # an UPDATE only when it moves
                 first_success[pid] = now
             stored = last_check.get(pid)
             if stored is None or now >= stored:  # in time order: the page's current state moves on
@@ -139,9 +144,9 @@ class _Batch:
             conn.execute(update(P).where(P.c.id == bindparam("_id"), or_(P.c.first_success_at.is_(None),
                                                                          P.c.first_success_at > bindparam("_first")))
                          .values(first_success_at=bindparam("_first")),
-                         [{"_id": pid, "_first": at} for pid, at in first_success.items()])
+                         [{"_id": pid, "_first": at} for pid, at in sorted(first_success.items())])
         for key, column in (("_at", P.c.last_change_at), ("_real", P.c.last_real_change_at)):
-            moves = [row for row in change_times if row[key] is not None]
+            moves = sorted((row for row in change_times if row[key] is not None), key=lambda row: row["_id"])
             if moves:
                 conn.execute(update(P).where(P.c.id == bindparam("_id"))
                              .values({column.name: _later(column, bindparam(key))}),
@@ -152,7 +157,7 @@ class _Batch:
         """Each version's last sighting (and the date it then declared), one executemany per shape."""
         V = table(m.Version)
         shapes: dict[bool, list[dict[str, Any]]] = {}
-        for vid, (seen, declared) in sightings.items():
+        for vid, (seen, declared) in sorted(sightings.items()):
             shapes.setdefault(declared is not None, []).append({"_id": vid, "_seen": seen, "_declared": declared})
         for with_declared, batch in shapes.items():
             values: dict[str, Any] = {"last_seen_at": bindparam("_seen")}
@@ -165,7 +170,7 @@ class _Batch:
         """The pages' summary rows, one executemany per shape of update, never moved back in time."""
         P = table(m.Page)
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for pid, values in summaries.items():
+        for pid, values in sorted(summaries.items()):
             shapes.setdefault(tuple(sorted(values)), []).append({"_id": pid, **{f"_{k}": v for k, v in values.items()}})
         for shape, batch in shapes.items():
             sets: dict[str, Any] = {k: bindparam(f"_{k}") for k in shape if k != "_failures"}

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, delete, func, insert, select, text, union, update
 from monitor.ports import ChainBreak, LinkCheck, Verification
 from monitor.store import chain
 from monitor.store import models as m
-from monitor.store.common import SUCCESS, table, translate, utc
+from monitor.store.common import SUCCESS, table, translate, upsert, utc
 
 COUNTED = {"checks": m.Check, "versions": m.Version, "changes": m.Change, "blobs": m.Blob, "pages": m.Page,
            "services": m.Service, "coverage_days": m.CoverageDay, "link_checks": m.LinkCheck,
@@ -92,13 +92,20 @@ class SqlMaintenance:
                                                        .group_by(L.c.page_id)) if (at := utc(t)) is not None}
 
     def put_aggregates(self, name: str, values: Mapping[str, Mapping[str, int]], now: datetime) -> None:
+        """Upsert each key (in a fixed order, so that two refreshes side by side neither collide nor deadlock),
+        then drop the keys that are gone."""
         A = table(m.Aggregate)
-        rows = [dict(name=name, key=key, counts=json.dumps(dict(counts), sort_keys=True), computed_at=now)
-                for key, counts in values.items()]
+        rows = [dict(name=name, key=key, counts=json.dumps(dict(values[key]), sort_keys=True), computed_at=now)
+                for key in sorted(values)]
         with translate(f"cannot keep the {name} aggregates"), self.engine.begin() as conn:
-            conn.execute(delete(A).where(A.c.name == name))
             if rows:
-                conn.execute(insert(A), rows)
+                ins = upsert(conn, A)
+                conn.execute(ins.on_conflict_do_update(index_elements=["name", "key"], set_={
+                    "counts": ins.excluded.counts, "computed_at": ins.excluded.computed_at}), rows)
+            gone = delete(A).where(A.c.name == name)
+            if rows:
+                gone = gone.where(A.c.key.not_in(sorted(values)))
+            conn.execute(gone)
 
     def verify(self) -> Verification:
         """Check the hash chains of versions and change events: records checked, and breaks found."""

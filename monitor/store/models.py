@@ -148,7 +148,7 @@ class Version(Base):
     fp_links: Mapped[str] = mapped_column(String(64))
     fp_documents: Mapped[str] = mapped_column(String(64))
     declared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)  # position in the chain
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)  # chain position
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
@@ -197,7 +197,7 @@ class Change(Base):
     removed: Mapped[int] = mapped_column(Integer, default=0)
     edited: Mapped[int] = mapped_column(Integer, default=0)
     evidence_sha: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
-    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)  # position in the chain
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)  # chain position
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 

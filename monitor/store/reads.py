@@ -17,6 +17,7 @@ from monitor.ports import (
     Aggregate,
     ChangeRow,
     CheckRow,
+    ContentRef,
     DayRow,
     Heartbeat,
     LinkRow,
@@ -28,7 +29,7 @@ from monitor.ports import (
 )
 from monitor.store import catalogue, reports
 from monitor.store import models as m
-from monitor.store.common import SUCCESS, blob, epoch, table, translate, unpack, utc
+from monitor.store.common import SUCCESS, blob, epoch, table, translate, utc
 
 CHANGE_CLASSES = tuple(c.value for c in ChangeClass if c.is_change)
 
@@ -217,14 +218,12 @@ class SqlHistory:
             data = blob(conn, sha) if sha else None
         return ChangeRow(**values, evidence=json.loads(data) if data else None)
 
-    def current_content_shas(self, service_id: str) -> list[tuple[str, str]]:
-        """(url, content address) of the current version of each active page of a service: cheap to ask, so a
-        reader can keep what it derived from a content until the address changes."""
+    def current_contents(self, service_id: str) -> list[ContentRef]:
         P, V = table(m.Page), table(m.Version)
         q = (select(P.c.url, V.c.content_sha).join(V, V.c.id == P.c.last_version_id)
              .where(P.c.service_id == service_id, P.c.retired_at.is_(None)).order_by(P.c.position))
         with self.engine.connect() as conn:
-            return [(url, sha) for url, sha in conn.execute(q)]
+            return [ContentRef(url=url, sha=sha) for url, sha in conn.execute(q)]
 
     def blob(self, sha: str) -> bytes | None:
         with self.engine.connect() as conn:
@@ -271,5 +270,3 @@ class SqlFaults:
     def pages(self, *, include_retired: bool = False) -> list[PageRow]:
         return catalogue.pages(self.engine, include_retired=include_retired)
 
-
-__all__ = ["SqlAudit", "SqlFaults", "SqlHealth", "SqlHistory", "SqlMetrics", "unpack"]
