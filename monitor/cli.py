@@ -516,6 +516,9 @@ def diff(ctx: click.Context, service: str, change: int | None) -> None:
                        f"{' (real update)' if row.is_real else ''}", style="bold"))
     console.print(Text(f"page {row.url}\nbetween {local(row.window_start, tz)} and {local(row.detected_at, tz)} "
                        f"({tz}); blocks +{row.added} -{row.removed} ~{row.edited}"))
+    if row.superseded_by is not None:
+        console.print(Text(f"superseded by change {row.superseded_by}: a capture found later shows it otherwise",
+                           style="yellow"))
     print_evidence(console, row.evidence)
 
 

@@ -29,6 +29,8 @@ from monitor.domain import (
     Outcome,
     PageState,
     Quality,
+    Revision,
+    Successor,
     Target,
     Validators,
     Verdict,
@@ -174,6 +176,45 @@ async def process(capture: FetchResult, before: PageState, *, target: Target, tz
                    is_real=verdict.is_change and verdict.change_class in target.service.real_update_classes)
 
 
+async def place(capture: FetchResult, before: PageState, after: Successor | None, *, target: Target, tz: str,
+                load: ContentLoader, worker: str = "") -> CheckRecord:
+    """The record of a capture that arrives late, between stored ones: judged against `before` (the page's
+    state at the capture's time) like any other, and carrying the revision of the change recorded at its
+    successor `after`, which the capture may prove wrong. Jan A, Mar B (a change A->B recorded in March),
+    then February's capture of B: the change happened by February, and March's record is superseded."""
+    record = await process(capture, before, target=target, tz=tz, load=load, worker=worker)
+    key = record.version_key
+    if after is None or key is None or not record.outcome.success or record.fingerprints is None:
+        return record
+    if after.version_key == key:
+        if after.change_id is None or after.change_from == key:
+            return record
+        verdict = Verdict(change_class=ChangeClass.NONE)  # the successor's change happened by this capture
+    elif after.change_id is not None and after.change_from == key:
+        return record  # already recorded as coming from this version
+    else:
+        data = await load(target.page_id, after.version_key)
+        if data is None:
+            return record  # nothing to judge the successor by: its record stands
+        late = read(capture, target.page.kind, options=kinds.options_for(target.page, tz), noise=target.noise_paths)
+        successor = _reading(load_content(data), after.version_key, target)
+        recent = [*before.recent, VersionRef(key_hash=key, fingerprints=record.fingerprints)]
+        verdict = decide(late, successor, recent=recent)
+        if not verdict.is_change and after.change_id is None:
+            return record
+    return replace(record, revision=Revision(
+        supersedes=after.change_id, from_key=key, to_key=after.version_key, detected_at=after.checked_at,
+        window_start=capture.started_at, verdict=verdict,
+        is_real=verdict.is_change and verdict.change_class in target.service.real_update_classes))
+
+
+def _reading(content: Content, key: str, target: Target) -> Reading:
+    """A stored version read under the page's current noise rules."""
+    lay = layers(content, target.noise_paths)
+    fp = fingerprints(content, b"", target.noise_paths, lay)
+    return Reading(content=content, layers=lay, fingerprints=fp, key=key, quality=Quality.OK)
+
+
 async def _previous(load: ContentLoader, page_id: int, key: str, target: Target, tz: str) -> Reading | None:
     """The predecessor's stored content, read under the page's current noise rules (None if unavailable)."""
     try:
@@ -181,12 +222,7 @@ async def _previous(load: ContentLoader, page_id: int, key: str, target: Target,
     except Exception as exc:  # the store may be down: the change is still detected, its diff is not
         logger.warning("cannot load the previous version of page %s for the diff: %s", page_id, exc)
         return None
-    if not data:
-        return None
-    content = load_content(data)
-    lay = layers(content, target.noise_paths)
-    fp = fingerprints(content, b"", target.noise_paths, lay)
-    return Reading(content=content, layers=lay, fingerprints=fp, key=key, quality=Quality.OK)
+    return _reading(load_content(data), key, target) if data else None
 
 
 def advance(state: PageState, record: CheckRecord, *, keep: int, noise: frozenset[str] = frozenset()) -> PageState:

@@ -480,6 +480,32 @@ class PageState:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Successor:
+    """The first stored capture after a late one, and the change recorded at it (if any): what the late capture
+    may prove wrong."""
+
+    checked_at: datetime
+    version_key: str
+    change_id: int | None = None  # the change recorded at this capture
+    change_from: str | None = None  # the version that change came from
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Revision:
+    """What a late capture changes about the change recorded at its successor: a new change record from the
+    late capture's version to the successor's (class NONE when they are the same version), which supersedes
+    the one recorded before, if any. Records are never edited: the correction is a record of its own."""
+
+    supersedes: int | None
+    from_key: str
+    to_key: str
+    detected_at: datetime  # the successor's capture
+    window_start: datetime  # the late capture
+    verdict: Verdict
+    is_real: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckRecord:
     """Everything one check produced, written by the store in one transaction."""
 
@@ -499,6 +525,7 @@ class CheckRecord:
     is_real: bool = False  # a change of a class that counts as a real update for the service
     window_start: datetime | None = None  # the previous successful check
     full_fetch: bool = False  # a 200 with a body (not a 304)
+    revision: Revision | None = None  # a late capture: what it changes about the change at its successor
 
     @property
     def is_change(self) -> bool:

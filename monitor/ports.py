@@ -25,7 +25,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from monitor.domain import Catalogue, ChangeClass, ChangeEvent, CheckRecord, PageState, ReportEntry, ReportRow
+from monitor.domain import (
+    Catalogue,
+    ChangeClass,
+    ChangeEvent,
+    CheckRecord,
+    PageState,
+    ReportEntry,
+    ReportRow,
+    Successor,
+)
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)  # seconds: the fetch-duration histogram
 
@@ -186,6 +195,7 @@ class ChangeRow:
     removed: int
     edited: int
     evidence: Mapping[str, Any] | None = None
+    superseded_by: int | None = None  # a later record corrected this one (a capture found later proved it wrong)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -284,6 +294,11 @@ class CheckStore(CheckWriter, Protocol):
 
     def state_at(self, page_id: int, at: datetime, *, recent: int) -> PageState:
         """The page's state as it was just before `at`: what a capture taken at `at` is judged against."""
+        ...
+
+    def successor(self, page_id: int, at: datetime) -> Successor | None:
+        """The first stored capture after `at` with a version, and the change recorded at it: what a capture
+        taken at `at` and arriving late may prove wrong."""
         ...
 
     def version_content(self, page_id: int, key_hash: str) -> bytes | None: ...

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from monitor import core
 from monitor.clock import SYSTEM, Clock
-from monitor.domain import Catalogue, CheckRecord, Content, Fetch, PageState, Target, load_content
+from monitor.domain import Catalogue, CheckRecord, Content, Fetch, FetchResult, PageState, Target, load_content
 from monitor.ports import Heartbeat, Stores
 from monitor.recorder import Recorder
 from monitor.regulation import default_interval_s
@@ -139,6 +139,19 @@ class Runner:
         for hook in self.after_check:
             hook(target, record, seq)
         return record
+
+    async def record_late(self, target: Target, captured: FetchResult) -> CheckRecord:
+        """Record a capture taken in the past (an archived one), placed in the page's history at its own time:
+        judged against the page's state then, correcting the change recorded at the capture after it, and
+        leaving the page's current state (and this runner's) alone."""
+        at = captured.started_at
+        before, after = await asyncio.gather(
+            asyncio.to_thread(self.stores.checks.state_at, target.page_id, at, recent=self.keep),
+            asyncio.to_thread(self.stores.checks.successor, target.page_id, at))
+        record = await core.place(captured, before, after, target=self.targets.get(target.page_id, target),
+                                  tz=self.settings.timezone, load=self.load_content, worker=self.worker)
+        await self.recorder.put(replace(record, fetch=replace(record.fetch, body=None)))
+        return replace(record, raw_blob=None, content_blob=None)
 
     async def round(self, targets: list[Target], *,
                     on_done: Callable[[Target, CheckRecord], None] | None = None) -> list[CheckRecord]:

@@ -311,30 +311,37 @@ async def test_page_series_follow_each_check_and_gzip_is_served(tmp_path: Path) 
 
 
 def test_concurrent_scrapes_keep_their_own_state() -> None:
-    """The exporter serves each scrape in its own thread: one scrape's failed query must not mark another's
-    database as down, nor take its query results."""
+    """The exporter serves each scrape in its own thread: a scrape that starts while another is under way must
+    not wipe out what the other one found (its database failing), nor take its query results."""
     import threading
 
-    started = threading.Barrier(2)
+    in_workers, healthy_done = threading.Event(), threading.Event()
 
     class Flaky(DeadDatabase):
         def _fail(self) -> None:
-            if threading.current_thread().name.startswith("metrics-query"):
-                return  # the big queries run in the pool: let them pass
+            pass  # only the queries below fail, and only for the "broken" scrape
+
+        def service_aggregates(self) -> dict[str, ServiceAggregate]:
             if threading.current_thread().name == "broken":
                 raise RuntimeError("this scrape's connection broke")
+            return {}
 
         def workers(self) -> list[WorkerRow]:
-            started.wait(5)  # both scrapes are under way at once
-            self._fail()
+            if threading.current_thread().name == "broken":
+                in_workers.set()  # the healthy scrape runs from start to end now
+                healthy_done.wait(5)
             return []
 
-    reader = Flaky()
-    registry = build_registry(catalogue(catalogue_toml([URL])), reader)
+    registry = build_registry(catalogue(catalogue_toml([URL])), Flaky())
     seen: dict[str, float | None] = {}
 
     def scrape() -> None:
-        seen[threading.current_thread().name] = registry.get_sample_value("freshness_database_up")
+        name = threading.current_thread().name
+        if name == "healthy":
+            in_workers.wait(5)
+        seen[name] = registry.get_sample_value("freshness_database_up")
+        if name == "healthy":
+            healthy_done.set()
 
     threads = [threading.Thread(target=scrape, name=name) for name in ("broken", "healthy")]
     for t in threads:

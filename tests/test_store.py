@@ -169,40 +169,80 @@ async def test_history_of_a_page(db_url: str) -> None:
     store.close()
 
 
-async def test_a_late_capture_is_judged_against_its_predecessor_in_time(db_url: str) -> None:
-    """An archived capture of February, arriving after the live checks of January and March, is judged against
-    January's version (not against the page's current state), and leaves the page's current state alone."""
+async def _live_then_late(db_url: str, january: bytes, march: bytes,
+                          february: bytes) -> tuple[Store, Runner, CheckRecord, list[CheckRecord]]:
+    """Live checks in January and March, then a capture of February arriving late, placed by the runner."""
     store = open_store(db_url)
     clock = Clock(datetime(2021, 1, 10, 9, tzinfo=UTC))
     fetcher = StubFetcher(clock)
     runner = _runner(store, fetcher, clock)
     (target,) = runner.targets.values()
-    january = html("Засідання виконкому")
-    fetcher.pages[URL] = (200, january)
-    await _check_all(runner)
-    clock.set(datetime(2021, 3, 10, 9, tzinfo=UTC))
-    fetcher.pages[URL] = (200, january)  # March looks like January: no change was seen live
-    await _check_all(runner)
-    before = store.catalogue.pages()[0]
+    live = []
+    for when, body in ((datetime(2021, 1, 10, 9, tzinfo=UTC), january), (datetime(2021, 3, 10, 9, tzinfo=UTC), march)):
+        clock.set(when)
+        fetcher.pages[URL] = (200, body)
+        live += await _check_all(runner)
+    writer = asyncio.create_task(runner.recorder.run())
+    late = await runner.record_late(target, capture(february, url=URL, at=FEBRUARY))
+    assert await runner.recorder.drain(10)
+    writer.cancel()
+    return store, runner, late, live
 
-    february = datetime(2021, 2, 10, 9, tzinfo=UTC)
-    state = store.checks.state_at(target.page_id, february, recent=runner.keep)
-    assert state.last_success_at == datetime(2021, 1, 10, 9, tzinfo=UTC) and len(state.recent) == 1
-    late = capture(html("Засідання виконкому", "Конкурс на посаду"), url=URL, at=february)
-    record = await core.process(late, state, target=target, tz="Europe/Kyiv",
-                                load=lambda pid, key: asyncio.to_thread(store.checks.version_content, pid, key))
-    assert record.is_change and record.previous_key == state.current.key_hash  # type: ignore[union-attr]
-    assert record.window_start == datetime(2021, 1, 10, 9, tzinfo=UTC)
-    store.checks.write([record])
 
+FEBRUARY = datetime(2021, 2, 10, 9, tzinfo=UTC)
+A, B, C = (html("Засідання виконкому", *extra) for extra in ((), ("Конкурс на посаду",), ("Бюджет 2021",)))
+
+
+async def test_a_late_capture_is_judged_against_its_predecessor_in_time(db_url: str) -> None:
+    """January A, March A (no change seen live), then February's capture of B: a change A -> B in February,
+    judged against January (not against the page's newest state); B -> A in March is a flap back, as it would
+    have been live; the page's current state is left alone."""
+    store, runner, late, live = await _live_then_late(db_url, A, A, B)
+    assert late.is_change and late.previous_key == live[0].version_key and late.revision is None
+    assert late.window_start == datetime(2021, 1, 10, 9, tzinfo=UTC)
     (change,) = store.history.changes(service_id="portal")
-    assert change.detected_at == february and change.change_class == "content" and change.is_real
-    after = store.catalogue.pages()[0]
-    assert after.last_check_at == before.last_check_at == datetime(2021, 3, 10, 9, tzinfo=UTC)
-    assert after.last_outcome == "ok" and after.last_success_at == before.last_success_at
-    assert after.last_real_change_at == february and after.first_success_at == before.first_success_at
-    now_state = store.checks.page_states([target.page_id], recent=runner.keep)[target.page_id]
-    assert now_state.current is not None and now_state.current.key_hash == state.current.key_hash  # type: ignore[union-attr]
+    assert change.detected_at == FEBRUARY and change.change_class == "content" and change.is_real
+    page = store.catalogue.pages()[0]
+    assert page.last_check_at == datetime(2021, 3, 10, 9, tzinfo=UTC) and page.last_outcome == "ok"
+    assert page.last_real_change_at == FEBRUARY and page.first_success_at == datetime(2021, 1, 10, 9, tzinfo=UTC)
+    now = store.checks.page_states([page.page_id], recent=runner.keep)[page.page_id]
+    assert now.current is not None and now.current.key_hash == live[1].version_key  # still A
+    assert store.maintenance.verify().intact
+    store.close()
+
+
+async def test_a_late_capture_corrects_the_change_recorded_after_it(db_url: str) -> None:
+    """January A, March B (A -> B recorded in March), then February's capture of B: the update happened by
+    February. Recorded once, in February; March's record is superseded by a correction (never edited), so the
+    audit counts one update, and the page's last real update moves back to February."""
+    store, _runner, late, live = await _live_then_late(db_url, A, B, B)
+    march = live[1]
+    assert march.is_change and late.is_change and late.revision is not None
+    assert late.revision.supersedes is not None and not late.revision.verdict.is_change
+    (change,) = store.history.changes(service_id="portal")
+    assert change.detected_at == FEBRUARY and change.is_real
+    superseded = store.history.change(late.revision.supersedes)
+    assert superseded is not None and superseded.detected_at == datetime(2021, 3, 10, 9, tzinfo=UTC)
+    assert superseded.superseded_by is not None
+    quarter = store.audit.change_events("portal", datetime(2021, 1, 1, tzinfo=UTC), datetime(2021, 4, 1, tzinfo=UTC))
+    assert [(e.detected_at, e.is_real) for e in quarter] == [(FEBRUARY, True)]
+    assert store.catalogue.pages()[0].last_real_change_at == FEBRUARY
+    assert store.maintenance.verify().intact  # the correction is a chained record of its own
+    store.close()
+
+
+async def test_a_late_capture_between_two_versions_splits_the_change(db_url: str) -> None:
+    """January A, March C (A -> C recorded), then February's capture of B: A -> B in February, and March's
+    change becomes B -> C, a correction that supersedes A -> C."""
+    store, _runner, late, _live = await _live_then_late(db_url, A, C, B)
+    assert late.revision is not None and late.revision.verdict.is_change and late.revision.is_real
+    changes = sorted(store.history.changes(service_id="portal"), key=lambda c: c.detected_at)
+    assert [(c.detected_at, c.change_class) for c in changes] == [
+        (FEBRUARY, "content"), (datetime(2021, 3, 10, 9, tzinfo=UTC), "content")]
+    march = store.history.change(changes[1].id)
+    assert march is not None and march.window_start == FEBRUARY and march.evidence is not None
+    assert "+Бюджет 2021" in march.evidence["diff"] and "-Конкурс на посаду" in march.evidence["diff"]
+    assert store.catalogue.pages()[0].last_real_change_at == datetime(2021, 3, 10, 9, tzinfo=UTC)
     assert store.maintenance.verify().intact
     store.close()
 

@@ -1,4 +1,4 @@
-"""chain positions (one chain order under many writers) and kept aggregates
+"""chain positions (one chain order under many writers), corrections of changes, kept aggregates
 
 Revision ID: 0004
 Revises: 0003
@@ -59,6 +59,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('name', 'key', name=op.f('pk_aggregates'))
     )
     op.add_column('chain_heads', sa.Column('last_seq', sa.BigInteger(), server_default='0', nullable=False))
+    op.add_column('changes', sa.Column('supersedes', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+                                       nullable=True))
+    op.create_index(op.f('ix_changes_supersedes'), 'changes', ['supersedes'], unique=False)
     for name in CHAINS:
         op.add_column(name, sa.Column('chain_seq', sa.BigInteger(), nullable=True))
         count = _number(name)
@@ -72,6 +75,9 @@ def downgrade() -> None:
         op.drop_index(op.f(f'ix_{name}_chain_seq'), table_name=name)
         with op.batch_alter_table(name, schema=None) as batch_op:
             batch_op.drop_column('chain_seq')
+    op.drop_index(op.f('ix_changes_supersedes'), table_name='changes')
+    with op.batch_alter_table('changes', schema=None) as batch_op:
+        batch_op.drop_column('supersedes')
     with op.batch_alter_table('chain_heads', schema=None) as batch_op:
         batch_op.drop_column('last_seq')
     op.drop_table('aggregates')

@@ -31,9 +31,14 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+# chained only when set, so that the records written before the field existed keep their hashes
+CHAINED_WHEN_SET = {"changes": ("supersedes",)}
+
+
 def record_hash(prev_hash: str, name: str, row: Any) -> str:
     """The hash of one chained record: it covers the record's immutable fields and the hash before it."""
     fields = {key: _canonical(row[key]) for key in CHAINED[name]}
+    fields.update({key: row[key] for key in CHAINED_WHEN_SET.get(name, ()) if row.get(key) is not None})
     payload = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(f"{prev_hash}\n{name}\n{payload}".encode()).hexdigest()
 

@@ -16,11 +16,32 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from monitor.domain import ChangeClass, CheckRecord, Fingerprints, PageState, Validators, VersionRef
+from monitor.domain import (
+    ChangeClass,
+    CheckRecord,
+    Fingerprints,
+    PageState,
+    Successor,
+    Validators,
+    Verdict,
+    VersionRef,
+)
 from monitor.ports import duration_bucket
 from monitor.store import chain
 from monitor.store import models as m
-from monitor.store.common import SUCCESS, insert_ignore, pack, sha256, table, translate, unpack, upsert, utc
+from monitor.store.common import (
+    CHANGE_CLASSES,
+    SUCCESS,
+    current_change,
+    insert_ignore,
+    pack,
+    sha256,
+    table,
+    translate,
+    unpack,
+    upsert,
+    utc,
+)
 
 
 def _fingerprints(v: Any) -> Fingerprints:
@@ -61,7 +82,8 @@ class _Batch:
             last_check[pid], first_stored[pid] = utc(checked_at), utc(first_at)
 
         # versions: the ones this batch refers to (its own and those it was judged against), existing or new
-        wanted = {(r.page_id, key) for r in records for key in (r.version_key, r.previous_key) if key is not None}
+        wanted = {(r.page_id, key) for r in records for key in (r.version_key, r.previous_key, *(
+            (r.revision.from_key, r.revision.to_key) if r.revision else ())) if key is not None}
         ids: dict[tuple[int, str], int] = {}
         if wanted:  # two IN lists use the (page_id, key_hash) index on both databases; the pairs are kept
             rows = conn.execute(select(V.c.id, V.c.page_id, V.c.key_hash).where(
@@ -80,7 +102,8 @@ class _Batch:
                 fp_raw=fp.raw, fp_text=fp.text, fp_main=fp.main, fp_main_dated=fp.main_dated,
                 fp_main_masked=fp.main_masked, fp_links=fp.links, fp_documents=fp.documents,
                 declared_at=r.declared_at)
-        evidence_sha = {id(r): self.blob(_evidence(r), r.fetch.started_at) for r in records if r.is_change}
+        evidence_sha = {id(v): self.blob(_evidence(v), r.fetch.started_at) for r in records
+                        for v in (r.verdict if r.is_change else None, r.revision and r.revision.verdict) if v}
         # in a fixed order (blobs by address, pages and versions by id): writers side by side never deadlock
         insert_ignore(conn, table(m.Blob), [self.blobs[k] for k in sorted(self.blobs)], ["sha256"])
         if new_versions:
@@ -95,6 +118,7 @@ class _Batch:
         sightings: dict[int, tuple[datetime, datetime | None]] = {}
         first_success: dict[int, datetime] = {}
         summaries: dict[int, dict[str, Any]] = {}
+        revised: set[int] = set()  # pages whose recorded changes a late capture corrected
         for r in records:
             f, now, pid = r.fetch, r.fetch.started_at, r.page_id
             version_id = ids.get((pid, r.version_key)) if r.version_key is not None else None
@@ -108,13 +132,23 @@ class _Batch:
                         page_id=pid, from_version_id=ids.get((pid, r.previous_key or "")), to_version_id=version_id,
                         window_start=r.window_start, detected_at=now, change_class=verdict.change_class.value,
                         is_real=r.is_real, added=ev.added, removed=ev.removed, edited=ev.edited,
-                        evidence_sha=evidence_sha[id(r)]))
+                        evidence_sha=evidence_sha[id(verdict)], supersedes=None))
                     change_times.append({"_id": pid, "_at": now, "_real": now if r.is_real else None})
                     self.count(pid, "change", verdict.change_class.value)
                 elif verdict is not None and verdict.flapped:
                     self.count(pid, "change", "flap")
                 elif verdict is not None and verdict.change_class is ChangeClass.COSMETIC:
                     self.count(pid, "change", "cosmetic")
+            if r.revision is not None:  # a correction of the change recorded at the successor
+                rv = r.revision
+                ev = rv.verdict.evidence
+                changes_rows.append(dict(
+                    page_id=pid, from_version_id=ids.get((pid, rv.from_key)), to_version_id=ids[(pid, rv.to_key)],
+                    window_start=rv.window_start, detected_at=rv.detected_at,
+                    change_class=(rv.verdict.change_class if rv.verdict.is_change else ChangeClass.NONE).value,
+                    is_real=rv.is_real, added=ev.added, removed=ev.removed, edited=ev.edited,
+                    evidence_sha=evidence_sha.get(id(rv.verdict)), supersedes=rv.supersedes))
+                revised.add(pid)
             checks_rows.append(dict(
                 page_id=pid, started_at=now, duration_s=f.elapsed_s, outcome=r.outcome.value,
                 http_status=f.status, bytes=f.size, content_type=f.content_type[:128],
@@ -151,7 +185,18 @@ class _Batch:
                 conn.execute(update(P).where(P.c.id == bindparam("_id"))
                              .values({column.name: _later(column, bindparam(key))}),
                              [{"_id": row["_id"], key: row[key]} for row in moves])
+        if revised:
+            self._latest_changes(sorted(revised))
         self._tallies()
+
+    def _latest_changes(self, page_ids: list[int]) -> None:
+        """After a correction a page's latest change may be earlier than the one it had: taken again from its
+        change records that no later record supersedes."""
+        P, CH = table(m.Page), table(m.Change)
+        live = select(func.max(CH.c.detected_at)).where(CH.c.page_id == P.c.id, current_change(CH),
+                                                        CH.c.change_class.in_(CHANGE_CLASSES))
+        self.conn.execute(update(P).where(P.c.id.in_(page_ids)).values(
+            last_change_at=live.scalar_subquery(), last_real_change_at=live.where(CH.c.is_real).scalar_subquery()))
 
     def _sightings(self, sightings: dict[int, tuple[datetime, datetime | None]]) -> None:
         """Each version's last sighting (and the date it then declared), one executemany per shape."""
@@ -189,9 +234,8 @@ class _Batch:
                                                     set_={"count": T.c.count + ins.excluded.count}), rows)
 
 
-def _evidence(r: CheckRecord) -> bytes:
-    assert r.verdict is not None
-    ev = r.verdict.evidence
+def _evidence(verdict: Verdict) -> bytes:
+    ev = verdict.evidence
     return json.dumps({"diff": ev.diff, "links_added": ev.links_added, "links_removed": ev.links_removed,
                        "documents_added": ev.documents_added, "documents_removed": ev.documents_removed},
                       ensure_ascii=False, sort_keys=True).encode()
@@ -286,6 +330,27 @@ class SqlChecks:
                          last_size=success.bytes if success else None,
                          recent=tuple(VersionRef(key_hash=v.key_hash, fingerprints=_fingerprints(v), version_id=v.id)
                                       for v in versions))
+
+    def successor(self, page_id: int, at: datetime) -> Successor | None:
+        C, V, CH = table(m.Check), table(m.Version), table(m.Change)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(C.c.started_at, V.c.id, V.c.key_hash).join(V, V.c.id == C.c.version_id)
+                               .where(C.c.page_id == page_id, C.c.started_at > at)
+                               .order_by(C.c.started_at).limit(1)).first()
+            if row is None:  # its checks were pruned: the first version first seen after it
+                row = conn.execute(select(V.c.first_seen_at, V.c.id, V.c.key_hash)
+                                   .where(V.c.page_id == page_id, V.c.first_seen_at > at)
+                                   .order_by(V.c.first_seen_at).limit(1)).first()
+            if row is None:
+                return None
+            seen, vid, key = row
+            From = V.alias("from_version")
+            change = conn.execute(select(CH.c.id, From.c.key_hash).join(From, From.c.id == CH.c.from_version_id,
+                                                                       isouter=True)
+                                  .where(CH.c.page_id == page_id, CH.c.to_version_id == vid, CH.c.detected_at == seen,
+                                         current_change(CH)).order_by(CH.c.id.desc()).limit(1)).first()
+        return Successor(checked_at=seen, version_key=key, change_id=change[0] if change else None,
+                         change_from=change[1] if change else None)
 
     def version_content(self, page_id: int, key_hash: str) -> bytes | None:
         """The serialised Content of a stored version (for diffs)."""

@@ -9,14 +9,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Float, Table, func
+from sqlalchemy import Connection, Engine, Float, Table, exists, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
+from monitor.domain import ChangeClass
 from monitor.errors import StoreError, StoreUnavailable
 from monitor.store import models as m
 
+CHANGE_CLASSES = tuple(c.value for c in ChangeClass if c.is_change)  # what the read models call a change
 COMPRESS_LEVEL = 3  # HTML compresses about 5:1 at level 3, at a third of level 6's cost
 SUCCESS = ("ok", "not_modified")
 
@@ -79,6 +81,12 @@ def insert_ignore(conn: Connection, tbl: Table, rows: list[dict[str, Any]], key:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
     if rows:
         conn.execute(upsert(conn, tbl).on_conflict_do_nothing(index_elements=key), rows)
+
+
+def current_change(changes: Table) -> Any:
+    """A change record no later record supersedes (a correction made by a capture found later)."""
+    later = changes.alias("later")
+    return ~exists().where(later.c.supersedes == changes.c.id)
 
 
 def blob(conn: Connection, sha: str) -> bytes | None:

@@ -197,6 +197,9 @@ class Change(Base):
     removed: Mapped[int] = mapped_column(Integer, default=0)
     edited: Mapped[int] = mapped_column(Integer, default=0)
     evidence_sha: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
+    # a correction: this record replaces that one (its id), which a capture found later proved wrong; records are
+    # never edited. No foreign key: SQLite cannot add one in place, and the chain covers the reference
+    supersedes: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
     chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)  # chain position
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -29,9 +29,7 @@ from monitor.ports import (
 )
 from monitor.store import catalogue, reports
 from monitor.store import models as m
-from monitor.store.common import SUCCESS, blob, epoch, table, translate, utc
-
-CHANGE_CLASSES = tuple(c.value for c in ChangeClass if c.is_change)
+from monitor.store.common import CHANGE_CLASSES, SUCCESS, blob, current_change, epoch, table, translate, utc
 
 
 def _day(t: datetime) -> str:
@@ -139,7 +137,7 @@ class SqlAudit:
         CH, P = table(m.Change), table(m.Page)
         q = (select(CH.c.id, P.c.url, CH.c.change_class, CH.c.is_real, CH.c.window_start, CH.c.detected_at,
                     CH.c.added, CH.c.removed, CH.c.edited).join(P, P.c.id == CH.c.page_id)
-             .where(P.c.service_id == service_id, CH.c.change_class.in_(CHANGE_CLASSES),
+             .where(P.c.service_id == service_id, CH.c.change_class.in_(CHANGE_CLASSES), current_change(CH),
                     CH.c.detected_at >= since, CH.c.detected_at < until)
              .order_by(CH.c.detected_at, CH.c.id))
         with self.engine.connect() as conn:
@@ -194,7 +192,8 @@ class SqlHistory:
                 min_class: ChangeClass = ChangeClass.DATE_ONLY) -> list[ChangeRow]:
         CH, P = table(m.Change), table(m.Page)
         classes = [c.value for c in ChangeClass if c.rank <= min_class.rank]
-        q = self._query().where(CH.c.change_class.in_(classes)).order_by(CH.c.detected_at.desc(), CH.c.id.desc())
+        q = (self._query().where(CH.c.change_class.in_(classes), current_change(CH))
+             .order_by(CH.c.detected_at.desc(), CH.c.id.desc()))
         if service_id:
             q = q.where(P.c.service_id == service_id)
         if since:
@@ -216,7 +215,8 @@ class SqlHistory:
             values = row._asdict()
             sha = values.pop("evidence_sha")
             data = blob(conn, sha) if sha else None
-        return ChangeRow(**values, evidence=json.loads(data) if data else None)
+            later = conn.execute(select(func.min(CH.c.id)).where(CH.c.supersedes == change_id)).scalar()
+        return ChangeRow(**values, evidence=json.loads(data) if data else None, superseded_by=later)
 
     def current_contents(self, service_id: str) -> list[ContentRef]:
         P, V = table(m.Page), table(m.Version)
