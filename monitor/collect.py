@@ -1,6 +1,6 @@
 """Captures that take more than one request: a CKAN organisation's datasets (package_search, page by page)
 and an ArcGIS query whose answer exceeds the server's transfer limit (resultOffset). The pages are joined
-into one JSON document, so the rest of the pipeline sees one capture."""
+into one JSON document, so the core sees one capture."""
 
 from __future__ import annotations
 

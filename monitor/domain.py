@@ -298,7 +298,7 @@ class FetchResult:
 
 
 class Fetch(Protocol):
-    """What the pipeline needs of a fetcher (monitor.fetch.Fetcher; tests pass their own)."""
+    """What capturing needs of a fetcher (monitor.fetch.Fetcher; tests pass their own)."""
 
     async def fetch(self, url: str, *, headers: tuple[tuple[str, str], ...] = (), timeout_s: float | None = None,
                     validators: Validators | None = None, allow_private: bool = False,
@@ -462,7 +462,7 @@ class VersionRef:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PageState:
-    """What the pipeline needs to know about a page's past (loaded from the store at start)."""
+    """What the core needs to know of a page's past: now (the runner keeps it) or at a past time (state_at)."""
 
     page_id: int
     last_check_at: datetime | None = None

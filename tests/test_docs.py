@@ -45,3 +45,11 @@ def test_every_alert_has_a_runbook_anchor_in_the_readme() -> None:
     for rule in RULES:
         anchor = rule.render(RUNBOOK)["annotations"]["runbook_url"].split("#", 1)[1]
         assert f'<a id="{anchor}"></a>' in README, anchor
+
+
+def test_every_test_the_readme_cites_exists() -> None:
+    root = Path(__file__).resolve().parents[1]
+    cited = set(re.findall(r"(tests/test_\w+\.py)::(\w+)", README))
+    assert cited
+    for path, name in cited:
+        assert re.search(rf"def {name}\(", (root / path).read_text(encoding="utf-8")), f"{path}::{name}"
