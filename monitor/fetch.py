@@ -17,7 +17,8 @@ import select
 import socket
 import ssl
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -234,18 +235,27 @@ class _HostGate:
         self._next_start: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
-    async def acquire(self, host: str) -> None:
+    @asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        """Hold one of the host's slots, from the politeness pause to the end of the request. The slot is given
+        back on every path: a timeout or a cancellation during the pause included (holding it for ever would
+        leave every later request to the host waiting for a slot that never comes)."""
         sem = self._slots.setdefault(host, asyncio.Semaphore(self.concurrency))
         await sem.acquire()
-        async with self._lock:
-            now = self.clock.monotonic()
-            start = max(now, self._next_start.get(host, 0.0))
-            self._next_start[host] = start + self.delay_s
-        if start > now:
-            await self.clock.sleep_until(start)
-
-    def release(self, host: str) -> None:
-        self._slots[host].release()
+        started, start, reserved = False, 0.0, None
+        try:
+            async with self._lock:
+                now = self.clock.monotonic()
+                start = max(now, self._next_start.get(host, 0.0))
+                self._next_start[host] = reserved = start + self.delay_s
+            if start > now:
+                await self.clock.sleep_until(start)
+            started = True
+            yield
+        finally:
+            if not started and self._next_start.get(host) == reserved:  # the turn was never taken: give it back
+                self._next_start[host] = start
+            sem.release()
 
     def defer(self, host: str, seconds: float) -> None:
         """A server asked us to wait (Retry-After): nobody starts a request to it before then."""
@@ -477,8 +487,10 @@ class Fetcher:
             return _Result(final_url=current, redirects=redirects, hop=hop)
 
     async def _request(self, url: str, headers: dict[str, str], allow_private: bool, probe: bool = False) -> _Hop:
-        host = _host(url)
-        await self._gate.acquire(host)
+        async with self._gate.slot(_host(url)):
+            return await self._send(url, headers, allow_private, probe)
+
+    async def _send(self, url: str, headers: dict[str, str], allow_private: bool, probe: bool) -> _Hop:
         try:
             client = self._clients[allow_private]
             try:
@@ -526,8 +538,6 @@ class Fetcher:
             if outcome is Outcome.ERROR:
                 logger.exception("unexpected failure fetching %s", url)
             return _Hop(outcome=outcome, error=error)
-        finally:
-            self._gate.release(host)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -202,6 +202,50 @@ def test_one_request_at_a_time_per_host(site: Site) -> None:
     assert all(b - a >= 0.1 for a, b in itertools.pairwise(starts))
 
 
+def test_a_fetch_timed_out_in_the_politeness_pause_gives_its_host_slot_back(site: Site) -> None:
+    """The case that marked a healthy host down until restart: with one slot per host and a pause longer
+    than the timeout, the second of two fetches times out while it waits its turn. Its slot must come back,
+    or every later fetch of the host waits for a slot that never comes and times out without a request."""
+    site.routes["/uk"] = page(UKR)
+
+    async def scenario() -> list[Outcome]:
+        async with Fetcher(replace(SETTINGS, per_host_delay_s=1.0, timeout_s=0.4, retries=0)) as f:
+            first, second = await asyncio.gather(f.fetch(site.url("/uk"), allow_private=True),
+                                                 f.fetch(site.url("/uk"), allow_private=True))
+            await asyncio.sleep(1.1)  # past the pause
+            third = await f.fetch(site.url("/uk"), allow_private=True)
+        return [first.outcome, second.outcome, third.outcome]
+
+    assert run(scenario()) == [Outcome.OK, Outcome.TIMEOUT, Outcome.OK]
+    assert len(site.hits("/uk")) == 2
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.01, 0.03, 0.05, 0.055, 0.06, 0.065, 0.07, 0.08, 0.1])
+def test_a_fetch_cancelled_at_any_point_gives_its_host_slot_back(site: Site, after_s: float) -> None:
+    """Cancel a fetch `after_s` into it — in its politeness pause (0.05 s after the one before), while it
+    connects, while the server thinks (0.02 s), while it reads — then fetch again: with one slot per host, a
+    slot or a turn not given back would make it wait for ever."""
+    async def slowish(req: Request, w: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.02)
+        await respond(w, 200, UKR.encode())
+
+    site.routes["/uk"] = slowish
+
+    async def scenario() -> tuple[Outcome, Outcome]:
+        async with Fetcher(replace(SETTINGS, per_host_delay_s=0.05, timeout_s=2, retries=0)) as f:
+            first = await f.fetch(site.url("/uk"), allow_private=True)
+            task = asyncio.create_task(f.fetch(site.url("/uk"), allow_private=True))
+            await asyncio.sleep(after_s)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0.06)
+            again = await asyncio.wait_for(f.fetch(site.url("/uk"), allow_private=True), 1)
+        return first.outcome, again.outcome
+
+    assert run(scenario()) == (Outcome.OK, Outcome.OK)
+
+
 def test_other_hosts_are_not_held_up_by_a_slow_one() -> None:
     async def stuck(req: Request, w: asyncio.StreamWriter) -> None:
         await asyncio.sleep(30)
