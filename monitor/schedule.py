@@ -143,17 +143,24 @@ class Schedule:
                     min(first.values()).isoformat(timespec="seconds") if first else "-")
 
     async def stop(self) -> None:
-        """Stop scheduling; let running checks finish within the grace period, then cancel them."""
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+        """Stop scheduling; let running checks finish within the grace period (they are stored), then cancel
+        what is left. The scheduler is paused first and shut down only after: shutting it down cancels the
+        jobs it is running, which lost the checks in flight."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.pause()
         running = set(self._running)
         if running:
+            logger.info("waiting up to %gs for %d running check(s)", self.grace_s, len(running))
             _done, pending = await asyncio.wait(running, timeout=self.grace_s)
             for task in pending:
                 task.cancel()
             if pending:
+                logger.warning("%d check(s) did not finish within %gs and were cancelled", len(pending),
+                               self.grace_s)
                 await asyncio.wait(pending, timeout=5)
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
 
 
 async def replay(check: CheckFn, targets: Iterable[Target], states: dict[int, PageState], clock: VirtualClock,

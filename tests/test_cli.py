@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 from monitor.cli import main
 from tests.conftest import catalogue_toml
 from tests.helpers import html
-from tests.siteserver import Site, page
+from tests.siteserver import Request, Site, page, respond
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,3 +131,34 @@ def test_run_checks_on_schedule_and_stops_cleanly_on_sigterm(site: Site, tmp_pat
         stopped = conn.execute("select stopped_at from workers").fetchone()[0]
         integrity = conn.execute("pragma integrity_check").fetchone()[0]
     assert stopped is not None and integrity == "ok"
+
+
+def test_sigterm_during_a_slow_check_finishes_and_stores_it(site: Site, tmp_path: Path) -> None:
+    """The README's promise: on SIGTERM the monitor finishes the running checks and writes them."""
+    async def slow(req: Request, w: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3)
+        await respond(w, 200, html("Повільна сторінка"))
+
+    site.routes["/slow"] = slow
+    db = tmp_path / "m.db"
+    cat = tmp_path / "t.toml"
+    cat.write_text(catalogue_toml([site.url("/slow")], db=f"sqlite:///{db}",
+                                  extra_settings='metrics_listen = "127.0.0.1:0"'), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "-t", str(cat), "run"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not site.hits("/slow"):
+            time.sleep(0.1)
+        assert site.hits("/slow"), "the check never started"
+        proc.send_signal(signal.SIGTERM)  # while the server is still thinking
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "CancelledError" not in err and "Traceback" not in err
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select outcome from checks").fetchall()
+    assert rows == [("ok",)], err

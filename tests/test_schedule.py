@@ -141,3 +141,21 @@ async def test_replay_resumes_from_the_stored_state() -> None:
     assert first_of_2 - NOW <= timedelta(minutes=1)
     first_of_1 = next(at for pid, at in seen if pid == 1)
     assert first_of_1 - NOW >= timedelta(hours=2)
+
+
+async def test_stopping_lets_a_running_check_finish() -> None:
+    """A check in flight when the monitor stops finishes (and is stored by its caller), within the grace
+    period; shutting the scheduler down first used to cancel it."""
+    finished: list[int] = []
+    started = asyncio.Event()
+
+    async def check(target: Target, scheduled: datetime) -> None:
+        started.set()
+        await asyncio.sleep(0.5)
+        finished.append(target.page_id)
+
+    schedule = Schedule(check, grace_s=5)
+    schedule.start(targets(1, interval_s=3600), {})
+    await asyncio.wait_for(started.wait(), 90)
+    await schedule.stop()
+    assert finished == [1]
