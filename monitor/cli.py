@@ -242,11 +242,7 @@ def start_metrics(catalogue: Catalogue, store: Store, runner: Runner | None = No
         if runner is None:
             ok = store.health.ping()
             return ok, {"database": ok}
-        beat = runner.health.beat_at
-        age_s = (utcnow() - beat).total_seconds() if beat else None
-        ok = age_s is not None and age_s < 3 * HEARTBEAT_S
-        return ok, {"worker": runner.worker, "heartbeat_age_s": age_s, "database_writable": runner.recorder.db_ok,
-                    "pending_records": len(runner.recorder.pending), "checks_done": runner.health.checks_done}
+        return runner.healthy(HEARTBEAT_S)
 
     registry = build_registry(catalogue, store.metrics, runtime=runtime if runner is not None else None)
     try:

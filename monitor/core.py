@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from monitor import kinds
+from monitor.detect import evidence as make_evidence
 from monitor.detect import verdict as make_verdict
 from monitor.domain import (
     ChangeClass,
@@ -162,9 +163,14 @@ async def process(capture: FetchResult, before: PageState, *, target: Target, tz
                          raw_blob=capture.body)
     if current is None:  # the first capture is the baseline, not a change
         return replace(record, verdict=Verdict(change_class=ChangeClass.NONE))
-    previous = None
+    previous, unavailable = None, False
     if reading.key != current.key_hash and load is not None:
-        previous = await _previous(load, target.page_id, current.key_hash, target, tz)
+        try:
+            previous = await _previous(load, target.page_id, current.key_hash, target)
+        except Exception as exc:  # the store is away: the change is decided now, its evidence when it is back
+            logger.warning("the previous version of page %s is out of reach for now (%s): its diff will be made "
+                           "when the database is back", target.page_id, exc)
+            unavailable = True
     prev_fp = current.fingerprints
     if previous is not None and before.last_noise != target.noise_paths:
         # newly learned noise: compare with the previous version read under the same rules
@@ -172,8 +178,23 @@ async def process(capture: FetchResult, before: PageState, *, target: Target, tz
     elif previous is not None:
         previous = replace(previous, fingerprints=prev_fp)
     verdict = decide(previous, reading, recent=before.recent, before_fingerprints=prev_fp)
-    return replace(record, verdict=verdict, previous_key=current.key_hash,
-                   is_real=verdict.is_change and verdict.change_class in target.service.real_update_classes)
+    return replace(record, verdict=verdict, previous_key=current.key_hash, evidence_pending=unavailable
+                   and verdict.is_change, is_real=verdict.is_change and verdict.change_class in
+                   target.service.real_update_classes)
+
+
+async def complete(record: CheckRecord, *, target: Target, load: ContentLoader) -> CheckRecord:
+    """The evidence of a change decided while the previous version was out of reach, made from the stored
+    contents (the class and the decision stand). `load` raises when they are still out of reach."""
+    if not record.evidence_pending or record.verdict is None or record.previous_key is None:
+        return record
+    before = await _previous(load, target.page_id, record.previous_key, target)
+    data = record.content_blob or (await load(target.page_id, record.version_key) if record.version_key else None)
+    if before is None or data is None:
+        return replace(record, evidence_pending=False)  # nothing to make it from: the change stands without
+    after = _reading(load_content(data), record.version_key or "", target)
+    evidence = make_evidence(before.content, after.content, before.layers, after.layers, record.verdict.change_class)
+    return replace(record, verdict=replace(record.verdict, evidence=evidence), evidence_pending=False)
 
 
 async def place(capture: FetchResult, before: PageState, after: Successor | None, *, target: Target, tz: str,
@@ -215,13 +236,10 @@ def _reading(content: Content, key: str, target: Target) -> Reading:
     return Reading(content=content, layers=lay, fingerprints=fp, key=key, quality=Quality.OK)
 
 
-async def _previous(load: ContentLoader, page_id: int, key: str, target: Target, tz: str) -> Reading | None:
-    """The predecessor's stored content, read under the page's current noise rules (None if unavailable)."""
-    try:
-        data = await load(page_id, key)
-    except Exception as exc:  # the store may be down: the change is still detected, its diff is not
-        logger.warning("cannot load the previous version of page %s for the diff: %s", page_id, exc)
-        return None
+async def _previous(load: ContentLoader, page_id: int, key: str, target: Target) -> Reading | None:
+    """The predecessor's stored content, read under the page's current noise rules (raises when the store
+    cannot be reached)."""
+    data = await load(page_id, key)
     return _reading(load_content(data), key, target) if data else None
 
 

@@ -526,6 +526,7 @@ class CheckRecord:
     window_start: datetime | None = None  # the previous successful check
     full_fetch: bool = False  # a 200 with a body (not a 304)
     revision: Revision | None = None  # a late capture: what it changes about the change at its successor
+    evidence_pending: bool = False  # a change decided while the previous version was out of reach
 
     @property
     def is_change(self) -> bool:

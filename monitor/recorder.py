@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from monitor.domain import CheckRecord
 from monitor.errors import StoreError, StoreUnavailable
@@ -14,13 +16,18 @@ from monitor.ports import CheckWriter
 
 logger = logging.getLogger(__name__)
 
+Complete = Callable[[CheckRecord], Awaitable[CheckRecord]]
+"""Makes the evidence of a change decided while the previous version was out of reach."""
+
 
 class Recorder:
     """Writes check records in batches; holds them (bounded) while the database is unreachable."""
 
     def __init__(self, store: CheckWriter, *, max_pending: int = 20_000, max_pending_bytes: int = 64 << 20,
-                 batch: int = 200, retry_max_s: float = 10.0, linger_s: float = 0.05) -> None:
+                 batch: int = 200, retry_max_s: float = 10.0, linger_s: float = 0.05,
+                 complete: Complete | None = None) -> None:
         self.store = store
+        self.complete = complete
         self.linger_s = linger_s  # a short wait for more records before a small batch: fewer, larger writes
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
@@ -85,6 +92,7 @@ class Recorder:
                 await asyncio.sleep(self.linger_s)
             batch = [self.pending[i] for i in range(min(self.batch, len(self.pending)))]
             try:
+                batch = await self._completed(batch)
                 await asyncio.to_thread(self.store.write, batch)
             except StoreUnavailable as exc:
                 if self.db_ok:
@@ -117,6 +125,25 @@ class Recorder:
                 logger.warning("database reachable again; wrote %d buffered checks", len(batch))
             self.db_ok, self.last_error, delay = True, "", 0.5
             self._room.set()
+
+    async def _completed(self, batch: list[CheckRecord]) -> list[CheckRecord]:
+        """The evidence of the changes decided while the database was away, made now that it answers again
+        (raises StoreUnavailable while it does not). The buffer keeps the completed records."""
+        if self.complete is None or not any(r.evidence_pending for r in batch):
+            return batch
+        out = []
+        for i, rec in enumerate(batch):
+            if rec.evidence_pending:
+                try:
+                    rec = await self.complete(rec)
+                except StoreUnavailable:
+                    raise
+                except Exception:  # a bug must not hold the buffer: the change is written without its diff
+                    logger.exception("the evidence of a change of page %s could not be made", rec.page_id)
+                    rec = replace(rec, evidence_pending=False)
+                self.pending[i] = rec
+            out.append(rec)
+        return out
 
     async def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until every pending record is written; False if the timeout passed first."""

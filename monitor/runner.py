@@ -58,7 +58,7 @@ class Runner:
         self.worker = worker or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.health = Health(worker=self.worker, hostname=socket.gethostname(), pid=os.getpid(),
                              started_at=clock.now())
-        self.recorder = Recorder(stores.checks)
+        self.recorder = Recorder(stores.checks, complete=self._complete)
         self.targets: dict[int, Target] = {}
         self.states: dict[int, PageState] = {}
         self.slots = asyncio.Semaphore(self.settings.concurrency)  # checks (and other fetches) at once
@@ -77,6 +77,10 @@ class Runner:
             if rec.page_id == page_id and rec.version_key == key and rec.content_blob is not None:
                 return rec.content_blob
         return await asyncio.to_thread(self.stores.checks.version_content, page_id, key)
+
+    async def _complete(self, record: CheckRecord) -> CheckRecord:
+        target = self.targets.get(record.page_id)
+        return await core.complete(record, target=target, load=self.load_content) if target else record
 
     async def current_content(self, page_id: int) -> Content | None:
         state = self.states.get(page_id)
@@ -174,6 +178,21 @@ class Runner:
         lags = self.health.lags
         self.health.schedule_lag_s = max(lags) if lags else 0.0
         lags.clear()
+
+    def healthy(self, heartbeat_s: float) -> tuple[bool, dict[str, object]]:
+        """Whether this monitor works (for /healthz), and why not: its scheduler beats, the database takes its
+        writes, and the write buffer is not filling up."""
+        beat = self.health.beat_at
+        age_s = (self.clock.now() - beat).total_seconds() if beat else None
+        rec = self.recorder
+        problems = [p for p, bad in (
+            ("no heartbeat", age_s is None or age_s >= 3 * heartbeat_s),
+            ("the database does not take writes", not rec.db_ok),
+            ("the write buffer is filling", len(rec.pending) >= rec.max_pending / 2
+             or rec.pending_bytes >= rec.max_pending_bytes / 2)) if bad]
+        return not problems, {"worker": self.worker, "problems": problems, "heartbeat_age_s": age_s,
+                              "database_writable": rec.db_ok, "pending_records": len(rec.pending),
+                              "checks_done": self.health.checks_done}
 
     def heartbeat(self, *, stopped: bool = False) -> None:
         """Record the worker's heartbeat (raises StoreError when the database is unreachable)."""

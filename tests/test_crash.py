@@ -205,6 +205,9 @@ async def test_a_30_second_database_outage_during_a_round(pg_url: str, tmp_path:
             assert await asyncio.to_thread(reg.get_sample_value, "freshness_database_up") == 0
             assert reg.get_sample_value("freshness_database_writable") == 0
             assert reg.get_sample_value("freshness_write_buffer_records") == PAGES
+            ok, details = runner.healthy(heartbeat_s=3600)
+            assert not ok and "the database does not take writes" in details["problems"]  # /healthz says so
+            assert all(r.evidence_pending for r in runner.recorder.pending)  # decided now, evidence to come
             await asyncio.sleep(max(0.0, 30 - (time.monotonic() - t0)))
 
             proxy.start()  # back, on the same port
@@ -214,6 +217,11 @@ async def test_a_30_second_database_outage_during_a_round(pg_url: str, tmp_path:
     checks = _count(pg_url, "select count(*) from checks")
     changes = _count(pg_url, "select count(*) from changes")
     assert checks == 2 * PAGES and changes == PAGES  # nothing lost, nothing written twice
+    # the evidence of the changes made while the database was away was made when it came back: none is empty
+    for row in store.history.changes():
+        change = store.history.change(row.id)
+        assert change is not None and change.evidence is not None
+        assert "-Версія A" in change.evidence["diff"] and "+Версія B" in change.evidence["diff"], change.id
     assert _count(pg_url, "select count(*) from checks where bytes > 0") == 2 * PAGES  # sizes kept without bodies
     store.close()
     proxy.close()

@@ -354,7 +354,7 @@ class SqlChecks:
 
     def version_content(self, page_id: int, key_hash: str) -> bytes | None:
         """The serialised Content of a stored version (for diffs)."""
-        with Session(self.engine) as s:
+        with translate("cannot read a version"), Session(self.engine) as s:
             row = s.execute(select(m.Blob.codec, m.Blob.data).join(m.Version, m.Version.content_sha == m.Blob.sha256)
                             .where(m.Version.page_id == page_id, m.Version.key_hash == key_hash)).first()
             return unpack(row.codec, row.data) if row else None
