@@ -57,7 +57,8 @@ class Web:
                 "<footer>© 2026 Покровська міська рада</footer></body></html>").encode()
 
     async def fetch(self, url: str, *, headers: tuple[tuple[str, str], ...] = (), timeout_s: float | None = None,
-                    validators: object = None, allow_private: bool = False, probe: bool = False):  # type: ignore[no-untyped-def]
+                    validators: object = None, allow_private: bool = False, probe: bool = False,
+                    forward_headers: bool = False):  # type: ignore[no-untyped-def]
         from monitor.domain import FetchResult, Outcome
 
         self.fetches += 1

@@ -37,6 +37,8 @@ from monitor.domain import (
     Settings,
     Target,
     load_content,
+    redact_text,
+    redact_url,
 )
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.exporter import MetricsServer
@@ -363,10 +365,10 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
         store.close()
     failed = [r for _, r in results if not r.outcome.success]
     if as_json:
-        click.echo(json.dumps([{"service": t.service.id, "page": t.page.position, "url": t.page.url,
+        click.echo(json.dumps([{"service": t.service.id, "page": t.page.position, "url": redact_url(t.page.url),
                                 "outcome": r.outcome.value, "status": r.fetch.status,
                                 "change": r.verdict.change_class.value if r.verdict else None,
-                                "real_update": r.is_real, "error": r.fetch.error,
+                                "real_update": r.is_real, "error": redact_text(r.fetch.error),
                                 "duration_s": round(r.fetch.elapsed_s, 3)} for t, r in results],
                               ensure_ascii=False, indent=2))
     else:
@@ -379,7 +381,8 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
                 change += " (real update)"
             table.add_row(t.service.id, str(t.page.position),
                           f"[{'green' if r.outcome.success else 'red'}]{r.outcome.value}[/]",
-                          str(r.fetch.status or "-"), change, f"{r.fetch.elapsed_s:.2f}", escape(r.fetch.error[:80]))
+                          str(r.fetch.status or "-"), change, f"{r.fetch.elapsed_s:.2f}",
+                          escape(redact_text(r.fetch.error)[:80]))
         Console(width=max(120, Console().width)).print(table)
         unmonitored = [s.id for s in catalogue.services if not s.pages and (not services or s.id in services)]
         if unmonitored:

@@ -32,7 +32,7 @@ def _ckan_search_url(page: PageConfig) -> str:
 async def fetch_one(fetcher: Fetch, page: PageConfig, validators: Validators | None) -> FetchResult:
     """The capture of most kinds: one request (conditional when validators are given)."""
     return await fetcher.fetch(page.url, headers=page.headers, timeout_s=page.timeout_s, validators=validators,
-                               allow_private=page.allow_private)
+                               allow_private=page.allow_private, forward_headers=page.forward_headers)
 
 
 async def collect_ckan(fetcher: Fetch, page: PageConfig, validators: Validators | None) -> FetchResult:
@@ -51,7 +51,8 @@ async def collect_geo(fetcher: Fetch, page: PageConfig, validators: Validators |
 
 
 async def _get(fetcher: Fetch, page: PageConfig, url: str) -> FetchResult:
-    return await fetcher.fetch(url, headers=page.headers, timeout_s=page.timeout_s, allow_private=page.allow_private)
+    return await fetcher.fetch(url, headers=page.headers, timeout_s=page.timeout_s, allow_private=page.allow_private,
+                               forward_headers=page.forward_headers)
 
 
 def _joined(first: FetchResult, body: dict[str, Any], elapsed_s: float, requests: int) -> FetchResult:

@@ -7,6 +7,7 @@ validation, the error messages and the reference table in the README (``monitor 
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -28,6 +29,7 @@ from monitor.domain import (
     ReportSettings,
     ServiceConfig,
     Settings,
+    redact_url,
 )
 from monitor.errors import ConfigError, Problem
 
@@ -161,13 +163,41 @@ def p_enum(enum: type[Any], aliases: Mapping[str, Any] | None = None) -> Parser:
     return parse
 
 
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")  # underscores: not in host names, yet in use
+
+
+def valid_host(host: str) -> bool:
+    """An IP address, or a DNS name (internationalised names in their ASCII form) of valid labels."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_name = host.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return False
+    return 0 < len(ascii_name) <= 253 and all(_LABEL.match(label) for label in ascii_name.split("."))
+
+
 def p_url(value: Any) -> str:
     s = p_nonempty(value)
-    parts = urlsplit(s)
+    shown = redact_url(s)  # an address may hold a password or a token: messages never show them
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in s):
+        raise Invalid(f"{shown!r} holds spaces or control characters (encode them: %20)")
+    try:
+        parts = urlsplit(s)
+        port = parts.port
+    except ValueError as exc:
+        raise Invalid(f"{shown!r} is not a usable URL: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise Invalid(f"{s!r} is not an http(s) URL")
+        raise Invalid(f"{shown!r} is not an http(s) URL")
     if not parts.hostname:
-        raise Invalid(f"{s!r} has no host")
+        raise Invalid(f"{shown!r} has no host")
+    if not valid_host(parts.hostname):
+        raise Invalid(f"{shown!r}: {parts.hostname!r} is not a valid host name or address")
+    if port == 0:
+        raise Invalid(f"{shown!r}: port 0 is not a port")
     return s
 
 
@@ -188,8 +218,22 @@ def p_headers(value: Any) -> tuple[tuple[str, str], ...]:
             raise Invalid(f"{name!r} is not a valid header name")
         if not isinstance(v, str):
             raise Invalid(f"header {name!r}: expected a string value")
+        if problem := header_value_problem(v):
+            raise Invalid(f"header {name!r}: its value {problem} (the value is not shown)")
         out.append((name, v))
     return tuple(out)
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why a header value cannot be sent as it is (a line break would end the header and start another), or
+    None. Header values are printable ASCII: RFC 9110 allows no more for safety across servers."""
+    if any(ch in "\r\n\0" for ch in value):
+        return "holds a line break or a NUL"
+    if not all(32 <= ord(ch) < 127 or ch == "\t" for ch in value):
+        return "holds characters other than printable ASCII"
+    if value != value.strip():
+        return "starts or ends with white space"
+    return None
 
 
 def p_change_classes(value: Any) -> frozenset[ChangeClass]:
@@ -297,6 +341,8 @@ PAGE: tuple[Key, ...] = (
     Key("content", p_nonempty, "CSS selector of the main content (overrides detection)."),
     Key("exclude", p_str_list, "CSS selectors removed before extraction (widgets, counters)."),
     Key("allow_private", p_bool, "Allow loopback/private addresses (intranet services, tests)."),
+    Key("forward_headers", p_bool, "Send the configured headers to another site a redirect leads to "
+        "(they are dropped by default)."),
     Key("select", p_nonempty, "json: a JMESPath expression choosing what is compared (e.g. 'results[0].version')."),
     Key("ignore", p_str_list, "json, ckan, geo: keys ignored wherever they appear (timestamps of the API itself)."),
     Key("organization", p_nonempty, "ckan: the organisation (name or id) whose datasets are watched."),
@@ -419,7 +465,12 @@ def _resolve_headers(
             c.add(f"{where} key 'headers'", f"header {name!r} refers to unset environment variable(s) "
                   f"{', '.join(missing)}")
             continue
-        resolved.append((name, ENV_REF_RE.sub(lambda m: environ[m.group(1)], template)))
+        value = ENV_REF_RE.sub(lambda m: environ[m.group(1)], template)
+        if problem := header_value_problem(value):
+            c.add(f"{where} key 'headers'", f"header {name!r}: its value from the environment {problem} "
+                  "(the value is not shown)")
+            continue
+        resolved.append((name, value))
     return tuple(resolved)
 
 
@@ -515,6 +566,7 @@ def parse_catalogue(
                     content=pv.get("content"),
                     exclude=pv.get("exclude", ()),
                     allow_private=pv.get("allow_private", False),
+                    forward_headers=pv.get("forward_headers", False),
                     select=pv.get("select"),
                     ignore=pv.get("ignore", ()),
                     organization=pv.get("organization"),

@@ -38,6 +38,7 @@ from monitor.domain import (
     VersionRef,
     dump_content,
     load_content,
+    redact_url,
 )
 from monitor.extract import ExtractOptions
 from monitor.fingerprint import Layers, fingerprints, layers, version_key
@@ -150,7 +151,7 @@ async def process(capture: FetchResult, before: PageState, *, target: Target, tz
         reading = read(capture, target.page.kind, options=kinds.options_for(target.page, tz),
                        noise=target.noise_paths, previous_size=before.last_size)
     except Exception:  # a bug in a reader must not stop the monitor
-        logger.exception("extraction failed for %s", target.page.url)
+        logger.exception("extraction failed for %s", redact_url(target.page.url))
         return replace(base, outcome=Outcome.ERROR)
     if not reading.ok:
         return replace(base, fetch=replace(capture, error=reading.quality_reason), outcome=Outcome.BAD_CAPTURE,

@@ -3,10 +3,46 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+# query parameters whose values are secrets wherever they appear (?api_key=..., &access_token=..., &sig=...)
+SECRET_PARAM = re.compile(r"^(?:.*[-_.])?(?:api[-_]?key|apikey|key|token|access[-_]?token|auth|authorization|"
+                          r"password|passwd|pwd|pass|secret|client[-_]?secret|signature|sig|session|sessionid|sid|"
+                          r"jwt|bearer|credentials?)$", re.I)
+REDACTED = "REDACTED"
+
+
+def redact_url(url: str) -> str:
+    """The address as it may be shown, logged or stored: a password in it and the values of secret-looking
+    query parameters replaced by REDACTED (the same every time, so it still identifies the page)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a usable URL: show nothing of its authority or query
+        return re.sub(r"//[^/?#]*@", f"//{REDACTED}@", url.split("?", 1)[0])
+    netloc = parts.netloc
+    if password is not None:
+        netloc = f"{parts.username or ''}:{REDACTED}@{netloc.rpartition('@')[2]}"
+    query = parts.query
+    if query:
+        pairs = [p.partition("=") for p in query.split("&")]
+        query = "&".join(f"{k}={REDACTED}" if eq and SECRET_PARAM.match(k) else f"{k}{eq}{v}" for k, eq, v in pairs)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_URL_IN_TEXT = re.compile(r"\bhttps?://[^\s'\"<>)]+")
+
+
+def redact_text(text: str) -> str:
+    """A message with every address in it redacted (errors quote the addresses they failed on)."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text) if "://" in text else text
 
 
 class Regulation(StrEnum):
@@ -140,6 +176,7 @@ class PageConfig:
     content: str | None = None  # CSS selector of the main content
     exclude: tuple[str, ...] = ()  # CSS selectors removed before extraction
     allow_private: bool = False  # allow fetching loopback/private addresses (tests, intranet)
+    forward_headers: bool = False  # send the configured headers to another origin a redirect leads to
     select: str | None = None  # json: a JMESPath expression choosing what is compared
     ignore: tuple[str, ...] = ()  # json, ckan, geo: keys ignored wherever they appear
     organization: str | None = None  # ckan: the organisation whose datasets are watched
@@ -302,7 +339,7 @@ class Fetch(Protocol):
 
     async def fetch(self, url: str, *, headers: tuple[tuple[str, str], ...] = (), timeout_s: float | None = None,
                     validators: Validators | None = None, allow_private: bool = False,
-                    probe: bool = False) -> FetchResult: ...
+                    probe: bool = False, forward_headers: bool = False) -> FetchResult: ...
 
 
 # --- content model --------------------------------------------------------------------------

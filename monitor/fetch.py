@@ -30,7 +30,7 @@ import httpcore
 import httpx
 
 from monitor.clock import SYSTEM, Clock
-from monitor.domain import FetchResult, Outcome, Settings, Validators
+from monitor.domain import REDACTED, FetchResult, Outcome, Settings, Validators, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -392,9 +392,12 @@ class Fetcher:
         validators: Validators | None = None,
         allow_private: bool = False,
         probe: bool = False,
+        forward_headers: bool = False,
     ) -> FetchResult:
         """Fetch `url` (following redirects, retrying transient failures) within one total deadline. A probe
-        (link checks) asks only whether the address answers: HEAD, or a GET whose body is not read."""
+        (link checks) asks only whether the address answers: HEAD, or a GET whose body is not read. The given
+        headers are dropped when a redirect leads to another origin, unless `forward_headers`."""
+        headers = tuple(headers)
         clock = self.clock
         started_at = clock.now()
         t0 = clock.monotonic()
@@ -405,7 +408,8 @@ class Fetcher:
             attempts += 1
             try:
                 async with asyncio.timeout(max(0.001, deadline - clock.monotonic())):
-                    result = await self._follow(url, headers, validators, allow_private, deadline, probe)
+                    result = await self._follow(url, headers, validators, allow_private, deadline, probe,
+                                                forward_headers)
             except TimeoutError:
                 result = _Result(final_url=url, hop=_Hop(outcome=Outcome.TIMEOUT,
                                                          error=f"no complete response within {total_s:g}s"))
@@ -446,12 +450,13 @@ class Fetcher:
             tls_expires_at=hop.tls_expires_at,
             retry_after_s=retry_after,
             attempts=attempts,
-            error=hop.error,
+            error=_scrub(hop.error, headers),
             challenge=any(h in hdrs for h in CHALLENGE_HEADERS),
         )
 
     async def _follow(self, url: str, headers: Iterable[tuple[str, str]], validators: Validators | None,
-                      allow_private: bool, deadline: float, probe: bool = False) -> _Result:
+                      allow_private: bool, deadline: float, probe: bool = False,
+                      forward_headers: bool = False) -> _Result:
         current = url
         seen = {url}
         redirects = 0
@@ -469,18 +474,18 @@ class Fetcher:
                 if urlsplit(target).scheme not in ("http", "https"):
                     return _Result(final_url=current, redirects=redirects,
                                    hop=_Hop(outcome=Outcome.REDIRECTS, status=hop.status,
-                                            error=f"redirect to a non-http location {target[:200]!r}"))
+                                            error=f"redirect to a non-http location {redact_url(target)[:200]!r}"))
                 if target in seen:
                     return _Result(final_url=current, redirects=redirects,
                                    hop=_Hop(outcome=Outcome.REDIRECTS, status=hop.status,
-                                            error=f"redirect loop back to {target[:200]}"))
+                                            error=f"redirect loop back to {redact_url(target)[:200]}"))
                 redirects += 1
                 if redirects > self.settings.max_redirects:
                     return _Result(final_url=current, redirects=redirects,
                                    hop=_Hop(outcome=Outcome.REDIRECTS, status=hop.status,
                                             error=f"more than {self.settings.max_redirects} redirects"))
-                if _host(target) != _host(current):
-                    extra = {k: v for k, v in extra.items() if k.lower() not in ("authorization", "cookie")}
+                if _origin(target) != _origin(current) and not forward_headers:
+                    extra = {}  # an API key or a token is for the site it was configured for, not where it sends us
                 seen.add(target)
                 current = target
                 continue
@@ -545,6 +550,20 @@ class _Result:
     final_url: str
     hop: _Hop
     redirects: int = 0
+
+
+def _scrub(error: str, headers: Iterable[tuple[str, str]]) -> str:
+    """An error text without the values of the headers sent (a library may quote a refused header whole)."""
+    for _name, value in headers:
+        for form in {value, value.strip(), repr(value.encode("utf-8", "replace"))[2:-1]}:
+            if len(form) >= 4 and form in error:
+                error = error.replace(form, REDACTED)
+    return error
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def _host(url: str) -> str:

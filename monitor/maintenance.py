@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from monitor import kinds
 from monitor.auditing import report_stats
-from monitor.domain import Catalogue, Content, Grade, Outcome, Target, load_content
+from monitor.domain import Catalogue, Content, Grade, Outcome, Target, load_content, redact_text, redact_url
 from monitor.ports import HistoryReader, LinkCheck, Stores
 from monitor.runner import Runner
 from monitor.status import dataset_statuses
@@ -106,9 +106,11 @@ class Maintenance:
                 async with self.runner.slots:
                     r = await self.runner.fetcher.fetch(url, headers=target.page.headers,
                                                         timeout_s=target.page.timeout_s,
-                                                        allow_private=target.page.allow_private, probe=True)
-                rows.append(LinkCheck(page_id=target.page_id, url=url, checked_at=now, outcome=r.outcome.value,
-                                      status=r.status, error=r.error[:500]))
+                                                        allow_private=target.page.allow_private, probe=True,
+                                                        forward_headers=target.page.forward_headers)
+                rows.append(LinkCheck(page_id=target.page_id, url=redact_url(url), checked_at=now,
+                                      outcome=r.outcome.value,
+                                      status=r.status, error=redact_text(r.error)[:500]))
             return rows
 
         rows = [row for rows in await asyncio.gather(*(one(t) for t in due)) for row in rows]

@@ -39,7 +39,7 @@ from prometheus_client.samples import Sample
 from monitor import __version__, kinds
 from monitor.audit import UNREPORTED, ReportVerdict
 from monitor.clock import SYSTEM, Clock
-from monitor.domain import Catalogue, ChangeClass, Grade, Outcome
+from monitor.domain import Catalogue, ChangeClass, Grade, Outcome, redact_url
 from monitor.ports import DURATION_BUCKETS, MetricsReader, PageMetricRow, TallyRow
 from monitor.regulation import default_interval_s, nominal_gap_s
 from monitor.status import State, service_statuses
@@ -183,8 +183,8 @@ class CatalogueCollector(_Quiet):
             if gap:
                 max_age.add_metric(labels, gap)
             for page in svc.pages:
-                page_info.add_metric([svc.id, str(page.position)], {"url": page.url, "kind": page.kind.value,
-                                                                    "name": page.name})
+                page_info.add_metric([svc.id, str(page.position)], {
+                    "url": redact_url(page.url), "kind": page.kind.value, "name": page.name})
                 max_interval = max(max_interval, page.interval_s or default_interval_s(svc.regulation))
         longest = GaugeMetricFamily("freshness_monitor_max_interval_seconds", "Longest check interval of any page.")
         longest.add_metric([], max_interval)

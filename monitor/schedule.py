@@ -21,7 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.clock import SYSTEM, Clock, VirtualClock
-from monitor.domain import PageState, Target
+from monitor.domain import PageState, Target, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Schedule:
             self._expected[target.page_id] = next_after(target, now)
             await self._check(target, expected + timedelta(seconds=jitter_s(target.interval_s)))
         except Exception:  # the loop must never die of one page
-            logger.exception("check of %s failed unexpectedly", target.page.url)
+            logger.exception("check of %s failed unexpectedly", redact_url(target.page.url))
         finally:
             self._running.discard(task)
 

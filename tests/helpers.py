@@ -60,7 +60,7 @@ class StubFetcher:
 
     async def fetch(self, url: str, *, headers: tuple[tuple[str, str], ...] = (), timeout_s: float | None = None,
                     validators: Validators | None = None, allow_private: bool = False,
-                    probe: bool = False) -> FetchResult:
+                    probe: bool = False, forward_headers: bool = False) -> FetchResult:
         self.calls.append((url, validators))
         if url in self.failures:
             return FetchResult(url=url, final_url=url, outcome=self.failures[url], started_at=self.clock.now(),

@@ -71,8 +71,9 @@ def gzipped(body: bytes, headers: dict[str, str] | None = None) -> Handler:
 class Site:
     """Start with `with Site() as site:`; set routes with `site.routes[path] = handler`."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
         self.tls = tls
+        self.host = host  # another loopback address (127.0.0.2...) stands for another host
         self.routes: dict[str, Handler] = {}
         self.requests: list[Request] = []
         self.active = 0
@@ -85,7 +86,7 @@ class Site:
 
     @property
     def base(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.base + path
@@ -103,7 +104,7 @@ class Site:
         self.loop.close()
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
+        self._server = await asyncio.start_server(self._handle, self.host, 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:

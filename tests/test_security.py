@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,10 @@ from hypothesis import strategies as st
 from monitor.cli import main
 from monitor.compare import read_bytes as read
 from monitor.domain import Outcome, Settings
+from monitor.errors import ConfigError
 from monitor.fetch import Fetcher, is_public_address
 from tests.helpers import html
-from tests.siteserver import Site, page
+from tests.siteserver import Request, Site, page, respond
 
 SETTINGS = Settings(user_agent="sec (+mailto:it@example.org)", per_host_delay_s=0.0, retries=0, timeout_s=3)
 
@@ -77,6 +79,57 @@ def test_non_http_schemes_are_refused() -> None:
 
 
 SECRET = "s3cr3t-T0KEN-do-not-leak-7b1e"
+PASSWORD = "pa55-in-the-url-9c2d"
+
+
+def redirect_to(location: str) -> Callable[[Request, asyncio.StreamWriter], Awaitable[None]]:
+    async def handler(req: Request, w: asyncio.StreamWriter) -> None:
+        await respond(w, 302, b"", {"Location": location})
+
+    return handler
+
+
+@pytest.mark.parametrize("value", ["Bearer abc\n", "Bearer abc\r\nX-Injected: 1", "Bearer \u00e9", " Bearer abc"])
+def test_a_header_value_that_cannot_be_sent_is_refused_at_load_without_showing_it(value: str) -> None:
+    from monitor.config import parse_catalogue
+
+    data = {"settings": {"user_agent": "t (+mailto:a@b.c)"}, "departments": {"it": {"name": "IT"}},
+            "services": [{"id": "portal", "name": "П", "department": "IT", "regulation": "weekly",
+                          "pages": [{"url": "https://a.example/", "headers": {"X-Api-Key": value}}]}]}
+    with pytest.raises(ConfigError) as bad:
+        parse_catalogue(data, environ={})
+    assert "header 'X-Api-Key'" in str(bad.value) and "not shown" in str(bad.value)
+    assert value.strip() not in str(bad.value)
+    data["services"][0]["pages"][0]["headers"] = {"X-Api-Key": "${KEY}"}  # the same from the environment
+    with pytest.raises(ConfigError, match="its value from the environment") as bad:
+        parse_catalogue(data, environ={"KEY": value})
+    assert value.strip() not in str(bad.value)
+
+
+@pytest.mark.parametrize("forward", [False, True])
+def test_configured_headers_stay_with_their_site_on_a_redirect(forward: bool) -> None:
+    """Every configured header (an API key, not only Authorization and Cookie) is dropped when a redirect
+    leads to another origin — another host on loopback here — unless the page allows it."""
+    from dataclasses import replace
+
+    from monitor.domain import Settings
+    from monitor.fetch import Fetcher
+
+    with Site() as here, Site(host="127.0.0.2") as there:
+        there.routes["/data"] = page(html("Дані"))
+        here.routes["/api"] = redirect_to(there.url("/data"))
+
+        async def go() -> Outcome:
+            settings = replace(Settings(user_agent="t (+mailto:a@b.c)"), per_host_delay_s=0.0, retries=0)
+            async with Fetcher(settings) as fetcher:
+                r = await fetcher.fetch(here.url("/api"), headers=(("X-Api-Key", SECRET), ("Authorization", "x")),
+                                        allow_private=True, forward_headers=forward)
+            return r.outcome
+
+        assert asyncio.run(go()) is Outcome.OK
+        assert here.requests[0].headers["x-api-key"] == SECRET
+        sent = there.requests[0].headers
+        assert ("x-api-key" in sent) is forward and ("authorization" in sent) is forward
 
 
 def test_secrets_never_reach_logs_metrics_database_or_reports(
@@ -104,9 +157,13 @@ regulation = "weekly"
   allow_private = true
   headers = {{ Authorization = "Bearer ${{CITY_TOKEN}}" }}
   [[services.pages]]
-  url = "{site.url('/private')}?token=${{CITY_TOKEN}}"
+  url = "{site.url('/private')}?page=2&api_key={PASSWORD}"
   allow_private = true
-""".replace("?token=${CITY_TOKEN}", ""), encoding="utf-8")
+  [[services.pages]]
+  url = "{site.url('/moved').replace('http://', f'http://monitor:{PASSWORD}@')}"
+  allow_private = true
+""", encoding="utf-8")
+    site.routes["/moved"] = redirect_to(site.url(f"/uk?session={PASSWORD}"))
     caplog.set_level(logging.DEBUG)
     cli = CliRunner()
     outputs = [cli.invoke(main, ["-t", str(targets), *args]) for args in (
@@ -125,8 +182,11 @@ regulation = "weekly"
     texts = {"logs": caplog.text, "metrics": metrics, "database": dump,
              **{f"output {i}": o.output for i, o in enumerate(outputs)}}
     for where, text in texts.items():  # ...and nowhere else
-        assert SECRET not in text, where
+        leaks = [line for line in text.splitlines() if SECRET in line or PASSWORD in line]
+        assert not leaks, (where, leaks[:3])
     assert "${CITY_TOKEN}" in dump  # the template is what is stored
+    assert "api_key=REDACTED" in dump and "monitor:REDACTED@" in dump and "session=REDACTED" in dump
+    assert f"api_key={PASSWORD}" in site.requests[1].query or any(PASSWORD in r.query for r in site.requests)
 
 
 # --- extraction and fingerprinting never raise, are deterministic, and ignore noise ---------------------

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from monitor.domain import Catalogue
+from monitor.domain import Catalogue, redact_url
 from monitor.ports import PageRow, ServiceRow
 from monitor.regulation import default_interval_s
 from monitor.store import models as m
@@ -53,7 +53,8 @@ class SqlCatalogue:
             seen = set()
             for svc in catalogue.services:
                 for page in svc.pages:
-                    key = (svc.id, page.url)
+                    url = redact_url(page.url)  # a password or a token in an address is never stored
+                    key = (svc.id, url)
                     seen.add(key)
                     options = json.dumps({"content": page.content, "exclude": list(page.exclude),
                                           "headers": dict(page.header_templates),
@@ -61,7 +62,7 @@ class SqlCatalogue:
                     interval = page.interval_s or default_interval_s(svc.regulation)
                     prow = pages.get(key)
                     if prow is None:
-                        prow = m.Page(service_id=svc.id, url=page.url, position=page.position,
+                        prow = m.Page(service_id=svc.id, url=url, position=page.position,
                                       kind=page.kind.value, name=page.name, interval_s=interval,
                                       options=options, created_at=now, consecutive_failures=0)
                         s.add(prow)

@@ -25,6 +25,8 @@ from monitor.domain import (
     Validators,
     Verdict,
     VersionRef,
+    redact_text,
+    redact_url,
 )
 from monitor.ports import duration_bucket
 from monitor.store import chain
@@ -152,11 +154,12 @@ class _Batch:
             checks_rows.append(dict(
                 page_id=pid, started_at=now, duration_s=f.elapsed_s, outcome=r.outcome.value,
                 http_status=f.status, bytes=f.size, content_type=f.content_type[:128],
-                final_url=f.final_url if f.final_url != f.url else None, redirects=f.redirects, attempts=f.attempts,
+                final_url=redact_url(f.final_url) if f.final_url != f.url else None, redirects=f.redirects,
+                attempts=f.attempts,
                 quality=r.quality.value if r.quality else None,
                 change_class=verdict.change_class.value if verdict else None, version_id=version_id,
                 fp_raw=r.fingerprints.raw if r.fingerprints else None, last_modified=f.last_modified,
-                error=f.error[:2000], worker=r.worker))
+                error=redact_text(f.error)[:2000], worker=r.worker))
             self.count(pid, "outcome", r.outcome.value)
             self.count(pid, "duration", duration_bucket(f.elapsed_s))
             self.count(pid, "duration_ms", "sum", round(f.elapsed_s * 1000))
