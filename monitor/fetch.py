@@ -173,7 +173,7 @@ class _Decoder:
         self._stages: list[Any] = []
         for enc in reversed(encodings):  # applied in order, so undone in reverse
             if enc in ("gzip", "x-gzip"):
-                self._stages.append(("z", zlib.decompressobj(16 + zlib.MAX_WBITS)))
+                self._stages.append(("gz", zlib.decompressobj(16 + zlib.MAX_WBITS)))
             elif enc == "deflate":
                 self._stages.append(("deflate", None))
             elif enc == "br":
@@ -195,7 +195,22 @@ class _Decoder:
             self._stages[index] = ("z", obj)
             kind = "z"
         try:
-            if kind == "z":
+            if kind == "gz":  # gzip allows several members one after another: each is decoded, all count
+                while data:
+                    if obj.eof:  # the member before ended: this is the next one, or trailing padding
+                        if not data.strip(b"\0"):
+                            break
+                        obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        self._stages[index] = (kind, obj)
+                    out.append(obj.decompress(data, self._room()))
+                    while obj.unconsumed_tail:
+                        if sum(map(len, out)) > self.limit:
+                            raise _TooLarge()
+                        out.append(obj.decompress(obj.unconsumed_tail, self._room()))
+                    if sum(map(len, out)) > self.limit:
+                        raise _TooLarge()
+                    data = obj.unused_data if obj.eof else b""
+            elif kind == "z":
                 chunk = obj.decompress(data, self._room())
                 out.append(chunk)
                 while obj.unconsumed_tail:

@@ -7,7 +7,10 @@ from urllib.parse import urlsplit
 
 from monitor.domain import Content, Quality
 
-SOFT_404 = re.compile(r"\b404\b|not found|page (?:does not|doesn.t) exist|сторінк[уаи]\s+не\s+знайдено|"
+# "404" alone is a number like any other ("вул. Садова, 404"): it says "not found" only as an error code
+SOFT_404 = re.compile(r"(?:error|помилка|ошибка|код|code)\s*:?\s*404\b|\b404\s*[-–—:.]?\s*(?:error|not found|"
+                      r"помилка|ошибка|сторінк|страниц|page)|^\W*404\W*$|not found|page (?:does not|doesn.t) exist|"
+                      r"сторінк[уаи]\s+не\s+знайдено|"
                       r"сторінк[уаи]\s+не\s+знайден[ао]|сторінк[аи]\s+не\s+існує|не\s+знайдено|"
                       r"страниц[аы]\s+не\s+найдена|страница\s+не\s+существует|ничего не найдено", re.I)
 CHALLENGE = re.compile(r"just a moment\.\.\.|checking your browser|attention required!? \| cloudflare|"
@@ -38,7 +41,8 @@ def assess(content: Content, *, url: str, final_url: str, body: bytes, previous_
     headline = " ".join([content.title, *(b.text for b in content.blocks[:40] if len(b.text) < 200)])
     if CHALLENGE.search(content.title) or (size < 3000 and CHALLENGE.search(text)):
         return Quality.CHALLENGE, "a bot-protection or challenge page"
-    if size < SHORT_PAGE * 2 and (SOFT_404.search(content.title) or (size < SHORT_PAGE and SOFT_404.search(headline))):
+    if size < SHORT_PAGE * 2 and (SOFT_404.search(content.title.strip())
+                                  or (size < SHORT_PAGE and SOFT_404.search(headline))):
         return Quality.SOFT_404, "an error page served with 200 (not found)"
     if size < SHORT_PAGE and MAINTENANCE.search(headline):
         return Quality.MAINTENANCE, "a maintenance page"

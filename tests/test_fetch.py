@@ -105,6 +105,28 @@ def test_gzip_body_is_decoded(site: Site) -> None:
     assert r.outcome is Outcome.OK and r.body == UKR.encode()
 
 
+def test_every_member_of_a_multi_member_gzip_body_is_decoded(site: Site) -> None:
+    """gzip allows members one after another (`cat a.gz b.gz`): all of the page is read, not its first part,
+    whether the members arrive in one piece or split anywhere, with zero padding after them."""
+    halves = [UKR[: len(UKR) // 2].encode(), UKR[len(UKR) // 2:].encode()]
+    body = gzip.compress(halves[0]) + gzip.compress(halves[1]) + b"\0" * 16
+    site.routes["/two"] = page(body, headers={"Content-Encoding": "gzip"})
+    r = run(fetch(site.url("/two")))
+    assert r.outcome is Outcome.OK and r.body == UKR.encode()
+    for cut in range(0, len(body), 7):  # split between any two bytes
+        d = _Decoder(["gzip"], 10_000)
+        assert d.feed(body[:cut]) + d.feed(body[cut:]) == UKR.encode(), cut
+
+
+def test_a_bomb_of_many_small_members_is_too_large(site: Site) -> None:
+    member = gzip.compress(b"x" * 50_000)  # 200 members of 50 KB: 10 MB from 10 KB, over the 200 KB cap
+    site.routes["/bomb"] = page(member * 200, headers={"Content-Encoding": "gzip"})
+    assert run(fetch(site.url("/bomb"))).outcome is Outcome.TOO_LARGE
+    d = _Decoder(["gzip"], 100_000)
+    with pytest.raises(_TooLarge):
+        d.feed(member * 200)
+
+
 def test_decoder_never_exceeds_its_limit() -> None:
     d = _Decoder(["gzip"], 1000)
     with pytest.raises(_TooLarge):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from monitor.domain import Content, Kind, Quality
 from monitor.kinds import extract
 from monitor.quality import assess
@@ -46,3 +48,16 @@ def test_unreadable_content_passes_its_reason_on() -> None:
     content = Content(quality=Quality.UNREADABLE, quality_reason="content selector '#x' matched nothing")
     assert assess(content, url=URL, final_url=URL, body=b"") == (Quality.UNREADABLE,
                                                                   "content selector '#x' matched nothing")
+
+
+@pytest.mark.parametrize(("title", "text", "expected"), [
+    ("Контакти", "Адреса: вул. Садова, 404. Прийом громадян щовівторка.", Quality.OK),  # an address, not an error
+    ("Рішення №404", "Рішення виконавчого комітету №404 від 12.03.2021 про благоустрій.", Quality.OK),
+    ("404", "На жаль, такої сторінки немає.", Quality.SOFT_404),
+    ("Помилка 404", "Повернутися на головну.", Quality.SOFT_404),
+    ("Портал", "404 — сторінку не знайдено.", Quality.SOFT_404),
+    ("Error 404", "The page you requested is gone.", Quality.SOFT_404),
+    ("Портал", "Сторінку не знайдено.", Quality.SOFT_404),
+])
+def test_a_number_404_in_the_text_is_not_an_error_page(title: str, text: str, expected: Quality) -> None:
+    assert check(html(extra=f"<p>{text}</p>", title=title)) is expected
