@@ -64,11 +64,47 @@ class _BadEncoding(Exception):
 # --- the SSRF guard: checked on the address actually connected to -----------------------------
 
 
+# Addresses that are global by the registries yet serve a cloud's instance metadata or its host agent: a fetch
+# there could hand out the monitor's credentials. (169.254.0.0/16 and fd00::/8 are not global anyway.)
+METADATA = tuple(ipaddress.ip_network(n) for n in (
+    "168.63.129.16/32",  # Azure: wire server and DNS of every VM
+    "100.100.100.200/32",  # Alibaba Cloud metadata (inside 100.64/10, named here for the record)
+    "192.0.0.192/32",  # Oracle Cloud metadata alias
+    "fd00:ec2::254/128",  # AWS IPv6 metadata
+))
+# IPv6 ranges that carry an IPv4 address inside: the IPv4 address is what is finally reached
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+V4_COMPATIBLE = ipaddress.ip_network("::/96")
+SITE_LOCAL = ipaddress.ip_network("fec0::/10")  # deprecated, still routed inside some networks
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to: mapped, translated, compatible, NAT64, 6to4, Teredo."""
+    low = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    out = []
+    if addr.ipv4_mapped is not None:
+        out.append(addr.ipv4_mapped)
+    if addr in V4_TRANSLATED or any(addr in n for n in NAT64):
+        out.append(low)
+    if addr in V4_COMPATIBLE and int(addr) > 1:
+        out.append(low)
+    if addr.sixtofour is not None:
+        out.append(addr.sixtofour)
+    if addr.teredo is not None:
+        out.extend(addr.teredo)
+    return out
+
+
 def is_public_address(ip: str) -> bool:
+    """Whether a fetch may connect to this address: globally routable, not multicast, not a cloud metadata
+    service, and for IPv6 none of the IPv4 addresses it carries is otherwise (the SSRF guard)."""
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_global and not addr.is_multicast  # is_global also excludes 100.64/10 (shared address space)
+    if not addr.is_global or addr.is_multicast or any(addr in n for n in METADATA):
+        return False  # is_global also excludes 100.64/10 (shared address space)
+    if isinstance(addr, ipaddress.IPv6Address):
+        return addr not in SITE_LOCAL and all(is_public_address(str(v4)) for v4 in embedded_ipv4(addr))
+    return True
 
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]

@@ -31,9 +31,41 @@ SETTINGS = Settings(user_agent="sec (+mailto:it@example.org)", per_host_delay_s=
     ("169.254.169.254", False), ("100.64.0.1", False), ("224.0.0.1", False), ("0.0.0.0", False),
     ("::1", False), ("fe80::1", False), ("fc00::1", False), ("::ffff:127.0.0.1", False),
     ("93.184.216.34", True), ("2606:4700::1111", True),
+    # IPv6 forms that lead to an IPv4 address inside, and addresses that are global yet must not be reached
+    ("64:ff9b::7f00:1", False), ("64:ff9b::a00:1", False), ("64:ff9b:1::c0a8:101", False),  # NAT64
+    ("2002:7f00:1::", False), ("2002:a9fe:a9fe::1", False),  # 6to4 around loopback, metadata
+    ("::7f00:1", False), ("::ffff:0:7f00:1", False), ("::ffff:0:a00:1", False),  # compatible, translated
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),  # Teredo: the client 127.0.0.1 inside
+    ("fec0::1", False), ("168.63.129.16", False), ("192.0.0.192", False),  # site-local; Azure, Oracle metadata
+    ("64:ff9b::5db8:d822", True), ("2002:5db8:d822::1", True),  # the same forms around a public address
 ])
 def test_public_addresses(address: str, public: bool) -> None:
     assert is_public_address(address) is public
+
+
+PRIVATE_V4 = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+              "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4", "0.0.0.0/0"]
+
+
+def _in(network: str) -> st.SearchStrategy[int]:
+    import ipaddress
+
+    net = ipaddress.IPv4Network(network)
+    return st.integers(min_value=int(net.network_address), max_value=int(net.broadcast_address))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(PRIVATE_V4).flatmap(_in))
+def test_no_ipv6_form_of_a_private_ipv4_address_is_public(value: int) -> None:
+    """Property: whatever IPv4 address, each IPv6 form that leads to it is public only if the IPv4 address is."""
+    import ipaddress
+
+    v4 = ipaddress.IPv4Address(value)
+    forms = [f"::ffff:{v4}", f"::ffff:0:{v4}", f"64:ff9b::{v4}", f"2002:{value >> 16:x}:{value & 0xFFFF:x}::1"]
+    if value > 1:
+        forms.append(f"::{v4}")
+    if not is_public_address(str(v4)):
+        assert not any(is_public_address(f) for f in forms), (v4, [f for f in forms if is_public_address(f)])
 
 
 def test_the_resolved_address_is_checked_so_dns_cannot_rebind_around_the_guard(site: Site) -> None:
