@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,7 +42,7 @@ from monitor.domain import (
     redact_text,
     redact_url,
 )
-from monitor.errors import ConfigError, MonitorError, Problem
+from monitor.errors import ConfigError, MonitorError, Problem, StoreInUse, StoreReadOnly
 from monitor.exporter import MetricsServer
 from monitor.extract import validate_jmespath, validate_selector
 from monitor.faults import fault_views, run_faults
@@ -55,7 +57,7 @@ from monitor.runner import Runner
 from monitor.schedule import Periodic, Schedule
 from monitor.status import ServiceStatus, State, dataset_statuses, service_statuses
 from monitor.store import Store
-from monitor.store.engine import make_engine, upgrade
+from monitor.store.engine import check_writable, instance_lock, make_engine, upgrade
 
 logger = logging.getLogger("monitor")
 
@@ -115,9 +117,15 @@ def load(path: str) -> Catalogue:
     return catalogue
 
 
-def open_store(catalogue: Catalogue, *, auto_upgrade: bool | None = None) -> Store:
+def open_store(catalogue: Catalogue, *, auto_upgrade: bool | None = None, writes: bool = True) -> Store:
+    """The store, for a command that writes (refused at once on a database that cannot be written) or only
+    reads."""
     try:
+        if writes:
+            check_writable(catalogue.settings.database_url)
         return Store.open(catalogue.settings.database_url, auto_upgrade=auto_upgrade)
+    except StoreReadOnly as exc:
+        fail(str(exc), EXIT_PROBLEM)
     except MonitorError as exc:
         fail(str(exc))
     except Exception as exc:  # a driver error before we have a store to translate it
@@ -298,19 +306,24 @@ async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
 def run(ctx: click.Context) -> None:
     """Run the monitor: check every page on its schedule until stopped (SIGTERM/SIGINT)."""
     catalogue = load(ctx.obj["targets"])
-    store = open_store(catalogue)
+    with contextlib.ExitStack() as held:
+        try:  # one monitor per SQLite file: a second would check every page again and race the first
+            held.enter_context(instance_lock(catalogue.settings.database_url))
+        except StoreInUse as exc:
+            fail(str(exc))
+        store = open_store(catalogue)
 
-    async def main_loop() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await _serve(catalogue, store, stop)
+        async def main_loop() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await _serve(catalogue, store, stop)
 
-    try:
-        asyncio.run(main_loop())
-    finally:
-        store.close()
+        try:
+            asyncio.run(main_loop())
+        finally:
+            store.close()
 
 
 def _select(runner: Runner, services: Sequence[str]) -> list[Target]:
@@ -351,8 +364,15 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
                     await runner.round(selected, on_done=done)
             else:
                 await runner.round(selected, on_done=lambda t, r: results.append((t, r)))
-            await runner.recorder.drain(timeout_s=60)
+            written, deadline = False, time.monotonic() + 60
+            while not written and time.monotonic() < deadline:  # a database that takes no writes: no waiting
+                written = await runner.recorder.drain(timeout_s=0.5)
+                if isinstance(runner.recorder.last_exception, StoreReadOnly):
+                    break
             writer.cancel()
+            if not written:
+                fail(f"{len(runner.recorder.pending)} check(s) could not be written: {runner.recorder.last_error}",
+                     EXIT_PROBLEM)
             try:
                 runner.heartbeat()
             except MonitorError as exc:
@@ -403,7 +423,7 @@ def statuses(catalogue: Catalogue, store: Store, now: datetime) -> list[ServiceS
 def status(ctx: click.Context, as_json: bool) -> None:
     """Where each service stands: regulation, last check, last real update, grade."""
     catalogue = load(ctx.obj["targets"])
-    store = open_store(catalogue)
+    store = open_store(catalogue, writes=False)
     try:
         rows = statuses(catalogue, store, utcnow())
         workers = store.health.workers()
@@ -452,7 +472,7 @@ def history(ctx: click.Context, service: str, show_all: bool, limit: int, as_jso
     """The change history of SERVICE: when, which page, which class, how much."""
     catalogue = load(ctx.obj["targets"])
     _service_or_fail(catalogue, service)
-    store = open_store(catalogue)
+    store = open_store(catalogue, writes=False)
     try:
         rows = store.history.changes(service_id=service, limit=None if show_all else limit)
     finally:
@@ -497,7 +517,7 @@ def diff(ctx: click.Context, service: str, change: int | None) -> None:
     """Show one change of SERVICE (the newest if CHANGE is not given) with its diff."""
     catalogue = load(ctx.obj["targets"])
     _service_or_fail(catalogue, service)
-    store = open_store(catalogue)
+    store = open_store(catalogue, writes=False)
     try:
         if change is None:
             newest = store.history.changes(service_id=service, limit=1)
@@ -616,7 +636,7 @@ def noise(ctx: click.Context, service: str, confirm_id: int | None, drop_id: int
     """The noise rules learned for SERVICE's pages, with their evidence; confirm or drop one."""
     catalogue = load(ctx.obj["targets"])
     _service_or_fail(catalogue, service)
-    store = open_store(catalogue)
+    store = open_store(catalogue, writes=confirm_id is not None or drop_id is not None)
     try:
         for rule_id, status in ((confirm_id, "confirmed"), (drop_id, "dropped")):
             if rule_id is not None:
@@ -651,7 +671,7 @@ def exporter(ctx: click.Context, no_aggregates: bool) -> None:
     """Serve /metrics and /healthz from the database (no checking). It also keeps the aggregates that scrapes
     read (the self-report audit, the datasets' grades) every 5 minutes, unless --no-aggregates."""
     catalogue = load(ctx.obj["targets"])
-    store = open_store(catalogue, auto_upgrade=False)
+    store = open_store(catalogue, auto_upgrade=False, writes=not no_aggregates)
     server = start_metrics(catalogue, store)
     if server is None:
         sys.exit(EXIT_PROBLEM)
@@ -795,7 +815,7 @@ def audit(ctx: click.Context, start: str, end: str, services: tuple[str, ...], d
     for dept in departments:
         if dept not in known_depts:
             fail(f"unknown department {dept!r} (known: {', '.join(sorted(known_depts))})")
-    store = open_store(catalogue)
+    store = open_store(catalogue, writes=False)
     try:
         now = utcnow()
         audits = run_audit(catalogue, store.audit, start=t0, end=t1, now=now, services=services,
@@ -858,7 +878,7 @@ def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], 
     catalogue = load(ctx.obj["targets"])
     tz = catalogue.settings.timezone
     t0, t1 = _report_range(catalogue, start, end, services, fmt, output)
-    store = open_store(catalogue)
+    store = open_store(catalogue, writes=False)
     try:
         now = utcnow()
         found = run_faults(catalogue, store.faults, start=t0, end=min(t1, now), services=services)
@@ -874,7 +894,7 @@ def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], 
 def verify(ctx: click.Context) -> None:
     """Prove that the stored history (versions and change events) was not altered: exit 1 at the first break."""
     catalogue = load(ctx.obj["targets"])
-    store = open_store(catalogue)
+    store = open_store(catalogue, writes=False)
     try:
         found = store.maintenance.verify()
     finally:
@@ -897,7 +917,7 @@ def datasets(ctx: click.Context, service: str, as_json: bool) -> None:
     """An open-data catalogue's datasets (ckan pages), each judged against its own update frequency."""
     catalogue = load(ctx.obj["targets"])
     _service_or_fail(catalogue, service)
-    store = open_store(catalogue)
+    store = open_store(catalogue, writes=False)
     try:
         contents = [blob for ref in store.history.current_contents(service)
                     if (blob := store.history.blob(ref.sha)) is not None]

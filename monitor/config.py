@@ -10,6 +10,7 @@ import difflib
 import ipaddress
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -609,24 +610,45 @@ def _reports(c: _Collector, raw: Any) -> ReportSettings:
 
 def load_catalogue(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Catalogue:
     """Read and validate a targets file."""
+    return parse_catalogue(_read_toml(path), source=str(path), environ=environ)
+
+
+MAX_CATALOGUE_BYTES = 4 << 20  # the catalogue of every council of an oblast fits in far less
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    """A catalogue file read with care: a regular file of a sane size, UTF-8, TOML of a sane depth."""
     p = Path(path)
+
+    def problem(message: str) -> ConfigError:
+        return ConfigError(str(p), [Problem(where="", message=message)])
+
     try:
-        text = p.read_text(encoding="utf-8")
+        info = p.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise problem("not a regular file")
+        if info.st_size > MAX_CATALOGUE_BYTES:
+            raise problem(f"{info.st_size:,} bytes: more than a catalogue ({MAX_CATALOGUE_BYTES:,} at most)")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_CATALOGUE_BYTES + 1)
+        if len(raw) > MAX_CATALOGUE_BYTES:
+            raise problem(f"more than {MAX_CATALOGUE_BYTES:,} bytes")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(str(p), [Problem(where="", message="file not found")]) from None
+        raise problem("file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(p), [Problem(where="", message=f"cannot read: {exc}")]) from None
+        raise problem(f"cannot read: {exc}") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(p), [Problem(where="", message=f"not valid TOML: {exc}")]) from None
-    return parse_catalogue(data, source=str(p), environ=environ)
+        raise problem(f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise problem("not valid TOML: nested too deeply") from None
 
 
 def department_names(path: str | Path) -> dict[str, dict[str, str]]:
     """The [departments] table as written (id -> name, email, webhook), for alert routing."""
-    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    depts = data.get("departments", {})
+    depts = _read_toml(path).get("departments", {})
     return {k: {kk: str(vv) for kk, vv in v.items()} for k, v in depts.items() if isinstance(v, dict)}
 
 

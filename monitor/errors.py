@@ -4,7 +4,9 @@
      +-- ConfigError          targets.toml is invalid; carries every Problem found
      +-- StoreError           the database cannot be used
      |    +-- StoreUnavailable  cannot reach the database now (checks are buffered meanwhile)
+     |    |    +-- StoreReadOnly  it answers but takes no writes (read-only, or its disk is full)
      |    +-- SchemaOutdated  the database schema is older than this code
+     |    +-- StoreInUse      another `monitor run` has this SQLite file
      +-- UsageError           a command was called with arguments that cannot work
 
 Runtime failures while checking a page are *not* exceptions: they become an outcome on
@@ -58,6 +60,15 @@ class SchemaOutdated(StoreError):
         super().__init__(
             f"database schema is at {current or 'nothing'}, this monitor needs {head}: run `monitor db upgrade`"
         )
+
+
+class StoreReadOnly(StoreUnavailable):
+    """The database takes no writes (a read-only file, folder or connection; a full disk): a running monitor
+    buffers and retries (space may be freed); a one-shot command stops with the reason."""
+
+
+class StoreInUse(StoreError):
+    """Another monitor runs on this SQLite file (one instance per file)."""
 
 
 class UsageError(MonitorError):

@@ -37,6 +37,7 @@ class Recorder:
         self.pending: deque[CheckRecord] = deque()
         self.db_ok = True
         self.last_error = ""
+        self.last_exception: StoreUnavailable | None = None
         self.written = 0
         self.put_count = 0  # records taken so far; the n-th one is done when done_count >= n
         self.done_count = 0  # records written or dropped, in the order they were taken
@@ -97,7 +98,7 @@ class Recorder:
             except StoreUnavailable as exc:
                 if self.db_ok:
                     logger.error("database unreachable, buffering checks: %s", exc)
-                self.db_ok, self.last_error = False, str(exc)
+                self.db_ok, self.last_error, self.last_exception = False, str(exc), exc
                 await asyncio.sleep(delay)
                 delay = min(self.retry_max_s, delay * 2)
                 continue
@@ -123,7 +124,7 @@ class Recorder:
             await self._advance(len(batch))
             if not self.db_ok:
                 logger.warning("database reachable again; wrote %d buffered checks", len(batch))
-            self.db_ok, self.last_error, delay = True, "", 0.5
+            self.db_ok, self.last_error, self.last_exception, delay = True, "", None, 0.5
             self._room.set()
 
     async def _completed(self, batch: list[CheckRecord]) -> list[CheckRecord]:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from monitor.cli import main
@@ -162,3 +163,76 @@ def test_sigterm_during_a_slow_check_finishes_and_stores_it(site: Site, tmp_path
     with sqlite3.connect(db) as conn:
         rows = conn.execute("select outcome from checks").fetchall()
     assert rows == [("ok",)], err
+
+
+def test_check_on_a_database_that_takes_no_writes_fails_with_the_reason(site: Site, tmp_path: Path) -> None:
+    """It used to wait a minute, print "1 pages checked, 0 failed" and exit 0 with nothing stored."""
+    site.routes["/uk"] = page(html("Новина"))
+    db = tmp_path / "m.db"
+    cat = tmp_path / "t.toml"
+    cat.write_text(catalogue_toml([site.url("/uk")], db=f"sqlite:///{db}"), encoding="utf-8")
+    assert invoke("-t", str(cat), "check")[0] == 0  # the schema and a first check
+    cat.write_text(catalogue_toml([site.url("/uk")], db=f"sqlite:///file:{db}?mode=ro&uri=true"), encoding="utf-8")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "monitor", "-t", str(cat), "check"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and "could not be written" in done.stderr and "takes no writes" in done.stderr
+    assert "0 failed" not in done.stdout and time.monotonic() - started < 30
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from checks").fetchone()[0] == 1
+
+
+def test_a_second_monitor_on_one_sqlite_file_is_refused(site: Site, tmp_path: Path) -> None:
+    site.routes["/uk"] = page(html("Новина"))
+    db = tmp_path / "m.db"
+    cat = tmp_path / "t.toml"
+    cat.write_text(catalogue_toml([site.url("/uk")], db=f"sqlite:///{db}",
+                                  extra_settings='metrics_listen = "127.0.0.1:0"'), encoding="utf-8")
+    first = subprocess.Popen([sys.executable, "-m", "monitor", "-t", str(cat), "run"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (tmp_path / "m.db.lock").exists():
+            time.sleep(0.2)
+        time.sleep(1)
+        second = subprocess.run([sys.executable, "-m", "monitor", "-t", str(cat), "run"], capture_output=True,
+                                text=True, timeout=60)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert second.returncode == 2 and "in use by another `monitor run` (pid" in second.stderr
+    assert "Traceback" not in second.stderr
+
+
+@pytest.mark.parametrize(("write", "message"), [
+    (lambda p: p.write_text("[settings]\nx = " + "[" * 5000 + "1" + "]" * 5000 + "\n"), "nested too deeply"),
+    (lambda p: p.write_bytes(b"\xff\xfe garbage"), "cannot read"),
+    (lambda p: p.write_text(catalogue_toml(["http://city.example:99999/uk"])), "Port out of range"),
+    (lambda p: p.write_text(catalogue_toml(["http://city.example:abc/uk"])), "Port could not be cast"),
+    (lambda p: p.write_text(catalogue_toml(["http://[::1/uk"])), "Invalid IPv6 URL"),
+    (lambda p: p.write_text(catalogue_toml(["http://bad host.example/uk"])), "spaces or control characters"),
+    (lambda p: p.write_text(catalogue_toml(["http://-bad-.example/uk"])), "not a valid host name"),
+], ids=["deep-toml", "not-utf8", "port-99999", "port-abc", "open-bracket", "space-in-host", "bad-label"])
+def test_catalogues_that_cannot_work_are_refused_with_a_located_message(tmp_path: Path, write, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.toml"
+    write(path)
+    done = subprocess.run([sys.executable, "-m", "monitor", "-t", str(path), "targets", "check"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_catalogue_that_is_not_a_file_is_refused_at_once() -> None:
+    done = subprocess.run([sys.executable, "-m", "monitor", "-t", "/dev/zero", "targets", "check"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "not a regular file" in done.stderr
+
+
+def test_two_commands_starting_on_a_new_sqlite_file_take_turns_with_the_schema(site: Site, tmp_path: Path) -> None:
+    site.routes["/uk"] = page(html("Новина"))
+    cat = tmp_path / "t.toml"
+    cat.write_text(catalogue_toml([site.url("/uk")], db=f"sqlite:///{tmp_path / 'new.db'}"), encoding="utf-8")
+    procs = [subprocess.Popen([sys.executable, "-m", "monitor", "-t", str(cat), "check"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _out, err in results]
+    assert not any("already exists" in err for _out, err in results)

@@ -514,3 +514,9 @@ async def test_a_ckan_address_without_an_organisation_is_one_request(site: Site)
     fetcher.pages[one.url] = (200, b'{"success": true, "result": {"name": "x", "resources": []}}')
     result = await collect_ckan(fetcher, one, None)
     assert result.outcome is Outcome.OK and [url for url, _ in fetcher.calls] == [one.url]
+
+
+def test_json_with_an_integer_of_thousands_of_digits_is_unreadable_not_a_crash() -> None:
+    body = b'{"total": ' + b"9" * 5000 + b"}"
+    content = extract(Kind.JSON, body, url="https://api.example/")
+    assert content.quality is Quality.UNREADABLE and "not valid JSON" in content.quality_reason

@@ -37,16 +37,14 @@ def validate_jmespath(expression: str) -> str | None:
 
 def load_json(body: bytes) -> Any:
     try:
-        return json.loads(body.decode("utf-8-sig"))
-    except UnicodeDecodeError:
         try:
+            return json.loads(body.decode("utf-8-sig"))
+        except UnicodeDecodeError:
             return json.loads(body.decode("cp1251"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Unreadable(f"not valid JSON: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise Unreadable(f"not valid JSON: {exc}") from exc
     except RecursionError:
         raise Unreadable("JSON nested too deeply") from None
+    except ValueError as exc:  # invalid JSON, an undecodable body, an integer of thousands of digits
+        raise Unreadable(f"not valid JSON: {str(exc)[:200]}") from exc
 
 
 def drop_keys(value: Any, ignore: frozenset[str]) -> Any:

@@ -15,11 +15,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
 from monitor.domain import ChangeClass
-from monitor.errors import StoreError, StoreUnavailable
+from monitor.errors import StoreError, StoreReadOnly, StoreUnavailable
 from monitor.store import models as m
 
 CHANGE_CLASSES = tuple(c.value for c in ChangeClass if c.is_change)  # what the read models call a change
-COMPRESS_LEVEL = 3  # HTML compresses about 5:1 at level 3, at a third of level 6's cost
+COMPRESS_LEVEL = 3
+READ_ONLY_SIGNS = ("readonly database", "read-only", "disk is full", "disk full", "no space left",
+                   "read-only transaction")  # HTML compresses about 5:1 at level 3, at a third of level 6's cost
 SUCCESS = ("ok", "not_modified")
 
 
@@ -45,6 +47,9 @@ def translate(what: str) -> Iterator[None]:
     try:
         yield
     except (OperationalError, InterfaceError, DisconnectionError) as exc:
+        text = str(exc).lower()
+        if any(sign in text for sign in READ_ONLY_SIGNS):
+            raise StoreReadOnly(f"{what}: the database takes no writes: {str(exc).splitlines()[0][:300]}") from exc
         raise StoreUnavailable(f"{what}: database unreachable: {type(exc).__name__}: {str(exc)[:300]}") from exc
     except SQLAlchemyError as exc:
         raise StoreError(f"{what}: {type(exc).__name__}: {str(exc)[:300]}") from exc

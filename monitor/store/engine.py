@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from monitor.errors import SchemaOutdated
+from monitor.errors import SchemaOutdated, StoreInUse, StoreReadOnly
 
 logger = logging.getLogger(__name__)
 
@@ -83,16 +88,71 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def ensure_current(engine: Engine, *, auto_upgrade: bool) -> None:
-    """Upgrade (SQLite, by default) or refuse to run on an outdated schema."""
+    """Upgrade (SQLite, by default) or refuse to run on an outdated schema. Two processes starting on one new
+    SQLite file take turns: the second finds the schema the first made."""
     head = head_revision(engine)
-    current = current_revision(engine)
-    if current == head:
+    if current_revision(engine) == head:
         return
-    if auto_upgrade:
-        logger.info("upgrading database schema from %s to %s", current or "nothing", head)
-        upgrade(engine)
-        return
+    with _file_lock(sqlite_path(engine), ".migrate.lock", wait=True):
+        current = current_revision(engine)
+        if current == head:
+            return
+        if auto_upgrade:
+            logger.info("upgrading database schema from %s to %s", current or "nothing", head)
+            upgrade(engine)
+            return
     raise SchemaOutdated(current, head)
+
+
+def sqlite_path(engine: Engine | str) -> Path | None:
+    """The file of a SQLite database (None for PostgreSQL or an in-memory database)."""
+    url = make_url(engine.url if isinstance(engine, Engine) else normalise_url(engine))
+    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def check_writable(url: str) -> None:
+    """Raise StoreReadOnly when a SQLite file (or its folder, where SQLite keeps its journal) cannot be written:
+    a command that writes would otherwise wait on the database and store nothing."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    folder = path.resolve().parent
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreReadOnly(f"the database file {path} is read-only")
+    if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreReadOnly(f"the folder {folder} of the database is read-only (SQLite writes its journal there)")
+
+
+@contextmanager
+def _file_lock(path: Path | None, suffix: str, *, wait: bool) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    lock = path.with_name(path.name + suffix)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise StoreInUse(f"{path} is in use by another `monitor run` ({holder}): one monitor per SQLite file; "
+                             "stop it, or use PostgreSQL for several") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def instance_lock(url: str) -> contextlib.AbstractContextManager[None]:
+    """Held by `monitor run` for its whole life: a second one on the same SQLite file is refused at once."""
+    return _file_lock(sqlite_path(url), ".lock", wait=False)
 
 
 def is_sqlite(engine: Engine) -> bool:
