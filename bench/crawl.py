@@ -50,19 +50,23 @@ async def raw_loop(urls: list[str], concurrency: int) -> float:
     return elapsed
 
 
-async def whole_loop(urls: list[str], db: str, concurrency: int, rounds: int) -> list[float]:
+async def whole_loop(urls: list[str], db: str, concurrency: int, rounds: int, sandboxed: bool = True) -> list[float]:
     import tomllib
 
     from monitor.config import parse_catalogue
     from monitor.fetch import Fetcher
     from monitor.runner import Runner
+    from monitor.sandbox import Limits, Sandbox
     from monitor.store import Store
 
     cat = parse_catalogue(tomllib.loads(catalogue_text(urls, db, concurrency)), environ={})
     store = Store.open(db, auto_upgrade=True)
     times = []
+    box = Sandbox(cat.settings.read_workers, Limits(cpu_s=cat.settings.read_cpu_s)) if sandboxed else None
     async with Fetcher(cat.settings) as fetcher:
-        runner = Runner(cat, store, fetcher)  # no learning attached: calibration would add its own fetches
+        # as `monitor run` reads captures: in worker processes (read_workers, 2 by default); no learning attached
+        # (calibration would add its own fetches)
+        runner = Runner(cat, store, fetcher, reader=box.read if box else None)
         targets = runner.prepare()
         writer = asyncio.create_task(runner.recorder.run())
         for _ in range(rounds):
@@ -73,6 +77,8 @@ async def whole_loop(urls: list[str], db: str, concurrency: int, rounds: int) ->
             bad = [r for r in records if not r.outcome.success]
             assert not bad, bad[0].fetch.error
         writer.cancel()
+    if box is not None:
+        box.close()
     store.close()
     return times
 
@@ -82,7 +88,7 @@ def child(mode: str, n: int, port: int, db: str, concurrency: int, rounds: int) 
     if mode == "raw":
         times = [asyncio.run(raw_loop(urls, concurrency))]
     else:
-        times = asyncio.run(whole_loop(urls, db, concurrency, rounds))
+        times = asyncio.run(whole_loop(urls, db, concurrency, rounds, sandboxed=mode == "loop"))
     print(json.dumps({"mode": mode, "seconds": times, "peak_rss_mb": peak_rss_mb()}))
 
 
@@ -111,6 +117,8 @@ def main(argv: list[str]) -> dict[str, object]:
     ap.add_argument("--pages", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2, help="round 1 stores every page, later rounds find no change")
+    ap.add_argument("--in-process", action="store_true",
+                    help="read captures in the monitor's own process (read_workers = 0), not in worker processes")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -119,6 +127,7 @@ def main(argv: list[str]) -> dict[str, object]:
         return {}
     bodies = [p.read_bytes() for p in corpus_pages()]
     results: dict[str, object] = {"pages": args.pages, "concurrency": args.concurrency,
+                                  "reading": "in process" if args.in_process else "worker processes",
                                   "corpus_pages": len(bodies),
                                   "mean_page_kb": round(sum(map(len, bodies)) / len(bodies) / 1024, 1)}
     with PageServer(bodies) as server, tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +139,8 @@ def main(argv: list[str]) -> dict[str, object]:
         for mode, db in runs:
             out = subprocess.run([sys.executable, "-m", "bench", "crawl", "--pages", str(args.pages),
                                   "--concurrency", str(args.concurrency),
-                                  "--child", "raw" if mode == "raw" else "loop", str(server.port), db,
+                                  "--child", "raw" if mode == "raw" else "inproc" if args.in_process else "loop",
+                                  str(server.port), db,
                                   str(args.rounds)], capture_output=True, text=True)
             if out.returncode != 0:
                 sys.exit(f"{mode} run failed:\n{out.stderr[-3000:]}")

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -28,6 +28,7 @@ from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_y
 from monitor.auditing import VIEWS, View, run_audit, views
 from monitor.clock import SYSTEM
 from monitor.config import Invalid, department_names, keys_reference, load_catalogue, parse_duration
+from monitor.core import Reader
 from monitor.domain import (
     DEFAULT_REAL_CLASSES,
     Catalogue,
@@ -54,6 +55,7 @@ from monitor.render import labelled, tables_to_html, to_csv, to_html, to_json, t
 from monitor.reports import ReportMapping
 from monitor.reports import parse as parse_reports
 from monitor.runner import Runner
+from monitor.sandbox import Limits, Sandbox
 from monitor.schedule import Periodic, Schedule
 from monitor.status import ServiceStatus, State, dataset_statuses, service_statuses
 from monitor.store import Store
@@ -241,6 +243,20 @@ def db_upgrade(ctx: click.Context, database_url: str | None) -> None:
 HEARTBEAT_S = 30.0
 
 
+@contextlib.asynccontextmanager
+async def sandbox(settings: Settings) -> AsyncIterator[Reader | None]:
+    """Where captures are read: worker processes within limits, or (read_workers = 0) this process."""
+    if settings.read_workers <= 0:
+        yield None
+        return
+    box = Sandbox(settings.read_workers, Limits(cpu_s=settings.read_cpu_s, memory_bytes=settings.read_memory_bytes,
+                                                wall_s=max(60.0, 3 * settings.read_cpu_s)))
+    try:
+        yield box.read
+    finally:
+        box.close()
+
+
 def start_metrics(catalogue: Catalogue, store: Store, runner: Runner | None = None) -> MetricsServer | None:
     """Serve /metrics and /healthz on settings.metrics_listen (port 0 picks a free port)."""
 
@@ -267,8 +283,8 @@ def start_metrics(catalogue: Catalogue, store: Store, runner: Runner | None = No
 
 async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
                  on_started: Callable[[Runner], None] | None = None) -> None:
-    async with Fetcher(catalogue.settings) as fetcher:
-        runner = Runner(catalogue, store, fetcher)
+    async with Fetcher(catalogue.settings) as fetcher, sandbox(catalogue.settings) as reader:
+        runner = Runner(catalogue, store, fetcher, reader=reader)
         targets = runner.prepare()
         learner = Learner(runner).attach()
         maintenance = Maintenance(runner)
@@ -345,8 +361,8 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
     console = Console(stderr=True)
 
     async def one_round() -> list[tuple[Target, CheckRecord]]:
-        async with Fetcher(catalogue.settings) as fetcher:
-            runner = Runner(catalogue, store, fetcher)  # one round: no learning (no calibration fetches)
+        async with Fetcher(catalogue.settings) as fetcher, sandbox(catalogue.settings) as reader:
+            runner = Runner(catalogue, store, fetcher, reader=reader)  # one round: no learning, no calibration
             runner.prepare()
             selected = _select(runner, services)
             writer = asyncio.create_task(runner.recorder.run())

@@ -308,6 +308,11 @@ SETTINGS: tuple[Key, ...] = (
     Key("link_check_every", p_duration_range(3600, 365 * 86400),
         "How often the links of each page to its own site are checked for the faults list."),
     Key("link_check_max", p_int_range(0, 1000), "At most this many links of a page per link check (0: none)."),
+    Key("read_workers", p_int_range(0, 64), "Processes that read captures, each within the limits below (0: in the "
+        "monitor's own process, without limits)."),
+    Key("read_cpu", p_duration_range(1, 3600), "CPU time one capture may take to read; over it, a bad capture."),
+    Key("read_memory", p_int_range(128 << 20, 1 << 40), "Bytes of memory a reading process may use; over it, "
+        "a bad capture."),
 )
 
 DEPARTMENT: tuple[Key, ...] = (
@@ -379,6 +384,8 @@ _SETTINGS_FIELD = {
     "keep_raw": "keep_raw_s",
     "slow": "slow_s",
     "link_check_every": "link_check_every_s",
+    "read_cpu": "read_cpu_s",
+    "read_memory": "read_memory_bytes",
 }
 
 TOP_LEVEL = ("settings", "departments", "services", "reports")

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from monitor import kinds
 from monitor.detect import evidence as make_evidence
@@ -40,6 +41,7 @@ from monitor.domain import (
     load_content,
     redact_url,
 )
+from monitor.errors import ReadRefused
 from monitor.extract import ExtractOptions
 from monitor.fingerprint import Layers, fingerprints, layers, version_key
 from monitor.quality import assess
@@ -48,6 +50,14 @@ logger = logging.getLogger(__name__)
 
 ContentLoader = Callable[[int, str], Awaitable[bytes | None]]
 """(page id, version key) -> the serialised Content of a stored version, or None."""
+
+
+class Reader(Protocol):
+    """Reads a capture somewhere else (monitor.sandbox: in a worker process, within limits); raises ReadRefused
+    for a capture over a limit."""
+
+    async def __call__(self, capture: FetchResult, kind: Kind, *, options: ExtractOptions | None = None,
+                       noise: frozenset[str] = frozenset(), previous_size: int | None = None) -> Reading: ...
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -128,7 +138,7 @@ async def capture(fetcher: Fetch, target: Target, state: PageState | None = None
 
 
 async def process(capture: FetchResult, before: PageState, *, target: Target, tz: str,
-                  load: ContentLoader | None = None, worker: str = "") -> CheckRecord:
+                  load: ContentLoader | None = None, worker: str = "", reader: Reader | None = None) -> CheckRecord:
     """The complete record of one capture, judged against `before`: the page's state at the capture's time
     (`capture.started_at`). `load` fetches a stored version's content for the evidence of a change."""
     base = CheckRecord(page_id=target.page_id, fetch=capture, outcome=capture.outcome, worker=worker)
@@ -147,9 +157,17 @@ async def process(capture: FetchResult, before: PageState, *, target: Target, tz
         return replace(base, quality=Quality.OK, fingerprints=last, version_key=current.key_hash,
                        previous_key=current.key_hash, window_start=before.last_success_at, full_fetch=True,
                        verdict=Verdict(change_class=ChangeClass.NONE))
+    options = kinds.options_for(target.page, tz)
     try:
-        reading = read(capture, target.page.kind, options=kinds.options_for(target.page, tz),
-                       noise=target.noise_paths, previous_size=before.last_size)
+        if reader is None:
+            reading = read(capture, target.page.kind, options=options, noise=target.noise_paths,
+                           previous_size=before.last_size)
+        else:
+            reading = await reader(capture, target.page.kind, options=options, noise=target.noise_paths,
+                                   previous_size=before.last_size)
+    except ReadRefused as exc:
+        return replace(base, fetch=replace(capture, error=str(exc)), outcome=Outcome.BAD_CAPTURE,
+                       quality=Quality.TOO_COSTLY)
     except Exception:  # a bug in a reader must not stop the monitor
         logger.exception("extraction failed for %s", redact_url(target.page.url))
         return replace(base, outcome=Outcome.ERROR)
@@ -199,12 +217,12 @@ async def complete(record: CheckRecord, *, target: Target, load: ContentLoader) 
 
 
 async def place(capture: FetchResult, before: PageState, after: Successor | None, *, target: Target, tz: str,
-                load: ContentLoader, worker: str = "") -> CheckRecord:
+                load: ContentLoader, worker: str = "", reader: Reader | None = None) -> CheckRecord:
     """The record of a capture that arrives late, between stored ones: judged against `before` (the page's
     state at the capture's time) like any other, and carrying the revision of the change recorded at its
     successor `after`, which the capture may prove wrong. Jan A, Mar B (a change A->B recorded in March),
     then February's capture of B: the change happened by February, and March's record is superseded."""
-    record = await process(capture, before, target=target, tz=tz, load=load, worker=worker)
+    record = await process(capture, before, target=target, tz=tz, load=load, worker=worker, reader=reader)
     key = record.version_key
     if after is None or key is None or not record.outcome.success or record.fingerprints is None:
         return record
@@ -218,7 +236,9 @@ async def place(capture: FetchResult, before: PageState, after: Successor | None
         data = await load(target.page_id, after.version_key)
         if data is None:
             return record  # nothing to judge the successor by: its record stands
-        late = read(capture, target.page.kind, options=kinds.options_for(target.page, tz), noise=target.noise_paths)
+        options = kinds.options_for(target.page, tz)
+        late = (read(capture, target.page.kind, options=options, noise=target.noise_paths) if reader is None else
+                await reader(capture, target.page.kind, options=options, noise=target.noise_paths))
         successor = _reading(load_content(data), after.version_key, target)
         recent = [*before.recent, VersionRef(key_hash=key, fingerprints=record.fingerprints)]
         verdict = decide(late, successor, recent=recent)

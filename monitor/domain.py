@@ -158,6 +158,9 @@ class Settings:
     slow_s: float = 10.0  # a check slower than this counts as a slow response in the faults list
     link_check_every_s: float = 86_400  # how often a page's own links are checked (0: never)
     link_check_max: int = 30  # at most this many links of a page per round
+    read_workers: int = 2  # processes that read captures (0: in the monitor's own process, without limits)
+    read_cpu_s: float = 20.0  # CPU time one capture may take to read
+    read_memory_bytes: int = 1 << 30  # memory a reading process may use
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -376,6 +379,7 @@ class Quality(StrEnum):
     HOME_REDIRECT = "home_redirect"
     TRUNCATED = "truncated"
     UNREADABLE = "unreadable"  # not parseable as the declared kind
+    TOO_COSTLY = "too_costly"  # reading it went over a limit of CPU time or memory (a hostile or broken page)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

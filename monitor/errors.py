@@ -8,6 +8,7 @@
      |    +-- SchemaOutdated  the database schema is older than this code
      |    +-- StoreInUse      another `monitor run` has this SQLite file
      +-- UsageError           a command was called with arguments that cannot work
+     +-- ReadRefused          a capture over the limits of reading (CPU time, memory): a bad capture
 
 Runtime failures while checking a page are *not* exceptions: they become an outcome on
 the check row (see ``monitor.domain.Outcome``) so that the loop never dies.
@@ -73,3 +74,8 @@ class StoreInUse(StoreError):
 
 class UsageError(MonitorError):
     """A command cannot do what it was asked to do."""
+
+
+class ReadRefused(MonitorError):
+    """A capture whose reading went over a limit (CPU time, memory, real time) or broke the reader: recorded as
+    a bad capture with the reason, never a change."""

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from monitor import core, kinds
+from monitor import core
 from monitor.calibrate import Learned, learn_from_history, learn_from_pair
 from monitor.domain import CheckRecord, Content, Outcome, Quality, Target, load_content
+from monitor.errors import ReadRefused
 from monitor.runner import Runner
 
 logger = logging.getLogger(__name__)
@@ -80,8 +82,10 @@ class Learner:
         captured = await core.capture(self.runner.fetcher, target)
         if captured.outcome is not Outcome.OK or captured.body is None:
             return None
-        reading = core.read(captured, target.page.kind,
-                            options=kinds.options_for(target.page, self.settings.timezone))
+        try:
+            reading = await self.runner.read(captured, replace(target, noise_paths=frozenset()))
+        except ReadRefused:
+            return None
         return reading.content if reading.ok else None
 
     async def calibrate(self, page_id: int) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from monitor import core
+from monitor import core, kinds
 from monitor.clock import SYSTEM, Clock
 from monitor.domain import Catalogue, CheckRecord, Content, Fetch, FetchResult, PageState, Target, load_content
 from monitor.ports import Heartbeat, Stores
@@ -49,11 +49,12 @@ class Runner:
     """Checks targets with bounded concurrency, keeps their state, hands the records to the writer."""
 
     def __init__(self, catalogue: Catalogue, stores: Stores, fetcher: Fetch, *, clock: Clock = SYSTEM,
-                 worker: str | None = None) -> None:
+                 worker: str | None = None, reader: core.Reader | None = None) -> None:
         self.catalogue = catalogue
         self.settings = catalogue.settings
         self.stores = stores
         self.fetcher = fetcher
+        self.reader = reader  # where captures are read (monitor.sandbox's worker processes); None: in this one
         self.clock = clock
         self.worker = worker or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.health = Health(worker=self.worker, hostname=socket.gethostname(), pid=os.getpid(),
@@ -77,6 +78,13 @@ class Runner:
             if rec.page_id == page_id and rec.version_key == key and rec.content_blob is not None:
                 return rec.content_blob
         return await asyncio.to_thread(self.stores.checks.version_content, page_id, key)
+
+    async def read(self, captured: FetchResult, target: Target) -> core.Reading:
+        """Read a capture of a page where the monitor reads captures (raises ReadRefused over a limit)."""
+        options = kinds.options_for(target.page, self.settings.timezone)
+        if self.reader is None:
+            return core.read(captured, target.page.kind, options=options, noise=target.noise_paths)
+        return await self.reader(captured, target.page.kind, options=options, noise=target.noise_paths)
 
     async def _complete(self, record: CheckRecord) -> CheckRecord:
         target = self.targets.get(record.page_id)
@@ -127,7 +135,7 @@ class Runner:
             captured = await core.capture(self.fetcher, target, state, now=now,
                                           full_fetch_every_s=self.settings.full_fetch_every_s)
             record = await core.process(captured, state, target=target, tz=self.settings.timezone,
-                                        load=self.load_content, worker=self.worker)
+                                        load=self.load_content, worker=self.worker, reader=self.reader)
             self.states[target.page_id] = core.advance(state, record, keep=self.keep, noise=target.noise_paths)
             # the fetched body is kept only as a new version's raw bytes: a buffer of unchanged checks (the
             # database down for an hour) must not hold every page's body
@@ -153,7 +161,8 @@ class Runner:
             asyncio.to_thread(self.stores.checks.state_at, target.page_id, at, recent=self.keep),
             asyncio.to_thread(self.stores.checks.successor, target.page_id, at))
         record = await core.place(captured, before, after, target=self.targets.get(target.page_id, target),
-                                  tz=self.settings.timezone, load=self.load_content, worker=self.worker)
+                                  tz=self.settings.timezone, load=self.load_content, worker=self.worker,
+                                  reader=self.reader)
         await self.recorder.put(replace(record, fetch=replace(record.fetch, body=None)))
         return replace(record, raw_blob=None, content_blob=None)
 
