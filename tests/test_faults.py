@@ -85,6 +85,8 @@ FAULTS: dict[str, tuple[Handler, Outcome, float]] = {  # path: (handler, outcome
     "/endless": (endless, Outcome.TOO_LARGE, 4.5),
     "/gzip-bomb": (page(GZIP_BOMB, headers={"Content-Encoding": "gzip"}), Outcome.TOO_LARGE, 3),
     "/brotli-bomb": (page(BROTLI_BOMB, headers={"Content-Encoding": "br"}), Outcome.TOO_LARGE, 3),
+    "/gzip-members-bomb": (page(gzip.compress(b"x" * 1_000_000) * 200, headers={"Content-Encoding": "gzip"}),
+                           Outcome.TOO_LARGE, 3),  # 200 members of 1 MB: the first alone passed the cap
     "/loop-a": (loop_a, Outcome.REDIRECTS, 3),
     "/chain/0": (chain, Outcome.REDIRECTS, 3),
     "/reset": (reset, Outcome.PROTOCOL, 3),
