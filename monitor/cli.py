@@ -211,7 +211,7 @@ def db_prune(ctx: click.Context, keep_checks: str | None, keep_raw: str | None, 
         before = store.maintenance.size_bytes()
         now = utcnow()
         report = store.maintenance.prune(checks_before=now - timedelta(seconds=checks_s),
-                                         raw_before=now - timedelta(seconds=raw_s), slow_s=settings.slow_s)
+                                         raw_before=now - timedelta(seconds=raw_s), slow_s=settings.slow_s, now=now)
         if vacuum:
             store.maintenance.vacuum()
         after = store.maintenance.size_bytes()
@@ -908,18 +908,22 @@ def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], 
 @main.command()
 @click.pass_context
 def verify(ctx: click.Context) -> None:
-    """Prove that the stored history (versions and change events) was not altered: exit 1 at the first break."""
+    """Prove that the stored history was not altered: every chain (versions, changes, checks, coverage summaries,
+    self-reports, the retention log) and every content and evidence; print the heads to keep, and every break.
+    Exit 1 if anything was altered."""
     catalogue = load(ctx.obj["targets"])
     store = open_store(catalogue, writes=False)
     try:
         found = store.maintenance.verify()
     finally:
         store.close()
-    for table, n in found.counts.items():
-        click.echo(f"{table}: {n} record(s) checked")
+    for head in found.heads:
+        base = f", from {head.base_seq} (retention)" if head.base_seq else ""
+        click.echo(f"{head.name}: {found.counts.get(head.name, 0)} record(s) checked{base}; head {head.seq} "
+                   f"{head.hash or '-'}")
     if not found.intact:
         for b in found.breaks:
-            where = f"record {b.record_id}" if b.record_id else "the end of the chain"
+            where = f"record {b.record_id}" if b.record_id else "the chain"
             click.echo(f"ALTERED: {b.table} {where}: {b.reason}", err=True)
         sys.exit(EXIT_PROBLEM)
     click.echo("the history is intact: every record follows the one before it")

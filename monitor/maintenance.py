@@ -75,7 +75,7 @@ class Maintenance:
         now = self.clock.now()
         report = await asyncio.to_thread(
             self.stores.maintenance.prune, checks_before=now - timedelta(seconds=self.settings.keep_checks_s),
-            raw_before=now - timedelta(seconds=self.settings.keep_raw_s), slow_s=self.settings.slow_s)
+            raw_before=now - timedelta(seconds=self.settings.keep_raw_s), slow_s=self.settings.slow_s, now=now)
         logger.info("retention: %s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.items()))
         return report
 

@@ -256,11 +256,24 @@ class ChainBreak:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChainHeadRow:
+    """Where a chain stands: its newest record's position and hash (what a checkpoint keeps), and its base
+    (where it starts since retention removed its oldest records)."""
+
+    name: str
+    seq: int
+    hash: str
+    base_seq: int = 0
+    base_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Verification:
-    """What `verify` found: records checked per chain, and the first break of each broken chain."""
+    """What `verify` found: records checked per chain, every break located, and the heads."""
 
     counts: Mapping[str, int] = field(default_factory=dict)
     breaks: Sequence[ChainBreak] = ()
+    heads: Sequence[ChainHeadRow] = ()
 
     @property
     def intact(self) -> bool:
@@ -391,7 +404,8 @@ class FaultsReader(Protocol):
 
 
 class MaintenanceStore(Protocol):
-    def prune(self, *, checks_before: datetime, raw_before: datetime, slow_s: float = 10.0) -> dict[str, int]: ...
+    def prune(self, *, checks_before: datetime, raw_before: datetime, slow_s: float = 10.0,
+              now: datetime | None = None) -> dict[str, int]: ...
 
     def last_link_checks(self) -> dict[int, datetime]: ...
 
@@ -401,7 +415,7 @@ class MaintenanceStore(Protocol):
         """Replace the kept aggregate `name` (one entry per key) in one transaction."""
         ...
 
-    def verify(self) -> Verification: ...
+    def verify(self, *, blobs: bool = True) -> Verification: ...
 
     def size_bytes(self) -> int | None: ...
 

@@ -82,15 +82,23 @@ async def test_prune_keeps_changes_evidence_chain_and_coverage(db_url: str) -> N
     store.close()
 
 
-async def test_pruning_part_of_a_day_merges_into_its_summary_and_the_monitor_goes_on(db_url: str) -> None:
+async def test_pruning_part_of_a_day_adds_a_summary_and_the_monitor_goes_on(db_url: str) -> None:
+    """A day pruned in two runs has two summaries (records are never edited: they are chained) that readers add
+    up; the chains stay intact from their new base, which the retention log records."""
     store, clock, _r, fetcher = await _ten_days(db_url)
     store.maintenance.prune(checks_before=START + timedelta(days=1, hours=12), raw_before=START)
     store.maintenance.prune(checks_before=START + timedelta(days=2), raw_before=START)
     with store.engine.connect() as conn:
-        day = conn.execute(select(m.CoverageDay).where(m.CoverageDay.day == "2026-10-02")).one()
-    assert day.checks == 8 and day.successes == 8
-    assert day.first_success_at == START + timedelta(days=1)
-    assert day.last_success_at == START + timedelta(days=1, hours=21)
+        parts = conn.execute(select(m.CoverageDay).where(m.CoverageDay.day == "2026-10-02")).all()
+    assert len(parts) == 2 and sum(p.checks for p in parts) == 8 and sum(p.successes for p in parts) == 8
+    assert min(p.first_success_at for p in parts) == START + timedelta(days=1)
+    assert max(p.last_success_at for p in parts) == START + timedelta(days=1, hours=21)
+    (day,) = [d for d in store.faults.coverage_rows(START, START + timedelta(days=3)) if d.day == "2026-10-02"]
+    assert day.checks == 8 and day.successes == 8  # one day, added up
+    found = store.maintenance.verify()
+    assert found.intact, found.breaks
+    checks_head = next(h for h in found.heads if h.name == "checks")
+    assert checks_head.base_seq == 16 and found.counts["retention_log"] == 2
     # a restarted monitor after pruning: state, flap memory and detection are intact
     runner = _runner(store, fetcher, clock)
     fetcher.pages[URL] = (200, html("Засідання виконкому", "Ремонт доріг", "Новий конкурс", "Бюджет 2027"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import subprocess
 import sys
 import threading
@@ -449,7 +450,7 @@ def test_the_hash_chains_are_right_with_many_writers(pg_url: str) -> None:
     assert not errors, errors
     found = store.maintenance.verify()
     assert found.intact, found.breaks
-    assert found.counts == {"versions": 200, "changes": 192}
+    assert (found.counts["versions"], found.counts["changes"], found.counts["checks"]) == (200, 192, 200)
     with store.engine.begin() as conn:
         from sqlalchemy import text
 
@@ -487,8 +488,12 @@ def test_removing_or_reordering_a_chained_record_is_found(db_url: str) -> None:
     with store.engine.begin() as conn:
         conn.execute(text("delete from changes where chain_seq = 2"))
     cut = store.maintenance.verify()
-    assert not cut.intact and cut.breaks[0].table == "changes" and "removed or inserted" in cut.breaks[0].reason
+    assert not cut.intact and cut.breaks[0].table == "changes"
+    assert cut.breaks[0].reason == "1 record(s) before it were removed"
     store.close()
+
+
+EMPTY_SHA = hashlib.sha256(b"{}").hexdigest()
 
 
 def test_migration_numbers_an_existing_chain_in_its_true_order(db_url: str) -> None:
@@ -510,18 +515,19 @@ def test_migration_numbers_an_existing_chain_in_its_true_order(db_url: str) -> N
         conn.execute(text("insert into pages (id, service_id, position, url, kind, name, interval_s, options, "
                           "created_at, consecutive_failures) values (1, 'portal', 1, 'u', 'html', '', 60, '{}', "
                           ":t, 0)"), {"t": day})
-        conn.execute(text("insert into blobs values ('b', 2, 'none', :data, :t)"), {"data": b"{}", "t": day})
+        conn.execute(text("insert into blobs values (:sha, 2, 'none', :data, :t)"),
+                     {"sha": hashlib.sha256(b"{}").hexdigest(), "data": b"{}", "t": day})
         prev = ""
         for rid in (2, 1, 3):  # chained out of id order, as two writers did
             row = {"id": rid, "page_id": 1, "key_hash": f"k{rid}", "first_seen_at": day + timedelta(days=rid),
-                   "content_sha": "b", "fp_raw": "r", "fp_text": "t", "fp_main": "m", "fp_main_dated": "d",
+                   "content_sha": EMPTY_SHA, "fp_raw": "r", "fp_text": "t", "fp_main": "m", "fp_main_dated": "d",
                    "fp_main_masked": "x", "fp_links": "l", "fp_documents": "o", "declared_at": None}
             digest = record_hash(prev, "versions", row)
             conn.execute(text("insert into versions (id, page_id, key_hash, first_seen_at, last_seen_at, content_sha, "
                               "fp_raw, fp_text, fp_main, fp_main_dated, fp_main_masked, fp_links, fp_documents, "
-                              "prev_hash, record_hash) values (:id, 1, :k, :t, :t, 'b', 'r', 't', 'm', 'd', 'x', 'l', "
+                              "prev_hash, record_hash) values (:id, 1, :k, :t, :t, :sha, 'r', 't', 'm', 'd', 'x', 'l', "
                               "'o', :p, :h)"), {"id": rid, "k": f"k{rid}", "t": row["first_seen_at"], "p": prev,
-                                                 "h": digest})
+                                                 "h": digest, "sha": row["content_sha"]})
             conn.execute(text("insert into checks (page_id, started_at, duration_s, outcome, bytes, content_type, "
                               "redirects, attempts, version_id, error, worker) values (1, :t, 0.1, 'ok', 10, '', 0, 1, "
                               ":v, '', 'w')"), {"t": row["first_seen_at"], "v": rid})
@@ -539,7 +545,7 @@ def test_migration_numbers_an_existing_chain_in_its_true_order(db_url: str) -> N
     store = Store(engine)
     found = store.maintenance.verify()
     assert found.intact, found.breaks
-    assert found.counts == {"versions": 3, "changes": 1}
+    assert (found.counts["versions"], found.counts["changes"], found.counts["checks"]) == (3, 1, 3)
     assert store.maintenance.row_counts()["checks"] == 3  # the rows that refer to the versions are all there
     store.close()
 
@@ -573,4 +579,65 @@ def test_aggregates_kept_by_several_processes_at_once(pg_url: str) -> None:
         t.join(60)
     assert not errors, errors
     assert len(store.metrics.aggregates("self_reports")) == 30
+    store.close()
+
+
+async def _audited_history(db_url: str) -> Store:
+    """Three checks of a page with two real changes, and two self-reports."""
+    store = open_store(db_url)
+    clock = Clock()
+    fetcher = StubFetcher(clock)
+    runner = _runner(store, fetcher, clock)
+    for body in (A, B, C):
+        fetcher.pages[URL] = (200, body)
+        await _check_all(runner)
+        clock.advance(days=1)
+    day = clock.now()
+    store.reports.add_reports([ReportRow(row_hash=f"r{i}", service_id="portal", service_text="SMART-ПОРТАЛ",
+                                         submitted_at=day, reported_for=day - timedelta(days=i), what=f"звіт {i}")
+                               for i in (1, 2)], day)
+    assert store.maintenance.verify().intact
+    return store
+
+
+@pytest.mark.parametrize(("sql", "table", "reason"), [
+    ("update self_reports set reported_for = reported_for - interval '1 day' where what = 'звіт 1'",
+     "self_reports", "its content was altered"),  # a self-report's date moved
+    ("delete from self_reports where what = 'звіт 1'", "self_reports", "1 record(s) before it were removed"),
+    ("update checks set outcome = 'timeout' where chain_seq = 2", "checks", "its content was altered"),
+    ("delete from checks where chain_seq = 2", "checks", "1 record(s) before it were removed"),  # a day of checks
+    ("delete from checks where chain_seq = 3", "checks", "the newest records were removed"),
+    ("update changes set detected_at = detected_at + interval '7 day' where chain_seq = 1", "changes",
+     "its content was altered"),
+    ("update chain_heads set base_seq = 1, base_hash = (select record_hash from checks where chain_seq = 1) "
+     "where name = 'checks'", "checks", "its start was moved without the retention log recording it"),
+    ("update blobs set data = (select data from blobs b2 join changes c on c.evidence_sha = b2.sha256 "
+     "where c.chain_seq = 2) where sha256 = (select evidence_sha from changes where chain_seq = 1)", "blobs",
+     "is not the bytes its address names"),  # January's diff shown for March's change
+], ids=["report-date-moved", "report-deleted", "check-edited", "check-deleted", "newest-check-cut",
+        "change-edited", "base-moved", "evidence-swapped"])
+async def test_every_kind_of_record_is_protected(db_url: str, sql: str, table: str, reason: str) -> None:
+    from sqlalchemy import text
+
+    store = await _audited_history(db_url)
+    if store.engine.dialect.name == "sqlite":
+        sql = sql.replace("- interval '1 day'", "|| ''").replace("+ interval '7 day'", "|| ''")
+        sql = sql.replace("reported_for || ''", "replace(reported_for, '2026-11', '2026-10')").replace(
+            "detected_at || ''", "replace(detected_at, '2026-11', '2026-12')")
+    with store.engine.begin() as conn:
+        conn.execute(text(sql))
+    found = store.maintenance.verify()
+    assert not found.intact
+    assert any(b.table == table and reason in b.reason for b in found.breaks), found.breaks
+    store.close()
+
+
+async def test_every_break_is_located_not_only_the_first(db_url: str) -> None:
+    from sqlalchemy import text
+
+    store = await _audited_history(db_url)
+    with store.engine.begin() as conn:
+        conn.execute(text("update checks set error = 'x' where chain_seq in (1, 3)"))
+    broken = [b for b in store.maintenance.verify().breaks if b.table == "checks"]
+    assert len(broken) == 2 and all(b.reason == "its content was altered" for b in broken)
     store.close()

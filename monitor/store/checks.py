@@ -174,6 +174,7 @@ class _Batch:
         if changes_rows:
             inserted_ids = conn.execute(insert(CH).returning(CH.c.id), changes_rows).scalars().all()
             chain.append(conn, CH, list(inserted_ids))
+        chain.stamp(conn, "checks", checks_rows)
         conn.execute(insert(C), checks_rows)
         self._sightings(sightings)
         self._summaries(summaries)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, text, union, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text, union, update
 
-from monitor.ports import ChainBreak, LinkCheck, Verification
+from monitor.ports import ChainBreak, ChainHeadRow, LinkCheck, Verification
 from monitor.store import chain
 from monitor.store import models as m
-from monitor.store.common import SUCCESS, table, translate, upsert, utc
+from monitor.store.common import SUCCESS, table, translate, unpack, upsert, utc
 
 COUNTED = {"checks": m.Check, "versions": m.Version, "changes": m.Change, "blobs": m.Blob, "pages": m.Page,
            "services": m.Service, "coverage_days": m.CoverageDay, "link_checks": m.LinkCheck,
@@ -25,18 +26,22 @@ class SqlMaintenance:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def prune(self, *, checks_before: datetime, raw_before: datetime, slow_s: float = 10.0) -> dict[str, int]:
-        """Bounded growth. Check rows older than `checks_before` are summarised per page and day
-        (coverage_days) and removed, and so are older link checks; raw captures of versions not seen since
-        `raw_before` are dropped (the current version of each page keeps its own). Versions, change events,
-        their evidence and the counters are kept for ever."""
+    def prune(self, *, checks_before: datetime, raw_before: datetime, slow_s: float = 10.0,
+              now: datetime | None = None) -> dict[str, int]:
+        """Bounded growth. Check rows older than `checks_before` are summarised per page and day (a chained
+        coverage record per page, day and run) and removed — the oldest part of their chain, up to the first
+        record that is not that old, so that the chain stays verifiable from its new base — and so are older
+        link checks; raw captures of versions not seen since `raw_before` are dropped (the current version of
+        each page keeps its own). Versions, change events, their evidence and the counters are kept for ever."""
         C, V, B, P, D, CH = (table(m.Check), table(m.Version), table(m.Blob), table(m.Page),
                              table(m.CoverageDay), table(m.Change))
         report = {"checks_summarised": 0, "days_summarised": 0, "raw_captures_dropped": 0, "blobs_deleted": 0,
                   "link_checks_deleted": 0}
         with translate("cannot prune"), self.engine.begin() as conn:
+            upto = chain.prunable(conn, C, C.c.started_at < checks_before)
+            old = (C.c.chain_seq <= upto) & (C.c.started_at < checks_before)
             summary: dict[tuple[int, str], dict[str, Any]] = {}
-            q = select(C.c.page_id, C.c.started_at, C.c.outcome, C.c.duration_s).where(C.c.started_at < checks_before)
+            q = select(C.c.page_id, C.c.started_at, C.c.outcome, C.c.duration_s).where(old)
             for pid, started, outcome, duration in conn.execute(q):
                 started = utc(started)
                 assert started is not None
@@ -50,25 +55,18 @@ class SqlMaintenance:
                     day["last"] = max(filter(None, (day["last"], started)))
                 else:
                     day["failures"][outcome] += 1
-            for (pid, day_key), d in summary.items():
-                old = conn.execute(select(D).where(D.c.page_id == pid, D.c.day == day_key)).mappings().first()
-                failures = Counter(d["failures"])
-                if old is not None:
-                    failures.update({k: int(v) for k, v in (x.split(":") for x in old["failures"].split(",") if x)})
-                values = {"checks": d["checks"] + (old["checks"] if old else 0),
-                          "successes": d["successes"] + (old["successes"] if old else 0),
-                          "failures": ",".join(f"{k}:{v}" for k, v in sorted(failures.items())),
-                          "first_success_at": min(filter(None, (d["first"], utc(old["first_success_at"]) if old
-                                                                else None)), default=None),
-                          "last_success_at": max(filter(None, (d["last"], utc(old["last_success_at"]) if old
-                                                               else None)), default=None),
-                          "slow": d["slow"] + (old["slow"] if old else 0)}
-                if old is None:
-                    conn.execute(insert(D).values(page_id=pid, day=day_key, **values))
-                else:
-                    conn.execute(update(D).where(D.c.page_id == pid, D.c.day == day_key).values(**values))
+            rows = [dict(page_id=pid, day=day_key, checks=d["checks"], successes=d["successes"],
+                         failures=",".join(f"{k}:{v}" for k, v in sorted(d["failures"].items())),
+                         first_success_at=d["first"], last_success_at=d["last"], slow=d["slow"])
+                    for (pid, day_key), d in sorted(summary.items())]
+            chain.stamp(conn, "coverage_days", rows)
+            if rows:
+                conn.execute(insert(D), rows)
             report["days_summarised"] = len(summary)
-            report["checks_summarised"] = conn.execute(C.delete().where(C.c.started_at < checks_before)).rowcount
+            removed = chain.move_base(conn, C, upto, now or datetime.now(UTC))
+            report["checks_summarised"] = conn.execute(C.delete().where(C.c.chain_seq <= upto)).rowcount
+            if report["checks_summarised"] != removed:  # a record without its place: the chain says where
+                report["checks_summarised"] = removed
             current = select(P.c.last_version_id).where(P.c.last_version_id.is_not(None))
             report["raw_captures_dropped"] = conn.execute(
                 update(V).where(V.c.last_seen_at < raw_before, V.c.raw_sha.is_not(None), V.c.id.not_in(current))
@@ -107,17 +105,61 @@ class SqlMaintenance:
                 gone = gone.where(A.c.key.not_in(sorted(values)))
             conn.execute(gone)
 
-    def verify(self) -> Verification:
-        """Check the hash chains of versions and change events: records checked, and breaks found."""
+    def verify(self, *, blobs: bool = True) -> Verification:
+        """Check every hash chain from its base, that each chain's base is the one the retention log recorded,
+        and (with `blobs`) that every stored content and evidence is the bytes its address says: records
+        checked, every break located, and the heads."""
         counts: dict[str, int] = {}
         breaks: list[ChainBreak] = []
+        heads: list[ChainHeadRow] = []
         with translate("cannot verify"), self.engine.connect() as conn:
-            for model in (m.Version, m.Change):
-                n, broken = chain.verify(conn, table(model))
-                counts[table(model).name] = n
-                if broken is not None:
-                    breaks.append(broken)
-        return Verification(counts=counts, breaks=tuple(breaks))
+            for name in chain.MODELS:
+                found = chain.verify(conn, name)
+                counts[name] = found.checked
+                breaks.extend(found.breaks)
+                heads.append(ChainHeadRow(name=name, seq=found.head_seq, hash=found.head_hash,
+                                          base_seq=found.base_seq))
+            breaks.extend(self._bases(conn))
+            if blobs:
+                breaks.extend(self._blobs(conn))
+        return Verification(counts=counts, breaks=tuple(breaks), heads=tuple(heads))
+
+    @staticmethod
+    def _bases(conn: Connection) -> list[ChainBreak]:
+        """A chain starts later than its first record only where retention recorded the move."""
+        H, R = table(m.ChainHead), table(m.RetentionLog)
+        out = []
+        for name, base_seq, base_hash in conn.execute(select(H.c.name, H.c.base_seq, H.c.base_hash)):
+            logged = conn.execute(select(R.c.base_seq, R.c.base_hash).where(R.c.chain == name)
+                                  .order_by(R.c.chain_seq.desc()).limit(1)).first()
+            if (int(base_seq), base_hash) != ((int(logged[0]), logged[1]) if logged else (0, "")):
+                out.append(ChainBreak(table=name, record_id=0, reason="its start was moved without the retention "
+                                      "log recording it (records at its start were removed)"))
+        return out
+
+    @staticmethod
+    def _blobs(conn: Connection) -> list[ChainBreak]:
+        """Every content and evidence a chained record refers to is the bytes its address (SHA-256) names."""
+        B, V, CH = table(m.Blob), table(m.Version), table(m.Change)
+        referred = union(select(V.c.content_sha.label("sha")), select(CH.c.evidence_sha).where(
+            CH.c.evidence_sha.is_not(None))).subquery()
+        out = []
+        query = select(B.c.sha256, B.c.codec, B.c.data).join(referred, referred.c.sha == B.c.sha256)
+        with conn.execute(query.execution_options(yield_per=500)) as result:
+            for sha, codec, data in result:
+                try:
+                    good = hashlib.sha256(unpack(codec, data)).hexdigest() == sha
+                except Exception:
+                    good = False
+                if not good:
+                    out.append(ChainBreak(table="blobs", record_id=0, reason=f"the content {sha[:12]}… is not the "
+                                          "bytes its address names (it was replaced)"))
+        missing = conn.execute(select(func.count()).select_from(referred).where(
+            ~referred.c.sha.in_(select(B.c.sha256)))).scalar()
+        if missing:
+            out.append(ChainBreak(table="blobs", record_id=0, reason=f"{missing} content(s) or evidence that "
+                                  "records refer to are missing"))
+        return out
 
     def size_bytes(self) -> int | None:
         """The database's size on disk (SQLite file pages; PostgreSQL database size)."""

@@ -177,6 +177,9 @@ class Check(Base):
     last_modified: Mapped[str | None] = mapped_column(Text, nullable=True)  # the server's Last-Modified header
     error: Mapped[str] = mapped_column(Text, default="")
     worker: Mapped[str] = mapped_column(String(64), default="")
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Change(Base):
@@ -266,6 +269,9 @@ class SelfReport(Base):
     service_text: Mapped[str] = mapped_column(Text, default="")  # the service as the department wrote it
     source: Mapped[str] = mapped_column(Text, default="")  # file name and row number
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ChainHead(Base):
@@ -278,21 +284,47 @@ class ChainHead(Base):
     last_id: Mapped[int] = mapped_column(BigInteger, default=0)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     last_hash: Mapped[str] = mapped_column(String(64), default="")
+    # where the chain starts since retention removed its oldest records (0, "": from its very first record)
+    base_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    base_hash: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class CoverageDay(Base):
-    """What pruned check rows leave behind: per page and UTC day, how often it was checked and seen."""
+    """What pruned check rows leave behind: per page and UTC day, how often it was checked and seen. A record
+    per page, day and pruning run (never updated: the rows are chained); readers add a day's rows up."""
 
     __tablename__ = "coverage_days"
+    __table_args__ = (Index("ix_coverage_days_page_day", "page_id", "day"),)
 
-    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), primary_key=True)
-    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD (UTC)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (UTC)
     checks: Mapped[int] = mapped_column(Integer, default=0)
     successes: Mapped[int] = mapped_column(Integer, default=0)
     failures: Mapped[str] = mapped_column(Text, default="")  # "outcome:count,..." of the failed checks
     first_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     slow: Mapped[int] = mapped_column(Integer, default=0)  # checks slower than the slow threshold
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class RetentionLog(Base):
+    """Each time retention removed the oldest records of a chain: where the chain starts from then (chained
+    itself, so that moving a chain's start is never silent)."""
+
+    __tablename__ = "retention_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(String(16))
+    base_seq: Mapped[int] = mapped_column(BigInteger)
+    base_hash: Mapped[str] = mapped_column(String(64))
+    removed: Mapped[int] = mapped_column(BigInteger)
+    done_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class LinkCheck(Base):

@@ -4,6 +4,7 @@ Each returns typed rows (monitor.ports) and only reads, except the heartbeat."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -248,14 +249,23 @@ class SqlFaults:
                 yield CheckRow(**row._asdict())
 
     def coverage_rows(self, since: datetime, until: datetime) -> list[DayRow]:
-        """The pruned days in the range."""
+        """The pruned days in the range, a page's records of one day added up."""
         D, P = table(m.CoverageDay), table(m.Page)
         q = (select(P.c.service_id, P.c.url, D.c.day, D.c.checks, D.c.successes, D.c.failures, D.c.slow)
              .join(P, P.c.id == D.c.page_id)
              .where(P.c.retired_at.is_(None), D.c.day >= _day(since), D.c.day < _day(until))
-             .order_by(D.c.page_id, D.c.day))
+             .order_by(D.c.page_id, D.c.day, D.c.id))
+        days: dict[tuple[str, str, str], list[Any]] = {}
         with self.engine.connect() as conn:
-            return [DayRow(**row._asdict()) for row in conn.execute(q)]
+            for sid, url, day, checks, successes, failures, slow in conn.execute(q):
+                d = days.setdefault((sid, url, day), [0, 0, Counter(), 0])
+                d[0] += checks
+                d[1] += successes
+                d[2].update({k: int(v) for k, v in (x.split(":") for x in failures.split(",") if x)})
+                d[3] += slow
+        return [DayRow(service_id=sid, url=url, day=day, checks=c, successes=s, slow=slow,
+                       failures=",".join(f"{k}:{v}" for k, v in sorted(f.items())))
+                for (sid, url, day), (c, s, f, slow) in days.items()]
 
     def link_checks(self, since: datetime, until: datetime) -> list[LinkRow]:
         """The links checked in the range."""

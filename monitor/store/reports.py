@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 
 from monitor.domain import ReportEntry, ReportRow
+from monitor.store import chain
 from monitor.store import models as m
-from monitor.store.common import insert_ignore, table, translate, utc
+from monitor.store.common import table, translate, utc
 
 
 def reports(engine: Engine, *, service_id: str | None = None, since: datetime | None = None,
@@ -48,10 +49,14 @@ class SqlReports:
         if not values:
             return 0
         with translate("cannot store self-reports"), self.engine.begin() as conn:
-            before = conn.execute(select(func.count()).select_from(R)).scalar() or 0
-            insert_ignore(conn, R, values, ["row_hash"])
-            after = conn.execute(select(func.count()).select_from(R)).scalar() or 0
-        return int(after - before)
+            chain.lock(conn, "self_reports")  # importers take turns: a row is new or not, then chained
+            have = set(conn.execute(select(R.c.row_hash).where(R.c.row_hash.in_([v["row_hash"] for v in values])))
+                       .scalars())
+            new = list({v["row_hash"]: v for v in values if v["row_hash"] not in have}.values())
+            chain.stamp(conn, "self_reports", new)
+            if new:
+                conn.execute(insert(R), new)
+        return len(new)
 
     def reports(self, *, service_id: str | None = None, since: datetime | None = None,
                 until: datetime | None = None) -> list[ReportEntry]:
