@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor import __version__
+from monitor import checkpoint as checkpoints
 from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_yaml
 from monitor.auditing import VIEWS, View, run_audit, views
 from monitor.clock import SYSTEM
@@ -43,7 +44,7 @@ from monitor.domain import (
     redact_text,
     redact_url,
 )
-from monitor.errors import ConfigError, MonitorError, Problem, StoreInUse, StoreReadOnly
+from monitor.errors import ConfigError, MonitorError, Problem, StoreInUse, StoreReadOnly, UsageError
 from monitor.exporter import MetricsServer
 from monitor.extract import validate_jmespath, validate_selector
 from monitor.faults import fault_views, run_faults
@@ -906,8 +907,12 @@ def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], 
 
 
 @main.command()
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False),
+              help="A signed checkpoint (monitor checkpoint make): the records it signed must be unchanged.")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False),
+              help="The auditor's public key: proves who signed the checkpoint (else only that the file is whole).")
 @click.pass_context
-def verify(ctx: click.Context) -> None:
+def verify(ctx: click.Context, checkpoint_file: str | None, public_key: str | None) -> None:
     """Prove that the stored history was not altered: every chain (versions, changes, checks, coverage summaries,
     self-reports, the retention log) and every content and evidence; print the heads to keep, and every break.
     Exit 1 if anything was altered."""
@@ -915,18 +920,80 @@ def verify(ctx: click.Context) -> None:
     store = open_store(catalogue, writes=False)
     try:
         found = store.maintenance.verify()
+        breaks = list(found.breaks)
+        if checkpoint_file:
+            try:
+                signed = checkpoints.read(Path(checkpoint_file).read_bytes(),
+                                          public_pem=Path(public_key).read_bytes() if public_key else None)
+            except UsageError as exc:
+                fail(f"{checkpoint_file}: {exc}", EXIT_PROBLEM)
+            if public_key is None:
+                click.echo("note: no --public-key: the signature proves the file whole, not who signed it", err=True)
+            breaks += checkpoints.compare(signed, found.heads, store.maintenance.chain_record)
+            click.echo(f"checkpoint of {signed.made_at}: {len(signed.heads)} chain head(s) compared")
     finally:
         store.close()
     for head in found.heads:
         base = f", from {head.base_seq} (retention)" if head.base_seq else ""
         click.echo(f"{head.name}: {found.counts.get(head.name, 0)} record(s) checked{base}; head {head.seq} "
                    f"{head.hash or '-'}")
-    if not found.intact:
-        for b in found.breaks:
+    if breaks:
+        for b in breaks:
             where = f"record {b.record_id}" if b.record_id else "the chain"
             click.echo(f"ALTERED: {b.table} {where}: {b.reason}", err=True)
         sys.exit(EXIT_PROBLEM)
-    click.echo("the history is intact: every record follows the one before it")
+    click.echo("the history is intact: every record follows the one before it"
+               + (", and the checkpoint's records are unchanged" if checkpoint_file else ""))
+
+
+@main.group()
+def checkpoint() -> None:
+    """Signed checkpoints of the history, for auditors to keep outside the database."""
+
+
+@checkpoint.command("keygen")
+@click.option("--private", "private_file", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the private key (the auditor keeps it; never next to the database).")
+@click.option("--public", "public_file", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the public key (to verify with).")
+def checkpoint_keygen(private_file: str, public_file: str) -> None:
+    """Make an Ed25519 key pair for signing checkpoints."""
+    for path in (private_file, public_file):
+        if Path(path).exists():
+            fail(f"{path} exists: a key is never overwritten")
+    pair = checkpoints.generate()
+    fd = os.open(private_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pair.private_pem)
+    Path(public_file).write_bytes(pair.public_pem)
+    click.echo(f"wrote {private_file} (keep it safe) and {public_file}")
+
+
+@checkpoint.command("make")
+@click.option("--key", "key_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The private key (monitor checkpoint keygen).")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Where to write it.")
+@click.option("--note", default="", help="A note signed with it (the audit it belongs to...).")
+@click.pass_context
+def checkpoint_make(ctx: click.Context, key_file: str, output: str, note: str) -> None:
+    """Verify the history, then sign the head of every chain into a file kept outside the database."""
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue, writes=False)
+    try:
+        found = store.maintenance.verify()
+    finally:
+        store.close()
+    if not found.intact:
+        fail(f"the history is not intact ({len(found.breaks)} break(s); see `monitor verify`): nothing signed",
+             EXIT_PROBLEM)
+    try:
+        data = checkpoints.make(found.heads, private_pem=Path(key_file).read_bytes(), made_at=utcnow(), note=note)
+    except UsageError as exc:
+        fail(f"{key_file}: {exc}")
+    Path(output).write_bytes(data)
+    for head in found.heads:
+        click.echo(f"{head.name}: {head.seq} {head.hash or '-'}")
+    click.echo(f"wrote {output}")
 
 
 @main.command()

@@ -150,6 +150,7 @@ class ChainReport:
     head_seq: int = 0
     head_hash: str = ""
     base_seq: int = 0
+    base_hash: str = ""
     breaks: list[ChainBreak] = field(default_factory=list)
 
 
@@ -161,7 +162,7 @@ def verify(conn: Connection, name: str) -> ChainReport:
     head = conn.execute(select(H.c.last_seq, H.c.last_hash, H.c.base_seq, H.c.base_hash)
                         .where(H.c.name == name)).first()
     base_seq, prev = (int(head.base_seq), head.base_hash) if head is not None else (0, "")
-    report = ChainReport(name=name, base_seq=base_seq)
+    report = ChainReport(name=name, base_seq=base_seq, base_hash=prev)
 
     def broken(record_id: int, reason: str) -> bool:
         report.breaks.append(ChainBreak(table=name, record_id=record_id, reason=reason))

@@ -118,11 +118,19 @@ class SqlMaintenance:
                 counts[name] = found.checked
                 breaks.extend(found.breaks)
                 heads.append(ChainHeadRow(name=name, seq=found.head_seq, hash=found.head_hash,
-                                          base_seq=found.base_seq))
+                                          base_seq=found.base_seq, base_hash=found.base_hash))
             breaks.extend(self._bases(conn))
             if blobs:
                 breaks.extend(self._blobs(conn))
         return Verification(counts=counts, breaks=tuple(breaks), heads=tuple(heads))
+
+    def chain_record(self, name: str, seq: int) -> str | None:
+        """The hash of the record at a position of a chain (None if there is none)."""
+        tbl = table(chain.MODELS[name]) if name in chain.MODELS else None
+        if tbl is None:
+            return None
+        with translate("cannot read a chain"), self.engine.connect() as conn:
+            return conn.execute(select(tbl.c.record_hash).where(tbl.c.chain_seq == seq)).scalar()
 
     @staticmethod
     def _bases(conn: Connection) -> list[ChainBreak]:
