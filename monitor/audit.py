@@ -41,7 +41,7 @@ UNREPORTED = "unreported"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Options:
     tz: str = "Europe/Kyiv"
-    tolerance: timedelta = timedelta(days=1)  # a report's claimed date may be this far from the detection window
+    tolerance: timedelta = timedelta(0)  # extra leniency around a claimed day (the checks' windows already are)
     min_coverage: float = 0.8  # below this share of watched time a period (or a claim) is unknown
     country: str = "UA"
 
@@ -131,11 +131,31 @@ def _overlaps(a0: datetime, a1: datetime, b0: datetime, b1: datetime) -> bool:
 
 
 def claim_window(report: Report, opts: Options) -> tuple[datetime, datetime]:
-    """The day the department names (in local time), widened by the tolerance."""
+    """The day the department names (in local time), widened by the tolerance (none by default: the checks'
+    own windows say how precisely an update is dated)."""
     zone = ZoneInfo(opts.tz)
     day = report.reported_for.astimezone(zone).date()
     start = datetime.combine(day, time(), tzinfo=zone)
     return start - opts.tolerance, start + timedelta(days=1) + opts.tolerance
+
+
+def attributed(u: Update, lo: datetime, hi: datetime, watched: bool) -> bool:
+    """Whether an update counts for the time [lo, hi): it happened between the last check that did not see
+    it (u.start) and the first that did (u.detected_at). Certainly inside when the whole window is; otherwise
+    it counts where it was detected, and only if that time was watched (a change first seen after an outage
+    does not make the unwatched days before it compliant)."""
+    if lo <= u.start and u.detected_at < hi:
+        return True
+    return watched and lo <= u.detected_at < hi
+
+
+def bears_out(u: Update, lo: datetime, hi: datetime, watched: bool) -> bool:
+    """Whether an update bears out a claim for [lo, hi): the claim falls in the update's window (between the
+    last check that did not see it and the first that did) — and the claimed time was watched, or the window
+    lies within it (a change first seen after an outage cannot confirm the unwatched days before it)."""
+    if lo <= u.start and u.detected_at < hi:
+        return True
+    return watched and _overlaps(u.start, u.detected_at, lo, hi)
 
 
 # --- reconciliation ---------------------------------------------------------------------------
@@ -153,7 +173,9 @@ def _required(service: ServiceConfig, period: Period, opts: Options) -> bool:
 def reconcile(service: ServiceConfig, *, start: datetime, end: datetime, now: datetime,
               updates: Iterable[Update], reports: Iterable[Report], successes: Sequence[datetime],
               interval_s: float, declared: Iterable[datetime] = (), opts: Options | None = None) -> ServiceAudit:
-    """Reconcile one service over [start, end). `successes` are the times of its successful checks."""
+    """Reconcile one service over [start, end). Every period that overlaps the range is judged whole (a week
+    that began before the range is judged on all of it, as it is shown); `updates` and `successes` must cover
+    the periods, not only the range. `successes` are the times of the service's successful checks."""
     opts = opts or Options()
     end = min(end, now)
     ups = sorted(updates, key=lambda u: (u.detected_at, u.id))
@@ -166,17 +188,18 @@ def reconcile(service: ServiceConfig, *, start: datetime, end: datetime, now: da
                          coverage=coverage(intervals, start, end), updates=ups)
 
     for p in periods(service.regulation, start, end, tz=opts.tz):
-        lo, hi = max(p.start, start), min(p.end, end)
+        lo, hi = p.start, min(p.end, now)
         cov = coverage(intervals, lo, hi)
-        in_real = tuple(u.id for u in real if _overlaps(u.start, u.detected_at, lo, hi) and u.detected_at > lo)
-        in_dated = tuple(u.id for u in dated if lo <= u.detected_at < hi)
+        watched = cov >= opts.min_coverage
+        in_real = tuple(u.id for u in real if attributed(u, lo, hi, watched))
+        in_dated = tuple(u.id for u in dated if attributed(u, lo, hi, watched))
         in_reports = tuple(r.id for r in reps if lo <= r.reported_for < hi)
         in_declared = tuple(d for d in declared_dates if lo <= d < hi)
         required = _required(service, p, opts)
         if in_real:
-            verdict = PeriodVerdict.COMPLIANT  # an update was seen: whatever the coverage
-        elif cov < opts.min_coverage:
-            verdict = PeriodVerdict.UNKNOWN
+            verdict = PeriodVerdict.COMPLIANT  # an update is known to fall in it
+        elif not watched:
+            verdict = PeriodVerdict.UNKNOWN  # not observed enough: nothing can be said, whatever came later
         elif required:
             verdict = PeriodVerdict.MISSED
         else:
@@ -187,23 +210,29 @@ def reconcile(service: ServiceConfig, *, start: datetime, end: datetime, now: da
 
     for r in reps:
         w0, w1 = claim_window(r, opts)
-        matches = tuple(u.id for u in real if _overlaps(u.start, u.detected_at, w0, w1))
-        date_matches = tuple(u.id for u in dated if _overlaps(u.start, u.detected_at, w0, w1))
-        cov = coverage(intervals, w0, min(w1, now))
+        cov = coverage(intervals, w0, min(w1, now)) if w0 < now else 0.0
+        watched = cov >= opts.min_coverage
+        matches = tuple(u.id for u in real if bears_out(u, w0, w1, watched))
+        date_matches = tuple(u.id for u in dated if bears_out(u, w0, w1, watched))
         if matches:
-            audit.reports.append(ReportResult(report=r, verdict=ReportVerdict.CONFIRMED, matched=matches, coverage=cov))
+            said = ReportVerdict.CONFIRMED
         elif date_matches:
-            audit.reports.append(ReportResult(report=r, verdict=ReportVerdict.DATE_ONLY, matched=date_matches,
-                                              coverage=cov))
-        elif service.pages and cov >= opts.min_coverage:
-            audit.reports.append(ReportResult(report=r, verdict=ReportVerdict.UNCONFIRMED, coverage=cov))
-        else:
-            audit.reports.append(ReportResult(report=r, verdict=ReportVerdict.UNVERIFIABLE, coverage=cov))
+            said = ReportVerdict.DATE_ONLY
+        elif service.pages and watched:
+            said = ReportVerdict.UNCONFIRMED
+        else:  # not watched enough then (an outage, before the monitor started, in the future): cannot tell
+            said = ReportVerdict.UNVERIFIABLE
+        audit.reports.append(ReportResult(report=r, verdict=said, matched=matches or date_matches, coverage=cov))
 
     windows = [claim_window(r, opts) for r in reps]
     audit.unreported = [u for u in real if start <= u.detected_at < end
                         and not any(_overlaps(u.start, u.detected_at, w0, w1) for w0, w1 in windows)]
     return audit
+
+
+def in_range(u: Update, audit: ServiceAudit) -> bool:
+    """Whether an update was detected within the audited range (the others are context: no report verdict)."""
+    return audit.start <= u.detected_at < audit.end
 
 
 def department_summary(audits: Iterable[ServiceAudit]) -> dict[str, dict[str, int]]:

@@ -8,10 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from monitor.audit import UNREPORTED, Options, ReportVerdict, ServiceAudit, department_summary, reconcile
+from monitor.audit import (
+    UNREPORTED,
+    Options,
+    ReportVerdict,
+    ServiceAudit,
+    department_summary,
+    in_range,
+    reconcile,
+)
 from monitor.domain import Catalogue, ServiceConfig
 from monitor.ports import AuditReader
-from monitor.regulation import default_interval_s
+from monitor.regulation import default_interval_s, periods
 
 VIEWS = ("periods", "reports", "updates", "departments")
 
@@ -83,12 +91,16 @@ def run_audit(catalogue: Catalogue, store: AuditReader, *, start: datetime, end:
     for svc in catalogue.services:
         if (wanted and svc.id not in wanted) or (depts and svc.department_id not in depts):
             continue
+        # the periods crossing the range's edges are judged whole: read their evidence too
+        ps = list(periods(svc.regulation, start, min(end, now), tz=opts.tz))
+        lo = min(start, ps[0].start) if ps else start
+        hi = max(min(end, now), min(ps[-1].end, now)) if ps else min(end, now)
         out.append(reconcile(
             svc, start=start, end=end, now=now,
-            updates=store.change_events(svc.id, start - margin, end + margin),
-            reports=store.reports(service_id=svc.id, since=start, until=end),
-            successes=store.success_times(svc.id, start - margin, min(end, now) + margin),
-            interval_s=_interval(svc), declared=store.declared_dates(svc.id, start, end), opts=opts))
+            updates=store.change_events(svc.id, lo - margin, hi + margin),
+            reports=store.reports(service_id=svc.id, since=lo, until=hi),
+            successes=store.success_times(svc.id, lo - margin, hi + margin),
+            interval_s=_interval(svc), declared=store.declared_dates(svc.id, lo, hi), opts=opts))
     return out
 
 
@@ -115,9 +127,9 @@ def views(audits: Sequence[ServiceAudit], tz: str) -> dict[str, View]:
                             ", ".join(str(i) for i in r.matched), round(r.coverage, 3)))
         unreported = {u.id for u in a.unreported}
         for u in a.updates:
+            label = "" if not u.is_real or not in_range(u, a) else UNREPORTED if u.id in unreported else "reported"
             updates.append((s.id, u.id, u.url, u.change_class, "yes" if u.is_real else "no",
-                            local_time(u.window_start, tz), local_time(u.detected_at, tz),
-                            UNREPORTED if u.id in unreported else ("" if not u.is_real else "reported"),
+                            local_time(u.window_start, tz), local_time(u.detected_at, tz), label,
                             u.added, u.removed, u.edited))
     summary = department_summary(audits)
     departments = [(dept, c.get("services", 0), c.get("periods_compliant", 0), c.get("periods_missed", 0),

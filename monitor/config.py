@@ -369,7 +369,7 @@ REPORTS: tuple[Key, ...] = (
     Key("link", p_str_list, "Question(s) giving a link to the update."),
     Key("timezone", p_timezone, "Zone of timestamps written without one (the form owner's zone)."),
     Key("day_first", p_bool, "Read 1/2/2026 as 1 February (en-GB) rather than January 2 (en-US)."),
-    Key("tolerance", p_duration_range(0, 30 * 86400), "How far a reported date may be from the detection."),
+    Key("tolerance", p_duration_range(0, 30 * 86400), "Extra leniency around a claimed day (none by default)."),
     Key("min_coverage", p_share, "Share of a period the monitor must have watched to judge it."),
 )
 

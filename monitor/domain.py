@@ -217,7 +217,7 @@ class ReportSettings:
     questions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # field -> extra question titles or ids
     timezone: str = "Europe/Kyiv"
     day_first: bool = False
-    tolerance_s: float = 86_400.0
+    tolerance_s: float = 0.0  # extra leniency around a claimed day (the checks' windows already date updates)
     min_coverage: float = 0.8
 
 

@@ -95,16 +95,69 @@ def test_an_unmonitored_service_cannot_be_verified() -> None:
     assert audit.reports[0].verdict is ReportVerdict.UNVERIFIABLE and not audit.monitored
 
 
-def test_a_report_within_the_tolerance_confirms() -> None:
+def test_a_report_is_confirmed_by_an_update_dated_on_its_day_not_a_day_later() -> None:
+    """The checks date an update between the last check that did not see it and the first that did; a report
+    is confirmed when that window meets the day it names. Friday's update does not confirm a Saturday report
+    (it did, with a fixed ±1 day, while Saturday itself was judged missed); a window across midnight meets both
+    days; an explicit tolerance widens the day."""
     start, end = k(2026, 11, 2), k(2026, 11, 30)
     checks = hourly(start, end)
-    upd = [update(1, k(2026, 11, 6, 2))]  # detected in the small hours after the reported day
-    audit = reconcile(service(), start=start, end=end, now=end, updates=upd, reports=[report(1, k(2026, 11, 5))],
-                      successes=checks, interval_s=3600)
-    assert audit.reports[0].verdict is ReportVerdict.CONFIRMED
-    strict = reconcile(service(), start=start, end=end, now=end, updates=upd, reports=[report(1, k(2026, 11, 3))],
-                       successes=checks, interval_s=3600, opts=Options(tolerance=timedelta(hours=1)))
-    assert strict.reports[0].verdict is ReportVerdict.UNCONFIRMED and [u.id for u in strict.unreported] == [1]
+    friday = [update(1, k(2026, 11, 6, 11))]  # seen at 11:00 on Friday, not at 10:00
+    on_friday = reconcile(service(), start=start, end=end, now=end, updates=friday,
+                          reports=[report(1, k(2026, 11, 6)), report(2, k(2026, 11, 7))], successes=checks,
+                          interval_s=3600)
+    assert [r.verdict for r in on_friday.reports] == [ReportVerdict.CONFIRMED, ReportVerdict.UNCONFIRMED]
+    midnight = [update(1, k(2026, 11, 7, 0, 30))]  # between 23:30 on Friday and 00:30 on Saturday
+    around = reconcile(service(), start=start, end=end, now=end, updates=midnight,
+                       reports=[report(1, k(2026, 11, 6)), report(2, k(2026, 11, 7))], successes=checks,
+                       interval_s=3600)
+    assert [r.verdict for r in around.reports] == [ReportVerdict.CONFIRMED, ReportVerdict.CONFIRMED]
+    lenient = reconcile(service(), start=start, end=end, now=end, updates=friday, reports=[report(2, k(2026, 11, 7))],
+                        successes=checks, interval_s=3600, opts=Options(tolerance=timedelta(days=1)))
+    assert lenient.reports[0].verdict is ReportVerdict.CONFIRMED
+
+
+def test_a_change_first_seen_after_an_outage_makes_no_unwatched_day_compliant() -> None:
+    """Daily regulation; no check from Tuesday to Thursday; a change is first seen on Friday morning. It happened
+    between Monday's last check and Friday's first: the three unwatched days stay unknown, Friday (watched, and
+    where it was seen) is compliant; a report for Wednesday cannot be confirmed by it, one for Friday is."""
+    start, end = k(2026, 11, 2), k(2026, 11, 7)
+    checks = hourly(start, end, gaps=[(k(2026, 11, 3), k(2026, 11, 6))])
+    late = [ChangeEvent(id=1, url="https://city.example/uk", change_class="content", is_real=True,
+                        window_start=k(2026, 11, 2, 23), detected_at=k(2026, 11, 6))]
+    audit = reconcile(service(Regulation.DAILY), start=start, end=end, now=end, updates=late,
+                      reports=[report(1, k(2026, 11, 4)), report(2, k(2026, 11, 6))], successes=checks,
+                      interval_s=3600)
+    assert [p.verdict for p in audit.periods] == [PeriodVerdict.MISSED, PeriodVerdict.UNKNOWN, PeriodVerdict.UNKNOWN,
+                                                  PeriodVerdict.UNKNOWN, PeriodVerdict.COMPLIANT]
+    assert [r.verdict for r in audit.reports] == [ReportVerdict.UNVERIFIABLE, ReportVerdict.CONFIRMED]
+    assert audit.reports[0].coverage == 0
+
+
+def test_a_period_across_the_range_edge_is_judged_whole_and_alike_from_both_sides() -> None:
+    """ISO week 2026-W49 runs Monday 30 November to Sunday 6 December. Audited as November or as December, it
+    is judged on all its days, so both audits give it the same verdict (an update on Thursday 3 December makes
+    it compliant in the November audit too)."""
+    checks = hourly(k(2026, 10, 20), k(2026, 12, 20))
+    ups = [update(1, k(2026, 12, 3, 10))]
+    nov = reconcile(service(), start=k(2026, 11, 1), end=k(2026, 12, 1), now=k(2026, 12, 20), updates=ups,
+                    reports=[], successes=checks, interval_s=3600)
+    dec = reconcile(service(), start=k(2026, 12, 1), end=k(2027, 1, 1), now=k(2026, 12, 20), updates=ups,
+                    reports=[], successes=checks, interval_s=3600)
+    (nov_w49,) = [p for p in nov.periods if p.period.label == "2026-W49"]
+    (dec_w49,) = [p for p in dec.periods if p.period.label == "2026-W49"]
+    assert nov_w49.verdict is dec_w49.verdict is PeriodVerdict.COMPLIANT
+    assert (nov_w49.period.start, nov_w49.period.end) == (k(2026, 11, 30), k(2026, 12, 7))
+    assert nov_w49.updates == dec_w49.updates == (1,)
+    assert nov_w49.coverage == dec_w49.coverage == 1.0
+    assert not nov.unreported and [u.id for u in dec.unreported] == [1]  # the update belongs to December's range
+
+
+def test_a_report_for_a_day_not_yet_come_is_unverifiable_not_unconfirmed() -> None:
+    start, end = k(2026, 11, 2), k(2026, 11, 9)
+    audit = reconcile(service(), start=start, end=end, now=end, updates=[], reports=[report(1, k(2030, 1, 7))],
+                      successes=hourly(start, end), interval_s=3600)
+    assert audit.reports[0].verdict is ReportVerdict.UNVERIFIABLE and audit.reports[0].coverage == 0
 
 
 BASE = datetime(2026, 10, 1, tzinfo=UTC)
@@ -114,18 +167,22 @@ BASE = datetime(2026, 10, 1, tzinfo=UTC)
 @given(
     regulation=st.sampled_from(list(Regulation)),
     days=st.integers(min_value=1, max_value=120),
-    update_hours=st.lists(st.integers(min_value=0, max_value=120 * 24), max_size=12),
+    update_at=st.lists(st.integers(min_value=1, max_value=120 * 24), max_size=12, unique=True),
     report_days=st.lists(st.integers(min_value=0, max_value=119), max_size=12),
     gaps=st.lists(st.tuples(st.integers(0, 120 * 24), st.integers(1, 400)), max_size=4),
 )
-def test_verdicts_partition_every_report_and_every_period(regulation: Regulation, days: int, update_hours: list[int],
+def test_verdicts_partition_every_report_and_every_period(regulation: Regulation, days: int, update_at: list[int],
                                                            report_days: list[int],
                                                            gaps: list[tuple[int, int]]) -> None:
     start, end = BASE, BASE + timedelta(days=days)
     gap_spans = [(BASE + timedelta(hours=a), BASE + timedelta(hours=a + n)) for a, n in gaps]
     checks = hourly(start, end, gap_spans)
-    updates = [update(i, BASE + timedelta(hours=h), "content" if i % 3 else "date_only")
-               for i, h in enumerate(sorted(update_hours), start=1)]
+    # an update is found by a check and dated after the check before it, as the monitor dates it (after a gap
+    # in the checks, its window spans the gap)
+    found = sorted({i % len(checks) for i in update_at if len(checks) > 1} - {0})
+    updates = [ChangeEvent(id=n, url="https://city.example/uk", change_class="content" if n % 3 else "date_only",
+                           is_real=bool(n % 3), window_start=checks[i - 1], detected_at=checks[i])
+               for n, i in enumerate(found, start=1)]
     reports = [report(i, BASE + timedelta(days=d)) for i, d in enumerate(report_days, start=1) if d < days]
     audit = reconcile(service(regulation), start=start, end=end, now=end, updates=updates, reports=reports,
                       successes=checks, interval_s=3600)
@@ -142,10 +199,16 @@ def test_verdicts_partition_every_report_and_every_period(regulation: Regulation
     windows_ok = {u.id for u in audit.unreported}
     confirmed = {i for r in audit.reports if r.verdict is ReportVerdict.CONFIRMED for i in r.matched}
     assert not windows_ok & confirmed
-    # a period with a detected real update is compliant, whatever the coverage
+    # a period an update is attributed to is compliant; a period or a claimed day the monitor did not watch at
+    # all is never compliant nor confirmed, whatever was seen after it
     for p in audit.periods:
         if p.updates:
             assert p.verdict is PeriodVerdict.COMPLIANT
+        if p.coverage == 0:
+            assert p.verdict is PeriodVerdict.UNKNOWN
+    for r in audit.reports:
+        if r.coverage == 0:
+            assert r.verdict is ReportVerdict.UNVERIFIABLE
 
 
 # --- through the store and the command line ---------------------------------------------------------
