@@ -111,12 +111,12 @@ def compare(checkpoint: Checkpoint, current: Sequence[ChainHeadRow],
     now = {h.name: h for h in current}
     out = []
     for signed in checkpoint.heads:
+        if signed.seq == 0:
+            continue  # the chain was empty when signed: anything since is new
         head = now.get(signed.name)
         if head is None or head.seq < signed.seq:
             out.append(ChainBreak(table=signed.name, record_id=0, reason=f"the chain is shorter than at the "
                                   f"checkpoint of {checkpoint.made_at} ({head.seq if head else 0} < {signed.seq})"))
-            continue
-        if signed.seq == 0:
             continue
         if signed.seq <= head.base_seq:
             if signed.seq == head.base_seq and head.base_hash and head.base_hash != signed.hash:

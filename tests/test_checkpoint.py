@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from monitor import checkpoint
 from monitor.cli import main
+from monitor.errors import UsageError
+from monitor.ports import ChainHeadRow
 from monitor.store.chain import record_hash
 from tests.conftest import catalogue_toml
 from tests.helpers import html
@@ -106,3 +111,45 @@ def test_a_broken_history_is_not_signed(tmp_path: Path, site: Site) -> None:
     code, _, err = _cli("-t", str(targets), "checkpoint", "make", "--key", str(tmp_path / "k"), "-o",
                         str(tmp_path / "cp.json"))
     assert code == 1 and "not intact" in err and not (tmp_path / "cp.json").exists()
+
+
+def test_compare_reads_each_signed_position_and_respects_retention() -> None:
+    """The module itself: a signed position still carrying its hash passes however far the chain has grown;
+    a rewritten record, a shorter chain, and a base changed before retention removed it are each named;
+    a position retention removed (and recorded) is not asked for."""
+    keys = checkpoint.generate()
+    signed = [ChainHeadRow(name="changes", seq=5, hash="h5"), ChainHeadRow(name="checks", seq=9, hash="c9"),
+              ChainHeadRow(name="versions", seq=3, hash="v3"), ChainHeadRow(name="reports", seq=0, hash="")]
+    made = checkpoint.read(checkpoint.make(signed, private_pem=keys.private_pem,
+                                           made_at=datetime(2026, 3, 31, tzinfo=UTC)),
+                           public_pem=keys.public_pem)
+    assert [h.seq for h in made.heads] == [5, 9, 3, 0] and made.made_at.startswith("2026-03-31")
+    stored = {("changes", 5): "h5", ("checks", 9): "REWRITTEN"}
+    asked: list[tuple[str, int]] = []
+
+    def record_at(chain: str, seq: int) -> str | None:
+        asked.append((chain, seq))
+        return stored.get((chain, seq))
+
+    current = [ChainHeadRow(name="changes", seq=40, hash="h40"), ChainHeadRow(name="checks", seq=12, hash="c12"),
+               ChainHeadRow(name="versions", seq=8, hash="v8", base_seq=3, base_hash="OTHER"),
+               ChainHeadRow(name="reports", seq=0, hash="")]
+    breaks = checkpoint.compare(made, current, record_at)
+    assert [(b.table, b.record_id) for b in breaks] == [("checks", 9), ("versions", 0)]
+    assert "rewritten" in breaks[0].reason and "before retention removed it" in breaks[1].reason
+    assert asked == [("changes", 5), ("checks", 9)]  # retention's base and an empty chain are not read
+    shorter = checkpoint.compare(made, [ChainHeadRow(name="changes", seq=4, hash="h4")], record_at)
+    assert [b.table for b in shorter] == ["changes", "checks", "versions"]
+    assert all("shorter" in b.reason for b in shorter)
+
+
+def test_keys_of_another_kind_or_form_are_refused_clearly() -> None:
+    with pytest.raises(UsageError, match="not a private key in PEM form"):
+        checkpoint.make([], private_pem=b"not a key", made_at=datetime(2026, 1, 1, tzinfo=UTC))
+    with pytest.raises(UsageError, match="not a public key in PEM form"):
+        checkpoint.read(checkpoint.make([], private_pem=checkpoint.generate().private_pem,
+                                        made_at=datetime(2026, 1, 1, tzinfo=UTC)), public_pem=b"nope")
+    with pytest.raises(UsageError, match="not a checkpoint of this monitor"):
+        checkpoint.read(b'{"format": "something else"}', public_pem=None)
+    with pytest.raises(UsageError, match="cannot read the checkpoint"):
+        checkpoint.read(b"\x00 not json", public_pem=None)
