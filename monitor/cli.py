@@ -26,7 +26,7 @@ from rich.text import Text
 from monitor import __version__
 from monitor import checkpoint as checkpoints
 from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_yaml
-from monitor.auditing import VIEWS, View, run_audit, views
+from monitor.auditing import TERMINAL, VIEWS, View, about, gather, views
 from monitor.clock import SYSTEM
 from monitor.config import Invalid, department_names, keys_reference, load_catalogue, parse_duration
 from monitor.core import Reader
@@ -52,8 +52,8 @@ from monitor.fetch import Fetcher
 from monitor.learning import Learner
 from monitor.maintenance import AGGREGATES_EVERY_S, Maintenance, refresh_aggregates
 from monitor.metrics import Runtime, build_registry
-from monitor.render import labelled, tables_to_html, to_csv, to_html, to_json, to_xlsx
-from monitor.reports import ReportMapping
+from monitor.render import audit_meta, labelled, tables_to_html, to_csv, to_html, to_json, to_xlsx
+from monitor.reports import ReportMapping, department_note
 from monitor.reports import parse as parse_reports
 from monitor.runner import Runner
 from monitor.sandbox import Limits, Sandbox
@@ -749,9 +749,10 @@ def alerting_config(ctx: click.Context, /, output: str | None, **options: str) -
 # --- self-reports, audit, verify -------------------------------------------------------------------
 
 
-def report_mapping(catalogue: Catalogue) -> ReportMapping:
+def report_mapping(catalogue: Catalogue, date_order: str | None = None) -> ReportMapping:
     rs = catalogue.reports
-    return ReportMapping(tz=rs.timezone, day_first=rs.day_first).merged(dict(rs.questions))
+    return ReportMapping(tz=rs.timezone, date_order=date_order or rs.date_order, since=rs.since).merged(
+        dict(rs.questions))
 
 
 @main.group()
@@ -761,31 +762,41 @@ def reports() -> None:
 
 @reports.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--skip-bad", is_flag=True, help="Import the good rows of a file that has bad ones.")
+@click.option("--skip-bad", is_flag=True,
+              help="Import the good rows of a file that has bad ones; the bad are kept as rejected, with their "
+                   "reasons, and listed in every audit.")
+@click.option("--date-order", type=click.Choice(["dmy", "mdy"]),
+              help="How to read 05/01/2026: day first (dmy, en-GB) or month first (mdy, en-US). Needed only "
+                   "when no date in the file tells.")
 @click.pass_context
-def reports_import(ctx: click.Context, file: str, skip_bad: bool) -> None:
+def reports_import(ctx: click.Context, file: str, skip_bad: bool, date_order: str | None) -> None:
     """Import FILE: a Google Forms CSV export (any locale) or the Forms API's responses.list JSON.
 
-    Every bad row is listed with its row number and reason; nothing from a file with bad rows is imported
-    unless --skip-bad. Importing the same file again adds nothing."""
+    Every bad row is listed with its row number (as the spreadsheet numbers it) and reason; nothing from a file
+    with bad rows is imported unless --skip-bad. The same responses again, from any export, add nothing."""
     catalogue = load(ctx.obj["targets"])
-    parsed = parse_reports(Path(file).read_bytes(), catalogue, report_mapping(catalogue), source=Path(file).name)
+    parsed = parse_reports(Path(file).read_bytes(), catalogue, report_mapping(catalogue, date_order),
+                           source=Path(file).name, now=utcnow())
     if parsed.file_error:
         fail(f"{file}: {parsed.file_error}")
-    for error in parsed.errors:
-        click.echo(f"{file}: {error}", err=True)
-    if parsed.errors and not skip_bad:
-        fail(f"{len(parsed.errors)} bad row(s); nothing imported (fix them, or import the other "
-             f"{len(parsed.rows)} with --skip-bad)", EXIT_PROBLEM)
+    for bad in parsed.rejected:
+        click.echo(f"{file}: {bad}", err=True)
+    if parsed.rejected and not skip_bad:
+        fail(f"{len(parsed.rejected)} bad row(s); nothing imported (fix them, or import the other "
+             f"{len(parsed.rows)} with --skip-bad, keeping the bad as rejected)", EXIT_PROBLEM)
     store = open_store(catalogue)
     try:
-        store.catalogue.sync_catalogue(catalogue, utcnow())
-        added = store.reports.add_reports(parsed.rows, utcnow())
+        now = utcnow()
+        store.catalogue.sync_catalogue(catalogue, now)
+        added = store.reports.add_reports(parsed.rows, now)
+        kept = store.reports.add_rejected(parsed.rejected, now)
     finally:
         store.close()
+    order = {"dmy": "; dates read day first", "mdy": "; dates read month first"}.get(parsed.date_order, "")
+    rejected = (f"; {len(parsed.rejected)} rejected row(s) kept for the audit ({kept} new)"
+                if parsed.rejected else "")
     click.echo(f"{file}: {len(parsed.rows)} report(s) read, {added} new, {len(parsed.rows) - added} already "
-               f"imported, {len(parsed.errors)} bad row(s) skipped" if parsed.errors else
-               f"{file}: {len(parsed.rows)} report(s) read, {added} new, {len(parsed.rows) - added} already imported")
+               f"imported{rejected}{order}")
 
 
 def _report_range(catalogue: Catalogue, start: str, end: str, services: Sequence[str], fmt: str,
@@ -835,43 +846,44 @@ def audit(ctx: click.Context, start: str, end: str, services: tuple[str, ...], d
     store = open_store(catalogue, writes=False)
     try:
         now = utcnow()
-        audits = run_audit(catalogue, store.audit, start=t0, end=t1, now=now, services=services,
-                           departments=departments)
-        tables = views(audits, tz)
+        report = gather(catalogue, store.audit, start=t0, end=t1, now=now, services=services,
+                        departments=departments, heads=store.maintenance.heads(), version=__version__)
         evidence = {}
         if fmt == "html":
-            for a in audits:
+            for a in report.audits:
                 for u in a.updates[:500]:
                     row = store.history.change(u.id)
                     if row is not None and row.evidence:
                         evidence[u.id] = row.evidence
     finally:
         store.close()
-    missed = any(p.verdict.value == "missed" for a in audits for p in a.periods)
-    _emit(fmt, tables, view=view, lang=lang, output=output, start=t0, end=t1, now=now,
-          html=lambda: to_html(audits, tables, lang=lang, tz=tz, start=t0, end=t1, generated=now, evidence=evidence))
+    tables, about_view = views(report), about(report)
+    missed = any(p.verdict.value == "missed" for a in report.audits for p in a.periods)
+    _emit(fmt, tables, view=view, lang=lang, output=output, tz=tz, meta=audit_meta(report), about=about_view,
+          html=lambda: to_html(report, tables, about_view, lang=lang, evidence=evidence,
+                               note=lambda text, svc: department_note(text, svc, catalogue)))
     sys.exit(EXIT_PROBLEM if missed else EXIT_OK)
 
 
-def _emit(fmt: str, tables: dict[str, View], *, view: str, lang: str, output: str | None, start: datetime,
-          end: datetime, now: datetime, html: Callable[[], str]) -> None:
+def _emit(fmt: str, tables: dict[str, View], *, view: str, lang: str, output: str | None, tz: str,
+          meta: dict[str, Any], html: Callable[[], str], about: View | None = None) -> None:
     """Write report tables in the chosen format (table and csv: one view; json and xlsx: all of them)."""
     if fmt == "table":
-        title, columns, rows = labelled(tables[view], lang)
+        title, columns, rows = labelled(tables[view], lang, tz, TERMINAL.get(view))
         table = Table(title=title)
-        for column in columns:
-            table.add_column(column)
+        for i, column in enumerate(columns):  # the first column names the row: whole, never cut
+            widest = max((len(row[i]) for row in rows), default=0) if i == 0 else None
+            table.add_column(column, no_wrap=i == 0, min_width=widest)
         for row in rows:
             table.add_row(*(escape(cell) for cell in row))
         Console(width=max(120, Console().width)).print(table)
     elif fmt == "csv":
-        _write(to_csv(tables[view], lang), output)
+        _write(to_csv(tables[view], lang, tz), output)
     elif fmt == "json":
-        _write(to_json(tables, {"from": start.isoformat(), "to": end.isoformat(), "generated_at": now.isoformat()})
-               + "\n", output)
+        _write(to_json(tables, meta, tz) + "\n", output)
     elif fmt == "xlsx":
         assert output is not None
-        Path(output).write_bytes(to_xlsx(tables, lang))
+        Path(output).write_bytes(to_xlsx(tables, lang, tz, about))
         click.echo(f"wrote {output}", err=True)
     else:
         _write(html(), output)
@@ -902,7 +914,9 @@ def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], 
     finally:
         store.close()
     tables = fault_views(found, tz)
-    _emit(fmt, tables, view=view, lang=lang, output=output, start=t0, end=t1, now=now,
+    meta = {"from": t0.isoformat(), "to": t1.isoformat(), "timezone": tz, "generated_at": now.isoformat(),
+            "version": __version__}
+    _emit(fmt, tables, view=view, lang=lang, output=output, tz=tz, meta=meta,
           html=lambda: tables_to_html("faults_title", tables, lang=lang, tz=tz, start=t0, end=t1, generated=now))
 
 

@@ -14,6 +14,7 @@ import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from monitor.domain import (
     DEFAULT_REAL_CLASSES,
     Catalogue,
     ChangeClass,
+    Department,
     Kind,
     PageConfig,
     Regulation,
@@ -319,6 +321,7 @@ DEPARTMENT: tuple[Key, ...] = (
     Key("name", p_nonempty, "The department's name exactly as the services give it.", required=True),
     Key("email", p_str, "Where the department's alerts go (Alertmanager receiver)."),
     Key("webhook", p_str, "A webhook URL for the department's alerts, instead of or beside e-mail."),
+    Key("aliases", p_str_list, "Other names the department gives itself in the report form (\"УСЗН\")."),
 )
 
 SERVICE: tuple[Key, ...] = (
@@ -355,6 +358,22 @@ PAGE: tuple[Key, ...] = (
     Key("expect", p_nonempty, "availability: text the page must contain (e.g. the login form's label)."),
 )
 
+def p_date_order(value: Any) -> str:
+    s = p_str(value).strip().lower()
+    if s not in ("dmy", "mdy"):
+        raise Invalid(f"{value!r}: expected \"dmy\" (day first, 05/01 is 5 January) or \"mdy\" (month first)")
+    return s
+
+
+def p_day(value: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(p_str(value).strip())
+    except ValueError:
+        raise Invalid(f"{value!r} is not a day (YYYY-MM-DD)") from None
+
+
 def p_share(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise Invalid("expected a share between 0 and 1 (e.g. 0.8)")
@@ -367,8 +386,13 @@ REPORTS: tuple[Key, ...] = (
     Key("what", p_str_list, "Question(s) describing what was updated."),
     Key("who", p_str_list, "Question(s) naming who updated."),
     Key("link", p_str_list, "Question(s) giving a link to the update."),
+    Key("department", p_str_list, "Question(s) naming the department that files the report."),
     Key("timezone", p_timezone, "Zone of timestamps written without one (the form owner's zone)."),
-    Key("day_first", p_bool, "Read 1/2/2026 as 1 February (en-GB) rather than January 2 (en-US)."),
+    Key("date_order", p_date_order, "How to read 05/01/2026 in every file: day first (en-GB) or month first "
+        "(en-US). Unset: decided per file from its unambiguous dates; an ambiguous file is refused.",
+        allowed="dmy, mdy"),
+    Key("since", p_day, "The first day a report may be submitted or name (the order's date): earlier rows are "
+        "rejected."),
     Key("tolerance", p_duration_range(0, 30 * 86400), "Extra leniency around a claimed day (none by default)."),
     Key("min_coverage", p_share, "Share of a period the monitor must have watched to judge it."),
 )
@@ -501,6 +525,7 @@ def parse_catalogue(
     settings = _settings(c, data.get("settings"), env)
 
     departments: dict[str, str] = {}  # name -> id
+    declared: list[Department] = []
     raw_depts = data.get("departments", {})
     if not isinstance(raw_depts, dict):
         c.add("[departments]", "expected a table of [departments.<id>] tables")
@@ -517,6 +542,7 @@ def parse_catalogue(
                 c.add(where, f"duplicate department name {values['name']!r} "
                       f"(also department {departments[values['name']]!r})")
             departments[values["name"]] = dept_id
+            declared.append(Department(id=dept_id, name=values["name"], aliases=values.get("aliases", ())))
 
     raw_services = data.get("services", [])
     if not isinstance(raw_services, list):
@@ -601,15 +627,17 @@ def parse_catalogue(
     reports = _reports(c, data.get("reports"))
     if c.problems:
         raise ConfigError(source, c.problems)
-    return Catalogue(settings=settings, services=tuple(services), source=source, reports=reports)
+    return Catalogue(settings=settings, services=tuple(services), source=source, reports=reports,
+                     departments=tuple(declared))
 
 
 def _reports(c: _Collector, raw: Any) -> ReportSettings:
     values = c.table("[reports]", raw if raw is not None else {}, REPORTS)
-    questions = tuple((k, values[k]) for k in ("service", "updated_on", "what", "who", "link") if k in values)
+    questions = tuple((k, values[k]) for k in ("service", "updated_on", "what", "who", "link", "department")
+                      if k in values)
     kwargs: dict[str, Any] = {"questions": questions}
-    for key, name in (("timezone", "timezone"), ("day_first", "day_first"), ("tolerance", "tolerance_s"),
-                      ("min_coverage", "min_coverage")):
+    for key, name in (("timezone", "timezone"), ("date_order", "date_order"), ("since", "since"),
+                      ("tolerance", "tolerance_s"), ("min_coverage", "min_coverage")):
         if key in values:
             kwargs[name] = values[key]
     return ReportSettings(**kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -216,9 +216,17 @@ class ReportSettings:
 
     questions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # field -> extra question titles or ids
     timezone: str = "Europe/Kyiv"
-    day_first: bool = False
+    date_order: str = ""  # "dmy" or "mdy" for every file; "" decides per file from its unambiguous dates
+    since: date | None = None  # the first day a report may name or be submitted on (the order's date)
     tolerance_s: float = 0.0  # extra leniency around a claimed day (the checks' windows already date updates)
     min_coverage: float = 0.8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Department:
+    id: str
+    name: str
+    aliases: tuple[str, ...] = ()  # other spellings the departments write in the report form
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,6 +235,13 @@ class Catalogue:
     services: tuple[ServiceConfig, ...]
     source: str = "targets.toml"
     reports: ReportSettings = field(default_factory=ReportSettings)
+    departments: tuple[Department, ...] = ()
+
+    def department_name(self, department_id: str) -> str:
+        for d in self.departments:
+            if d.id == department_id:
+                return d.name
+        return next((s.department for s in self.services if s.department_id == department_id), department_id)
 
     def service(self, service_id: str) -> ServiceConfig:
         for s in self.services:
@@ -263,6 +278,7 @@ class ChangeEvent:
     added: int = 0
     removed: int = 0
     edited: int = 0
+    evidence: str = ""  # the address (SHA-256) of the stored evidence: its diff, links and documents
 
     @property
     def start(self) -> datetime:
@@ -280,14 +296,17 @@ class ReportEntry:
     what: str = ""
     who: str = ""
     link: str = ""
-    source: str = ""
+    source: str = ""  # the file and its row (the CSV record's number, the header being row 1)
+    service_text: str = ""  # the service as the department typed it
+    department_text: str = ""  # the department as it named itself in the form
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReportRow:
     """A self-report parsed from the form's responses, ready to store."""
 
-    row_hash: str  # importing the same row again adds nothing
+    identity: str  # its parsed content (time, service, claimed day, text): the same response in any export
+    row_hash: str  # the exact cells as written
     service_id: str
     service_text: str  # the service as the department wrote it
     submitted_at: datetime
@@ -297,6 +316,47 @@ class ReportRow:
     email: str = ""
     link: str = ""
     source: str = ""
+    department_text: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RejectedRow:
+    """A submitted row that could not be taken as a report: kept with its reason, so that it is accounted for."""
+
+    identity: str  # as much of its parsed content as could be read: the same row in any export is one
+    source: str  # file:row
+    row: int
+    reason: str
+    cells: tuple[str, ...] = ()  # the record as written
+    service_id: str | None = None  # when the service was recognised
+    service_text: str = ""
+    department_text: str = ""
+    submitted_at: datetime | None = None
+    reported_for: datetime | None = None
+    placed_at: datetime | None = None  # where audits list it: its claimed day, else its submission, when usable
+    what: str = ""
+    who: str = ""
+    link: str = ""
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RejectedEntry:
+    """A stored rejected row."""
+
+    id: int
+    source: str
+    reason: str
+    service_id: str | None
+    service_text: str
+    department_text: str
+    submitted_at: datetime | None
+    reported_for: datetime | None
+    what: str
+    link: str
+    imported_at: datetime
 
 
 # --- fetch ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor.auditing import View, local_time
+from monitor.auditing import Code, View, local_time
 from monitor.domain import Catalogue, Outcome
 from monitor.ports import CheckRow, DayRow, FaultsReader, LinkRow
 
@@ -173,8 +173,8 @@ def fault_views(faults: dict[str, ServiceFaults], tz: str) -> dict[str, View]:
                         ", ".join(f"{k} ×{n}" for k, n in s.errors.most_common()), s.slow, s.broken_links,
                         s.bad_captures, local_time(s.cert_expires_at, tz)))
         for f in s.faults:
-            rows.append((sid, f.page, f.kind, local_time(f.start, tz), local_time(f.end, tz) if f.end else "…", f.count,
-                         f.detail))
+            rows.append((sid, f.page, Code(f.kind), local_time(f.start, tz), local_time(f.end, tz) if f.end else "…",
+                         f.count, f.detail))
     return {"summary": View("summary", ("service", "checks", "failed", "downtime_h", "errors", "slow",
                                           "broken_links", "bad_captures", "certificate"), summary),
             "faults": View("faults", ("service", "page", "kind", "from", "to", "count", "detail"), rows)}

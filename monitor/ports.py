@@ -31,6 +31,8 @@ from monitor.domain import (
     ChangeEvent,
     CheckRecord,
     PageState,
+    RejectedEntry,
+    RejectedRow,
     ReportEntry,
     ReportRow,
     Successor,
@@ -337,8 +339,13 @@ class NoiseStore(Protocol):
 class ReportStore(Protocol):
     def add_reports(self, rows: Iterable[ReportRow], now: datetime) -> int: ...
 
+    def add_rejected(self, rows: Iterable[RejectedRow], now: datetime) -> int: ...
+
     def reports(self, *, service_id: str | None = None, since: datetime | None = None,
                 until: datetime | None = None) -> list[ReportEntry]: ...
+
+    def rejected(self, *, since: datetime, until: datetime,
+                 service_ids: Iterable[str] | None = None) -> list[RejectedEntry]: ...
 
     def last_reports(self) -> dict[str, datetime]: ...
 
@@ -376,6 +383,9 @@ class AuditReader(Protocol):
     def success_times(self, service_id: str, since: datetime, until: datetime) -> list[datetime]: ...
 
     def declared_dates(self, service_id: str, since: datetime, until: datetime) -> list[datetime]: ...
+
+    def rejected(self, *, since: datetime, until: datetime,
+                 service_ids: Iterable[str] | None = None) -> list[RejectedEntry]: ...
 
 
 class HistoryReader(Protocol):
@@ -419,6 +429,10 @@ class MaintenanceStore(Protocol):
 
     def chain_record(self, name: str, seq: int) -> str | None:
         """The hash of the record at a position of a chain (None if there is none)."""
+        ...
+
+    def heads(self) -> list[ChainHeadRow]:
+        """Where every chain stands, as recorded (cheap: no verification)."""
         ...
 
     def size_bytes(self) -> int | None: ...

@@ -255,7 +255,6 @@ def _history(tmp_path: Path, hostile: str = "") -> Path:
 
 def test_cli_audit_in_every_format(tmp_path: Path) -> None:
     from click.testing import CliRunner
-    from openpyxl import load_workbook
 
     from monitor.cli import main
 
@@ -273,22 +272,69 @@ def test_cli_audit_in_every_format(tmp_path: Path) -> None:
     assert out.exit_code in (0, 1), out.output
     doc = json.loads(out.stdout)
     verdicts = {(r["reported_for"], r["verdict"]) for r in doc["reports"]}
-    assert verdicts == {("2026-10-10", "confirmed"), ("2026-10-20", "date_only")}
+    assert verdicts == {("2026-10-10", "confirmed"), ("2026-10-20", "date_only"), ("2026-10-21", "rejected")}
+    (rejected,) = [r for r in doc["reports"] if r["verdict"] == "rejected"]
+    assert rejected["reason"].startswith("unknown service 'Портал іншого міста'")
+    assert rejected["source"] == "reports.csv:4" and rejected["typed_name"] == "Портал іншого міста"
+    confirmed = next(r for r in doc["reports"] if r["verdict"] == "confirmed")
+    assert confirmed["source"] == "reports.csv:2" and confirmed["typed_name"] == "SMART-ПОРТАЛ"
+    assert confirmed["submitted"] == "2026-10-10T12:00:00+03:00" and isinstance(confirmed["matched"], list)
     updates = [u for u in doc["updates"] if u["real"] == "yes"]
     assert len(updates) == 2 and any(u["reported"] == "unreported" for u in updates)
+    assert all(len(u["evidence_ref"]) == 64 for u in updates)  # the evidence's address, to check it by
+    assert confirmed["matched"][0] in {u["change"] for u in updates}
     assert {p["verdict"] for p in doc["periods"]} <= {"compliant", "missed", "unknown"}
-    (dept,) = doc["departments"]
+    assert doc["chain_heads"] and doc["version"] and doc["filters"] == {"services": [], "departments": []}
+    (dept,) = [d for d in doc["departments"] if d["department"]]
     assert dept["department"] == "it-sector" and dept["unreported"] == 1
+    assert dept["department_name"].startswith("Сектор інформаційних")
+    assert [d["rejected"] for d in doc["departments"] if not d["department"]] == [1]  # its service unrecognised
     csv_out = cli.invoke(main, [*args, "--format", "csv", "--view", "reports", "--lang", "en"])
-    assert csv_out.stdout.splitlines()[0].startswith("Service,Department,Report,Submitted")
+    assert csv_out.stdout.splitlines()[0].startswith("Service,Department,Report,Form row,Service (as typed)")
+    assert ",rejected,unknown service" in csv_out.stdout and "2026-10-10 12:00" in csv_out.stdout
+    uk_csv = cli.invoke(main, [*args, "--format", "csv", "--view", "updates"]).stdout
+    assert "зміст" in uk_csv and "без звіту" in uk_csv and ",content," not in uk_csv  # Ukrainian through
     table = cli.invoke(main, [*args, "--view", "departments"])
-    assert "дотримано" in table.stdout or "it-sector" in table.stdout
-    xlsx = tmp_path / "audit.xlsx"
-    assert cli.invoke(main, [*args, "--format", "xlsx", "-o", str(xlsx)]).exit_code in (0, 1)
-    wb = load_workbook(xlsx)
-    assert wb.sheetnames == ["Періоди", "Звіти", "Оновлення", "Відділи"]
+    assert "Відділи" in table.stdout and "it-sector" in table.stdout
     assert cli.invoke(main, [*args, "--format", "xlsx"]).exit_code == 2
     assert cli.invoke(main, ["-t", str(targets), "audit", "--from", "2026-11-01", "--to", "2026-10-01"]).exit_code == 2
+
+
+def test_the_workbook_has_real_dates_filters_and_says_what_was_audited(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from openpyxl import load_workbook
+
+    from monitor.cli import main
+
+    targets = _history(tmp_path)
+    cli = CliRunner()
+    xlsx = tmp_path / "audit.xlsx"
+    args = ["-t", str(targets), "audit", "--from", "2026-10-05", "--to", "2026-11-16", "--department", "it-sector"]
+    assert cli.invoke(main, [*args, "--format", "xlsx", "-o", str(xlsx)]).exit_code in (0, 1)
+    wb = load_workbook(xlsx)
+    assert wb.sheetnames == ["Про аудит", "Періоди", "Звіти", "Оновлення", "Відділи"]
+    about = {row[0]: row[1] for row in wb["Про аудит"].iter_rows(min_row=2, values_only=True)}
+    assert about["Перший день"] == datetime(2026, 10, 5) and about["День після останнього"] == datetime(2026, 11, 16)
+    assert about["Відбір: відділи"] == "it-sector" and about["Версія монітора"]
+    assert isinstance(about["Сформовано"], datetime)
+    heads = [v for k, v in wb["Про аудит"].iter_rows(min_row=2, values_only=True) if k == "Голова ланцюжка"]
+    assert any(h.startswith("changes: 3 ") and len(h.split()[-1]) == 64 for h in heads)
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2" and ws.auto_filter.ref == ws.dimensions, ws.title
+    periods = wb["Періоди"]
+    header = [c.value for c in periods[1]]
+    first = [c for c in periods[2]]
+    start = first[header.index("Початок")]
+    assert isinstance(start.value, datetime) and start.number_format == "yyyy-mm-dd hh:mm"
+    coverage = first[header.index("Покриття")]
+    assert isinstance(coverage.value, float) and coverage.number_format == "0.0%"
+    assert first[header.index("Висновок")].value in {"дотримано", "пропущено", "невідомо"}
+    assert first[header.index("Регламент")].value == "щотижня"
+    updates = wb["Оновлення"]
+    header = [c.value for c in updates[1]]
+    row = [c.value for c in updates[2]]
+    assert isinstance(row[header.index("Виявлено о")], datetime)
+    assert row[header.index("Реальне оновлення")] in {"так", "ні"}
 
 
 def test_verify_proves_the_history_and_finds_the_first_alteration(tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ def test_monitor_faults_command(tmp_path: Path) -> None:
     assert "Content-Security-Policy" in page_out and "Перелік технічних збоїв" in page_out
     assert "<script" not in page_out and "непрацююче посилання" in page_out
     table = faults()
-    assert table.returncode == 0 and "downtime" in table.stdout
+    assert table.returncode == 0 and "недоступність" in table.stdout
     bad = faults("--service", "nope")
     assert bad.returncode != 0 and "unknown service 'nope'" in bad.stderr
     assert done.returncode in (0, 1)

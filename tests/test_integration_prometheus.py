@@ -207,8 +207,8 @@ scrape_configs: [{{job_name: freshness, static_configs: [{{targets: ['127.0.0.1:
 
 
 def report_row(key: str, site: str, when: datetime) -> ReportRow:
-    return ReportRow(row_hash=key, service_id=site, service_text=site, submitted_at=when, reported_for=when,
-                     what="оновлено графік прийому")
+    return ReportRow(identity=key, row_hash=key, service_id=site, service_text=site, submitted_at=when,
+                     reported_for=when, what="оновлено графік прийому")
 
 
 def query(stack: Stack, expr: str) -> list[dict]:  # type: ignore[type-arg]

@@ -182,8 +182,9 @@ async def test_a_simulated_quarter_gives_exactly_the_scripted_history(tmp_path: 
                       "property-registry": Grade.OVERDUE, "e-petitions": Grade.FRESH, "roll-call-voting": Grade.FRESH}
 
     # the audit of the quarter, with the departments' reports (one of them false)
-    reports = [ReportRow(row_hash=f"od-{m:%m%d}", service_id="open-data", service_text="Опен дата", submitted_at=m,
-                         reported_for=m) for m in [*pages["open-data"].edits, kyiv(2, 8, 12)]]
+    reports = [ReportRow(identity=f"od-{m:%m%d}", row_hash=f"od-{m:%m%d}", service_id="open-data",
+                         service_text="Опен дата", submitted_at=m, reported_for=m)
+               for m in [*pages["open-data"].edits, kyiv(2, 8, 12)]]
     store.reports.add_reports(reports, END)
     audits = {a.service.id: a for a in run_audit(cat, store.audit, start=START, end=END, now=END)}
     missed = {p.period.label for p in audits["contact-center"].periods if p.verdict is PeriodVerdict.MISSED}

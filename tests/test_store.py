@@ -355,7 +355,7 @@ def test_reports_are_imported_once_and_read_by_range(db_url: str) -> None:
     store = open_store(db_url)
     day = datetime(2026, 11, 2, 9, tzinfo=UTC)
     store.catalogue.sync_catalogue(catalogue(catalogue_toml([URL])), day)
-    rows = [ReportRow(row_hash=f"r{i}", service_id="portal", service_text="SMART-ПОРТАЛ",
+    rows = [ReportRow(identity=f"r{i}", row_hash=f"r{i}", service_id="portal", service_text="SMART-ПОРТАЛ",
                       submitted_at=day + timedelta(days=i, hours=1), reported_for=day + timedelta(days=i),
                       what=f"новина {i}") for i in range(3)]
     assert store.reports.add_reports(rows, day) == 3
@@ -593,8 +593,9 @@ async def _audited_history(db_url: str) -> Store:
         await _check_all(runner)
         clock.advance(days=1)
     day = clock.now()
-    store.reports.add_reports([ReportRow(row_hash=f"r{i}", service_id="portal", service_text="SMART-ПОРТАЛ",
-                                         submitted_at=day, reported_for=day - timedelta(days=i), what=f"звіт {i}")
+    store.reports.add_reports([ReportRow(identity=f"r{i}", row_hash=f"r{i}", service_id="portal",
+                                         service_text="SMART-ПОРТАЛ", submitted_at=day,
+                                         reported_for=day - timedelta(days=i), what=f"звіт {i}")
                                for i in (1, 2)], day)
     assert store.maintenance.verify().intact
     return store

@@ -38,12 +38,15 @@ CHAINED = {
     "coverage_days": ("page_id", "day", "checks", "successes", "failures", "first_success_at", "last_success_at",
                       "slow"),
     "retention_log": ("chain", "base_seq", "base_hash", "removed", "done_at"),
+    "rejected_reports": ("identity", "source", "row", "reason", "cells", "service_id", "service_text",
+                          "department_text", "submitted_at", "reported_for", "placed_at", "what", "who", "link"),
 }
-# chained only when set, so that the records written before the field existed keep their hashes
-CHAINED_WHEN_SET = {"changes": ("supersedes",)}
+# chained only when set (not None nor empty), so that the records written before the field existed keep their
+# hashes
+CHAINED_WHEN_SET = {"changes": ("supersedes",), "self_reports": ("department_text",)}
 MODELS: dict[str, type[m.Base]] = {"versions": m.Version, "changes": m.Change, "checks": m.Check,
                                    "self_reports": m.SelfReport, "coverage_days": m.CoverageDay,
-                                   "retention_log": m.RetentionLog}
+                                   "retention_log": m.RetentionLog, "rejected_reports": m.ReportRejection}
 MAX_BREAKS = 50  # breaks listed per chain; past them, verification stops reading that chain
 
 
@@ -56,7 +59,8 @@ def _canonical(value: Any) -> Any:
 def record_hash(prev_hash: str, name: str, row: Mapping[str, Any] | Any) -> str:
     """The hash of one chained record: it covers the record's immutable fields and the hash before it."""
     fields = {key: _canonical(row[key]) for key in CHAINED[name]}
-    fields.update({key: row[key] for key in CHAINED_WHEN_SET.get(name, ()) if row.get(key) is not None})
+    fields.update({key: _canonical(row[key]) for key in CHAINED_WHEN_SET.get(name, ())
+                   if row.get(key) not in (None, "")})
     payload = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(f"{prev_hash}\n{name}\n{payload}".encode()).hexdigest()
 

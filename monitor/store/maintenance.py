@@ -132,6 +132,15 @@ class SqlMaintenance:
         with translate("cannot read a chain"), self.engine.connect() as conn:
             return conn.execute(select(tbl.c.record_hash).where(tbl.c.chain_seq == seq)).scalar()
 
+    def heads(self) -> list[ChainHeadRow]:
+        """Where every chain stands, as recorded (cheap: no verification)."""
+        H = table(m.ChainHead)
+        with translate("cannot read the chain heads"), self.engine.connect() as conn:
+            rows = conn.execute(select(H.c.name, H.c.last_seq, H.c.last_hash, H.c.base_seq, H.c.base_hash)
+                                .order_by(H.c.name))
+            return [ChainHeadRow(name=name, seq=int(seq), hash=digest, base_seq=int(base_seq), base_hash=base_hash)
+                    for name, seq, digest, base_seq, base_hash in rows]
+
     @staticmethod
     def _bases(conn: Connection) -> list[ChainBreak]:
         """A chain starts later than its first record only where retention recorded the move."""

@@ -269,6 +269,38 @@ class SelfReport(Base):
     service_text: Mapped[str] = mapped_column(Text, default="")  # the service as the department wrote it
     source: Mapped[str] = mapped_column(Text, default="")  # file name and row number
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # its parsed content (time, service, claimed day, text): the same response from any export is imported once
+    identity: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    department_text: Mapped[str] = mapped_column(Text, default="", server_default="")  # as the department wrote it
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ReportRejection(Base):
+    """A submitted row that could not be taken as a report, with its reason: kept (and chained) so that every
+    row of the form is accounted for in the audit."""
+
+    __tablename__ = "rejected_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(Text)  # file name and row number
+    row: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    cells: Mapped[str] = mapped_column(Text, default="[]")  # the record as written (JSON array)
+    service_id: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)  # when recognised
+    service_text: Mapped[str] = mapped_column(Text, default="")
+    department_text: Mapped[str] = mapped_column(Text, default="")
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reported_for: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the audits that list it: those whose range holds its claimed day, else its submission, when usable;
+    # NULL (neither usable: unreadable, in the future, before reports began) lists it in every audit
+    placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    what: Mapped[str] = mapped_column(Text, default="")
+    who: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str] = mapped_column(Text, default="")
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
     chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy import Engine, case, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from monitor.domain import ChangeClass, ChangeEvent, ReportEntry
+from monitor.domain import ChangeClass, ChangeEvent, RejectedEntry, ReportEntry
 from monitor.ports import (
     Aggregate,
     ChangeRow,
@@ -137,7 +137,8 @@ class SqlAudit:
         """Change events of a service from date_only up, detected in [since, until)."""
         CH, P = table(m.Change), table(m.Page)
         q = (select(CH.c.id, P.c.url, CH.c.change_class, CH.c.is_real, CH.c.window_start, CH.c.detected_at,
-                    CH.c.added, CH.c.removed, CH.c.edited).join(P, P.c.id == CH.c.page_id)
+                    CH.c.added, CH.c.removed, CH.c.edited, func.coalesce(CH.c.evidence_sha, "").label("evidence"))
+             .join(P, P.c.id == CH.c.page_id)
              .where(P.c.service_id == service_id, CH.c.change_class.in_(CHANGE_CLASSES), current_change(CH),
                     CH.c.detected_at >= since, CH.c.detected_at < until)
              .order_by(CH.c.detected_at, CH.c.id))
@@ -147,6 +148,10 @@ class SqlAudit:
     def reports(self, *, service_id: str | None = None, since: datetime | None = None,
                 until: datetime | None = None) -> list[ReportEntry]:
         return reports.reports(self.engine, service_id=service_id, since=since, until=until)
+
+    def rejected(self, *, since: datetime, until: datetime,
+                 service_ids: Iterable[str] | None = None) -> list[RejectedEntry]:
+        return reports.rejected(self.engine, since=since, until=until, service_ids=service_ids)
 
     def success_times(self, service_id: str, since: datetime, until: datetime) -> list[datetime]:
         """When the service's pages were checked successfully (for the audit's coverage). Days whose check
