@@ -48,7 +48,8 @@ LABELS = {
         "unknown": "Невідомо", "confirmed": "Підтверджено", "unconfirmed": "Не підтверджено",
         "unverifiable": "Неможливо перевірити", "rejected": "Відхилено", "unreported": "Без звіту",
         "periods": "Періоди", "departments": "Відділи", "about": "Про аудит", "field": "Поле", "value": "Значення",
-        "contents": "Зміст", "rejected_rows": "Відхилені рядки форми",
+        "contents": "Зміст", "rejected_rows": "Відхилені рядки форми", "before": "було", "after": "стало",
+        "more_lines": "ще {n} рядків різниці",
         "title": "Аудит оновлень веб-сервісів", "generated": "Сформовано", "range": "Період аудиту",
         "evidence": "Докази (різниця змісту)", "timeline": "Хронологія", "no_pages": "адреса невідома: не моніториться",
         "heads": "Голови ланцюжків історії на момент аудиту", "deciding": "Вирішальна зміна",
@@ -75,7 +76,8 @@ LABELS = {
         "unknown": "Unknown", "confirmed": "Confirmed", "unconfirmed": "Unconfirmed", "unverifiable": "Unverifiable",
         "rejected": "Rejected", "unreported": "Unreported", "periods": "Periods", "departments": "Departments",
         "about": "About", "field": "Field", "value": "Value", "contents": "Contents",
-        "rejected_rows": "Rejected form rows",
+        "rejected_rows": "Rejected form rows", "before": "before", "after": "after",
+        "more_lines": "{n} more diff lines",
         "title": "Audit of web-service updates", "generated": "Generated", "range": "Audit range",
         "evidence": "Evidence (content diff)", "timeline": "Timeline", "no_pages": "no known address: unmonitored",
         "heads": "Heads of the history's chains when the audit was made", "deciding": "Deciding change",
@@ -96,6 +98,7 @@ CODES = {
         "compliant": "дотримано", "missed": "пропущено", "unknown": "невідомо", "confirmed": "підтверджено",
         "date_only": "лише дата", "unconfirmed": "не підтверджено", "unverifiable": "неможливо перевірити",
         "rejected": "відхилено", "unreported": "без звіту", "reported": "є звіт", "yes": "так", "no": "ні",
+        "unrecognised": "не розпізнано (сервіс невідомий)",
         "content": "зміст", "documents": "документи", "links": "посилання", "cosmetic": "оформлення",
         "more_than_daily": "частіше ніж щодня", "daily": "щодня", "weekly": "щотижня", "monthly": "щомісяця",
         "quarterly": "щокварталу", "half_yearly": "раз на пів року", "yearly": "щороку", "as_needed": "за потреби",
@@ -112,6 +115,7 @@ CODES = {
         "compliant": "compliant", "missed": "missed", "unknown": "unknown", "confirmed": "confirmed",
         "date_only": "date only", "unconfirmed": "unconfirmed", "unverifiable": "unverifiable",
         "rejected": "rejected", "unreported": "unreported", "reported": "reported", "yes": "yes", "no": "no",
+        "unrecognised": "unrecognised (unknown service)",
         "content": "content", "documents": "documents", "links": "links", "cosmetic": "cosmetic",
         "more_than_daily": "more than daily", "daily": "daily", "weekly": "weekly", "monthly": "monthly",
         "quarterly": "quarterly", "half_yearly": "half-yearly", "yearly": "yearly", "as_needed": "as needed",
@@ -248,13 +252,13 @@ def views(report: AuditReport) -> dict[str, View]:
         note = department_note(x.department_text, svc, cat) if svc else ""
         reports.append((x.service_id or "", svc.department_id if svc else UNRECOGNISED, "", x.source, x.service_text,
                         x.department_text, Code(note) if note else "", x.submitted_at, local_day(x.reported_for, tz),
-                        x.what, "", x.link, Code(REJECTED), x.reason, (), None))
+                        x.what, "", x.link, Code(REJECTED), x.reasons, (), None))
     summary = department_summary(report.audits)
     for x in report.rejected:
         svc = by_id.get(x.service_id or "")
         dept = summary.setdefault(svc.department_id if svc else UNRECOGNISED, {})
         dept["reports_rejected"] = dept.get("reports_rejected", 0) + 1
-    departments = [(dept, cat.department_name(dept) if dept else "", c.get("services", 0),
+    departments = [(dept, cat.department_name(dept) if dept else Code("unrecognised"), c.get("services", 0),
                     c.get("periods_compliant", 0), c.get("periods_missed", 0), c.get("periods_unknown", 0),
                     c.get("reports_confirmed", 0), c.get("reports_date_only", 0), c.get("reports_unconfirmed", 0),
                     c.get("reports_unverifiable", 0), c.get("reports_rejected", 0), c.get(UNREPORTED, 0))

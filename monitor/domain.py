@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -319,6 +320,64 @@ class ReportRow:
     department_text: str = ""
 
 
+REJECTION_TEXT: Mapping[str, Mapping[str, str]] = {
+    "en": {
+        "no_service": "no service named",
+        "unknown_service": "unknown service '{name}' (add it to the service's aliases in targets.toml if it is one)",
+        "no_timestamp": "no submission time",
+        "bad_timestamp": "'{text}' is not a timestamp (e.g. 11/30/2026 14:35:00, 30.11.2026 14:35:00, "
+                         "2026/11/30 2:35:00 PM GMT+2)",
+        "bad_date": "the date of the update '{text}' is not a date (e.g. 30.11.2026 or 11/30/2026)",
+        "future": "submitted in the future ({sent})",
+        "after_submission": "reports an update on {named} after it was submitted ({sent})",
+        "submitted_early": "submitted on {sent}, before reports began ([reports] since = {since})",
+        "claimed_early": "reports an update on {named}, before reports began ([reports] since = {since})",
+        "cell_count": "{cells} cells where the header has {header}",
+        "malformed": "malformed CSV: {detail}",
+        "not_object": "a response is not an object",
+        "text": "{text}",
+    },
+    "uk": {
+        "no_service": "не зазначено сервіс",
+        "unknown_service": "невідомий сервіс «{name}» (якщо це один із сервісів, додайте цю назву до його aliases "
+                           "у targets.toml)",
+        "no_timestamp": "немає часу подання",
+        "bad_timestamp": "«{text}» — не час подання (приклади: 11/30/2026 14:35:00, 30.11.2026 14:35:00, "
+                         "2026/11/30 2:35:00 PM GMT+2)",
+        "bad_date": "дата оновлення «{text}» — не дата (приклади: 30.11.2026, 11/30/2026)",
+        "future": "подано в майбутньому ({sent})",
+        "after_submission": "заявлене оновлення {named} пізніше за подання ({sent})",
+        "submitted_early": "подано {sent}, до початку звітування ([reports] since = {since})",
+        "claimed_early": "заявлене оновлення {named} — до початку звітування ([reports] since = {since})",
+        "cell_count": "{cells} комірок, а в заголовку {header}",
+        "malformed": "пошкоджений CSV: {detail}",
+        "not_object": "відповідь не є об'єктом",
+        "text": "{text}",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a submitted row is not a report: a code from REJECTION_TEXT and what fills its text, so that every
+    output can say it in its language (and JSON can keep the code)."""
+
+    code: str
+    args: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, code: str, **args: object) -> Reason:
+        return cls(code, tuple(sorted((k, str(v)) for k, v in args.items())))
+
+    def text(self, lang: str = "en") -> str:
+        template = REJECTION_TEXT.get(lang, REJECTION_TEXT["en"]).get(self.code)
+        return template.format(**dict(self.args)) if template else " ".join([self.code, *(v for _, v in self.args)])
+
+
+def reasons_text(reasons: Sequence[Reason], lang: str = "en") -> str:
+    return "; ".join(r.text(lang) for r in reasons)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RejectedRow:
     """A submitted row that could not be taken as a report: kept with its reason, so that it is accounted for."""
@@ -326,7 +385,7 @@ class RejectedRow:
     identity: str  # as much of its parsed content as could be read: the same row in any export is one
     source: str  # file:row
     row: int
-    reason: str
+    reasons: tuple[Reason, ...]
     cells: tuple[str, ...] = ()  # the record as written
     service_id: str | None = None  # when the service was recognised
     service_text: str = ""
@@ -338,6 +397,10 @@ class RejectedRow:
     who: str = ""
     link: str = ""
 
+    @property
+    def reason(self) -> str:
+        return reasons_text(self.reasons)
+
     def __str__(self) -> str:
         return f"row {self.row}: {self.reason}"
 
@@ -348,7 +411,7 @@ class RejectedEntry:
 
     id: int
     source: str
-    reason: str
+    reasons: tuple[Reason, ...]
     service_id: str | None
     service_text: str
     department_text: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from markupsafe import Markup, escape
 
 from monitor.audit import ServiceAudit
 from monitor.auditing import CODES, LABELS, REJECTED, AuditReport, Code, View, local_time
+from monitor.domain import Reason, reasons_text
 
 COLOURS = {"compliant": "#2e7d32", "missed": "#c62828", "unknown": "#757575", "confirmed": "#2e7d32",
            "date_only": "#f9a825", "unconfirmed": "#c62828", "unverifiable": "#757575", "unreported": "#6a1b9a",
@@ -37,16 +39,20 @@ def cell_text(value: object, lang: str, tz: str) -> str:
         return ""
     if isinstance(value, Code):
         return CODES[lang].get(value, str(value))
+    if isinstance(value, Reason):
+        return value.text(lang)
     if isinstance(value, datetime):
         return local_time(value, tz)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, tuple):
-        return ", ".join(cell_text(v, lang, tz) for v in value)
+        return ("; " if value and isinstance(value[0], Reason) else ", ").join(cell_text(v, lang, tz) for v in value)
     return str(value)
 
 
 def _json_value(value: object, tz: str) -> object:
+    if isinstance(value, Reason):
+        return {"code": value.code, **dict(value.args), "text": value.text()}
     if isinstance(value, datetime):
         return value.astimezone(ZoneInfo(tz)).isoformat()
     if isinstance(value, date):
@@ -193,7 +199,7 @@ TEMPLATE = """<!doctype html>
 <th>{{ L.reason }}</th></tr>
 {% for x in report.rejected %}<tr id="x-{{ x.id }}"><td>{{ x.source }}</td><td>{{ x.service_text }}</td>
 <td>{{ x.department_text }}</td><td>{{ local(x.submitted_at) }}</td><td>{{ day(x.reported_for) }}</td>
-<td>{{ x.what }}</td><td>{{ verdict("rejected") }} {{ x.reason }}</td></tr>{% endfor %}
+<td>{{ x.what }}</td><td>{{ verdict("rejected") }} {{ why(x) }}</td></tr>{% endfor %}
 </table></div>{% else %}<p class="meta">—</p>{% endif %}</section>
 
 {% for a in report.audits %}{% set s = a.service %}
@@ -227,7 +233,7 @@ TEMPLATE = """<!doctype html>
 <td>{{ "%.0f" % (r.coverage * 100) }} %</td></tr>{% endfor %}
 {% for x in rejected %}<tr><td></td><td>{{ x.source }}</td><td>{{ x.service_text }}</td><td>{{ x.department_text }}</td>
 <td>{{ local(x.submitted_at) }}</td><td>{{ day(x.reported_for) }}</td><td>{{ x.what }}</td><td></td>
-<td>{{ link(x.link) }}</td><td>{{ verdict("rejected") }}</td><td colspan="2">{{ x.reason }}</td></tr>{% endfor %}
+<td>{{ link(x.link) }}</td><td>{{ verdict("rejected") }}</td><td colspan="2">{{ why(x) }}</td></tr>{% endfor %}
 </table></div>{% endif %}
 {% if a.updates %}<h3>{{ L.updates }}</h3>
 {% for u in a.updates %}
@@ -254,11 +260,18 @@ def _env() -> Environment:
     return Environment(autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=False)
 
 
-def _evidence_lines(evidence: Mapping[int, Mapping[str, Any]]) -> dict[int, list[tuple[str, str]]]:
+_MORE = re.compile(r"^… (\d+) more diff lines$")
+
+
+def _evidence_lines(evidence: Mapping[int, Mapping[str, Any]], lang: str) -> dict[int, list[tuple[str, str]]]:
+    """The stored diffs, with their own words (file names, the cut) in the report's language."""
+    words = {"--- before": f"--- {_label(lang, 'before')}", "+++ after": f"+++ {_label(lang, 'after')}"}
     lines: dict[int, list[tuple[str, str]]] = {}
     for change_id, ev in evidence.items():
         out = []
         for line in str(ev.get("diff") or "").splitlines():
+            more = _MORE.match(line)
+            line = _label(lang, "more_lines").format(n=more.group(1)) if more else words.get(line, line)
             out.append(("add" if line.startswith("+") else "del" if line.startswith("-") else "", line))
         for key, sign in (("documents_added", "+ "), ("documents_removed", "- "), ("links_added", "+ "),
                           ("links_removed", "- ")):
@@ -353,14 +366,17 @@ def to_html(report: AuditReport, views: Mapping[str, View], about: View, *, lang
     for a in report.audits:
         grouped.setdefault(dept_name(a.service.department_id), []).append(a)
 
+    def why(x: Any) -> str:
+        return reasons_text(x.reasons, lang)
+
     def rejected_of(service_id: str) -> list[Any]:
         return [x for x in report.rejected if x.service_id == service_id]
 
     return _env().from_string(TEMPLATE).render(
         head=Markup(HEAD), lang=lang, L=labels, C=codes, report=report, views=views, about=about,
         start=local(report.start), end=local(report.end), tz=tz, generated=local(report.generated),
-        grouped=sorted(grouped.items()), evidence=_evidence_lines(evidence), local=local, day=day, colour=colour,
-        symbol=symbol, verdict=verdict, changes=changes, reports=reports, link=link, note=note_of, table=table,
+        grouped=sorted(grouped.items()), evidence=_evidence_lines(evidence, lang), local=local, day=day, colour=colour,
+        symbol=symbol, verdict=verdict, changes=changes, reports=reports, link=link, why=why, note=note_of, table=table,
         timeline=timeline, dept_name=dept_name, rejected_of=rejected_of, REJECTED=REJECTED)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from monitor.domain import Catalogue, RejectedRow, ReportRow, ServiceConfig
+from monitor.domain import Catalogue, Reason, RejectedRow, ReportRow, ServiceConfig
 
 TIMESTAMP = ("timestamp", "позначка часу", "отметка времени", "часова позначка", "мітка часу")
 EMAIL = ("email address", "електронна адреса", "адреса електронної пошти", "адрес электронной почты", "email",
@@ -282,23 +282,23 @@ def _read_row(ctx: _Reading, number: int, values: Mapping[str, str], timestamp_t
     what = values.get("what", "").strip()
     service_id = ctx.matcher.match(service_text) if service_text else None
     submitted = reported = None
-    reasons = []
+    reasons: list[Reason] = []
     try:
         submitted = parse_timestamp(timestamp_text, tz=tz, day_first=ctx.day_first)
-    except ValueError as exc:
-        reasons.append(str(exc))
+    except ValueError:
+        reasons.append(Reason.of("bad_timestamp", text=timestamp_text.strip()) if timestamp_text.strip()
+                       else Reason.of("no_timestamp"))
     if claimed_text:
         try:
             reported = parse_date_answer(claimed_text, tz=tz, day_first=ctx.day_first)
         except ValueError:
-            reasons.append(f"the date of the update {claimed_text!r} is not a date (e.g. 30.11.2026 or 11/30/2026)")
+            reasons.append(Reason.of("bad_date", text=claimed_text))
     else:
         reported = submitted
     if not service_text:
-        reasons.insert(0, "no service named")
+        reasons.insert(0, Reason.of("no_service"))
     elif service_id is None:
-        reasons.insert(0, f"unknown service {service_text!r} (add it to the service's aliases in targets.toml "
-                          "if it is one)")
+        reasons.insert(0, Reason.of("unknown_service", name=service_text))
     since, zone = ctx.mapping.since, ZoneInfo(tz)
 
     def future(t: datetime | None) -> bool:
@@ -310,13 +310,13 @@ def _read_row(ctx: _Reading, number: int, values: Mapping[str, str], timestamp_t
     sent = submitted.astimezone(zone).date() if submitted else None
     named = reported.astimezone(zone).date() if reported else None
     if future(submitted):
-        reasons.append(f"submitted in the future ({sent})")
+        reasons.append(Reason.of("future", sent=sent))
     elif submitted and reported and reported - submitted > FUTURE_SLACK:
-        reasons.append(f"reports an update on {named} after it was submitted ({sent})")
+        reasons.append(Reason.of("after_submission", named=named, sent=sent))
     if early(submitted):
-        reasons.append(f"submitted on {sent}, before reports began ([reports] since = {since})")
+        reasons.append(Reason.of("submitted_early", sent=sent, since=since))
     elif early(reported):
-        reasons.append(f"reports an update on {named}, before reports began ([reports] since = {since})")
+        reasons.append(Reason.of("claimed_early", named=named, since=since))
     key = identity(submitted=submitted, timestamp_text=timestamp_text, service_text=service_text,
                    reported=reported, claimed_text=claimed_text, what=what)
     common = dict(service_text=service_text, department_text=values.get("department", "").strip(), what=what,
@@ -324,16 +324,16 @@ def _read_row(ctx: _Reading, number: int, values: Mapping[str, str], timestamp_t
                   source=f"{ctx.source}:{number}")
     if reasons or service_id is None or submitted is None or reported is None:
         placed = next((t for t in (reported, submitted) if t and not future(t) and not early(t)), None)
-        return RejectedRow(identity=key, row=number, reason="; ".join(reasons), cells=tuple(cells),
+        return RejectedRow(identity=key, row=number, reasons=tuple(reasons), cells=tuple(cells),
                            service_id=service_id, submitted_at=submitted, reported_for=reported, placed_at=placed,
                            **common)
     return ReportRow(identity=key, row_hash=_digest(*(c.strip() for c in cells)), service_id=service_id,
                      submitted_at=submitted, reported_for=reported, email=values.get("email", "").strip(), **common)
 
 
-def _rejected_record(ctx: _Reading, number: int, reason: str, cells: Sequence[str]) -> RejectedRow:
+def _rejected_record(ctx: _Reading, number: int, reason: Reason, cells: Sequence[str]) -> RejectedRow:
     """A record that is not a row of the form at all (too few or many cells, malformed CSV)."""
-    return RejectedRow(identity=_digest("record", *(_text_key(c) for c in cells)), row=number, reason=reason,
+    return RejectedRow(identity=_digest("record", *(_text_key(c) for c in cells)), row=number, reasons=(reason,),
                        cells=tuple(cells), source=f"{ctx.source}:{number}")
 
 
@@ -369,14 +369,14 @@ def parse_csv(data: bytes, catalogue: Catalogue, mapping: ReportMapping, *, sour
     delimiter = ";" if first.count(";") > first.count(",") else ","
     records: list[tuple[int, list[str]]] = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    broken = ""
+    broken: Reason | None = None
     try:
         for number, cells in enumerate(reader, start=1):
             records.append((number, cells))
     except csv.Error as exc:
-        broken = f"malformed CSV: {exc}"
+        broken = Reason.of("malformed", detail=exc)
     if not records:
-        parsed.file_error = broken or "the file is empty"
+        parsed.file_error = broken.text() if broken else "the file is empty"
         return parsed
     headers = records[0][1]
     ts_col = _column(headers, TIMESTAMP)
@@ -400,8 +400,8 @@ def parse_csv(data: bytes, catalogue: Catalogue, mapping: ReportMapping, *, sour
     ctx = _Reading(ServiceMatcher(catalogue), mapping, {"dmy": True, "mdy": False}.get(order), source, now)
     for number, cells in rows:
         if len(cells) < len(headers) - 1 or len(cells) > len(headers) + 1:
-            _add(parsed, _rejected_record(ctx, number, f"{len(cells)} cells where the header has {len(headers)}",
-                                          cells))
+            _add(parsed, _rejected_record(ctx, number, Reason.of("cell_count", cells=len(cells),
+                                                                    header=len(headers)), cells))
             continue
         values = {k: cells[i] if i is not None and i < len(cells) else "" for k, i in columns.items()}
         _add(parsed, _read_row(ctx, number, values, cells[ts_col] if ts_col < len(cells) else "", cells))
@@ -430,7 +430,7 @@ def parse_forms_json(data: bytes, catalogue: Catalogue, mapping: ReportMapping, 
     ctx = _Reading(ServiceMatcher(catalogue), mapping, None, source, now)
     for number, response in enumerate(responses, start=1):
         if not isinstance(response, dict):
-            _add(parsed, _rejected_record(ctx, number, "a response is not an object", (str(response)[:200],)))
+            _add(parsed, _rejected_record(ctx, number, Reason.of("not_object"), (str(response)[:200],)))
             continue
         values: dict[str, str] = {"email": str(response.get("respondentEmail", ""))}
         answers = response.get("answers") or {}

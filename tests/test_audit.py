@@ -274,7 +274,8 @@ def test_cli_audit_in_every_format(tmp_path: Path) -> None:
     verdicts = {(r["reported_for"], r["verdict"]) for r in doc["reports"]}
     assert verdicts == {("2026-10-10", "confirmed"), ("2026-10-20", "date_only"), ("2026-10-21", "rejected")}
     (rejected,) = [r for r in doc["reports"] if r["verdict"] == "rejected"]
-    assert rejected["reason"].startswith("unknown service 'Портал іншого міста'")
+    assert rejected["reason"] == [{"code": "unknown_service", "name": "Портал іншого міста", "text": (
+        "unknown service 'Портал іншого міста' (add it to the service's aliases in targets.toml if it is one)")}]
     assert rejected["source"] == "reports.csv:4" and rejected["typed_name"] == "Портал іншого міста"
     confirmed = next(r for r in doc["reports"] if r["verdict"] == "confirmed")
     assert confirmed["source"] == "reports.csv:2" and confirmed["typed_name"] == "SMART-ПОРТАЛ"

@@ -16,7 +16,18 @@ from pathlib import Path
 import pytest
 
 from monitor import core
-from monitor.domain import ChangeClass, CheckRecord, Outcome, PageState, Quality, ReportRow, Target, Verdict
+from monitor.domain import (
+    ChangeClass,
+    CheckRecord,
+    Outcome,
+    PageState,
+    Quality,
+    Reason,
+    RejectedRow,
+    ReportRow,
+    Target,
+    Verdict,
+)
 from monitor.errors import SchemaOutdated
 from monitor.ports import (
     AuditReader,
@@ -595,8 +606,13 @@ async def _audited_history(db_url: str) -> Store:
     day = clock.now()
     store.reports.add_reports([ReportRow(identity=f"r{i}", row_hash=f"r{i}", service_id="portal",
                                          service_text="SMART-ПОРТАЛ", submitted_at=day,
-                                         reported_for=day - timedelta(days=i), what=f"звіт {i}")
+                                         reported_for=day - timedelta(days=i), what=f"звіт {i}",
+                                         department_text="Сектор ІТ" if i == 2 else "")
                                for i in (1, 2)], day)
+    assert store.reports.add_rejected([RejectedRow(identity=f"x{n}", source=f"форма.csv:{n}", row=n,
+                                                   reasons=(Reason.of("unknown_service", name=name),),
+                                                   service_text=name, submitted_at=day, placed_at=day)
+                                       for n, name in ((3, "КЦ"), (4, "Портал"))], day) == 2
     assert store.maintenance.verify().intact
     return store
 
@@ -605,6 +621,10 @@ async def _audited_history(db_url: str) -> Store:
     ("update self_reports set reported_for = reported_for - interval '1 day' where what = 'звіт 1'",
      "self_reports", "its content was altered"),  # a self-report's date moved
     ("delete from self_reports where what = 'звіт 1'", "self_reports", "1 record(s) before it were removed"),
+    ("update self_reports set department_text = 'Управління освіти' where what = 'звіт 2'", "self_reports",
+     "its content was altered"),  # who filed it, changed
+    ("update rejected_reports set reason = '[]' where row = 3", "rejected_reports", "its content was altered"),
+    ("delete from rejected_reports where row = 3", "rejected_reports", "1 record(s) before it were removed"),
     ("update checks set outcome = 'timeout' where chain_seq = 2", "checks", "its content was altered"),
     ("delete from checks where chain_seq = 2", "checks", "1 record(s) before it were removed"),  # a day of checks
     ("delete from checks where chain_seq = 3", "checks", "the newest records were removed"),
@@ -615,7 +635,8 @@ async def _audited_history(db_url: str) -> Store:
     ("update blobs set data = (select data from blobs b2 join changes c on c.evidence_sha = b2.sha256 "
      "where c.chain_seq = 2) where sha256 = (select evidence_sha from changes where chain_seq = 1)", "blobs",
      "is not the bytes its address names"),  # January's diff shown for March's change
-], ids=["report-date-moved", "report-deleted", "check-edited", "check-deleted", "newest-check-cut",
+], ids=["report-date-moved", "report-deleted", "report-department-changed", "rejection-erased",
+        "rejected-row-deleted", "check-edited", "check-deleted", "newest-check-cut",
         "change-edited", "base-moved", "evidence-swapped"])
 async def test_every_kind_of_record_is_protected(db_url: str, sql: str, table: str, reason: str) -> None:
     from sqlalchemy import text

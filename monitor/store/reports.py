@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, and_, func, insert, or_, select
 
-from monitor.domain import RejectedEntry, RejectedRow, ReportEntry, ReportRow
+from monitor.domain import Reason, RejectedEntry, RejectedRow, ReportEntry, ReportRow
 from monitor.store import chain
 from monitor.store import models as m
 from monitor.store.common import table, translate, utc
@@ -32,6 +32,20 @@ def reports(engine: Engine, *, service_id: str | None = None, since: datetime | 
         return [ReportEntry(**row._asdict()) for row in conn.execute(q)]
 
 
+def encode_reasons(reasons: Iterable[Reason]) -> str:
+    """How a rejected row's reasons are kept: their codes and what fills them, as JSON (any language can be
+    written from it)."""
+    return json.dumps([{"code": r.code, **dict(r.args)} for r in reasons], ensure_ascii=False, sort_keys=True)
+
+
+def decode_reasons(stored: str) -> tuple[Reason, ...]:
+    try:
+        doc = json.loads(stored)
+        return tuple(Reason(str(d.pop("code")), tuple(sorted((str(k), str(v)) for k, v in d.items()))) for d in doc)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return (Reason.of("text", text=stored),)  # written by hand, or by a version that kept text
+
+
 def rejected(engine: Engine, *, since: datetime, until: datetime,
              service_ids: Iterable[str] | None = None) -> list[RejectedEntry]:
     """The rejected rows of [since, until) (by the day they name, else their submission) and those with no
@@ -46,7 +60,8 @@ def rejected(engine: Engine, *, since: datetime, until: datetime,
     if service_ids is not None:
         q = q.where(or_(X.c.service_id.is_(None), X.c.service_id.in_(list(service_ids))))
     with engine.connect() as conn:
-        return [RejectedEntry(**row._asdict()) for row in conn.execute(q)]
+        return [RejectedEntry(**{k: v for k, v in row._asdict().items() if k != "reason"},
+                              reasons=decode_reasons(row.reason)) for row in conn.execute(q)]
 
 
 def last_reports(engine: Engine) -> dict[str, datetime]:
@@ -88,7 +103,7 @@ class SqlReports:
         """Keep the rows that could not be reports, with their reasons (chained); a row already kept, or
         already imported as a report, is skipped. Returns how many are new."""
         X, R = table(m.ReportRejection), table(m.SelfReport)
-        values = [dict(identity=r.identity, source=r.source, row=r.row, reason=r.reason,
+        values = [dict(identity=r.identity, source=r.source, row=r.row, reason=encode_reasons(r.reasons),
                        cells=json.dumps(list(r.cells), ensure_ascii=False), service_id=r.service_id,
                        service_text=r.service_text, department_text=r.department_text, submitted_at=r.submitted_at,
                        reported_for=r.reported_for, placed_at=r.placed_at, what=r.what, who=r.who, link=r.link,
