@@ -13,14 +13,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 
-from monitor.audit import PeriodVerdict, ReportVerdict
+from monitor.audit import PeriodVerdict
 from monitor.auditing import run_audit
+from monitor.cli import main
 from monitor.clock import VirtualClock
-from monitor.domain import Grade, ReportRow
+from monitor.domain import Grade
 from monitor.faults import run_faults
 from monitor.fetch import Fetcher
 from monitor.learning import Learner
@@ -119,13 +122,29 @@ def script(clock: VirtualClock) -> dict[str, Scripted]:
 
 REGULATIONS = {"contact-center": "daily", "open-data": "weekly", "property-registry": "monthly",
                "invest-portal": "quarterly", "e-petitions": "as_needed", "roll-call-voting": "monthly"}
+# the names and departments the order gives them (as in targets.toml), which the form's answers are matched to
+NAMES = {"contact-center": "Контакт центр", "open-data": "Опен дата",
+         "property-registry": "Реєстр комунального майна та землі", "invest-portal": "Інвест-портал",
+         "e-petitions": "Електронні петиції", "roll-call-voting": "Поіменне голосування"}
+DEPARTMENTS = {"contact-center-dept": "Відділ “Контактний центр”",
+               "records-appeals": "Відділ з питань діловодства, контролю та роботи зі зверненнями громадян",
+               "finance-assets": "Департамент фінансово-економічної політики та управління активами",
+               "economic-analysis": "Відділ економічного аналізу та прогнозу",
+               "deputies-support": "Відділ забезпечення депутатської діяльності",
+               "it-sector": "Сектор інформаційних технологій та автоматизованих систем"}
+OWNERS = {"contact-center": "contact-center-dept", "open-data": "records-appeals",
+          "property-registry": "finance-assets", "invest-portal": "economic-analysis",
+          "e-petitions": "records-appeals", "roll-call-voting": "deputies-support"}
+FORMS = Path(__file__).parent / "fixtures" / "forms"
 
 
 def catalogue_text(site: Site, db: str) -> str:
     out = [f'[settings]\ndatabase_url = "{db}"\nuser_agent = "quarter (+mailto:it@example.org)"\n'
-           'timeout = "10s"\nretries = 0\nlink_check_max = 5\n\n[departments.it]\nname = "IT"\n']
+           'timeout = "10s"\nretries = 0\nlink_check_max = 5\n\n[reports]\nsince = "2021-01-01"\n\n']
+    out += [f'[departments.{did}]\nname = "{name}"\n\n' for did, name in DEPARTMENTS.items()]
     for sid, regulation in REGULATIONS.items():
-        out.append(f'[[services]]\nid = "{sid}"\nname = "{sid}"\ndepartment = "IT"\nregulation = "{regulation}"\n'
+        out.append(f'[[services]]\nid = "{sid}"\nname = "{NAMES[sid]}"\ndepartment = "{DEPARTMENTS[OWNERS[sid]]}"\n'
+                   f'regulation = "{regulation}"\n'
                    f'  [[services.pages]]\n  url = "{site.url("/" + sid)}"\n  allow_private = true\n')
         if sid == "e-petitions":
             out.append('  kind = "feed"\n')
@@ -181,20 +200,45 @@ async def test_a_simulated_quarter_gives_exactly_the_scripted_history(tmp_path: 
     assert grades == {"contact-center": Grade.FRESH, "open-data": Grade.FRESH, "invest-portal": Grade.FRESH,
                       "property-registry": Grade.OVERDUE, "e-petitions": Grade.FRESH, "roll-call-voting": Grade.FRESH}
 
-    # the audit of the quarter, with the departments' reports (one of them false)
-    reports = [ReportRow(identity=f"od-{m:%m%d}", row_hash=f"od-{m:%m%d}", service_id="open-data",
-                         service_text="Опен дата", submitted_at=m, reported_for=m)
-               for m in [*pages["open-data"].edits, kyiv(2, 8, 12)]]
-    store.reports.add_reports(reports, END)
+    # the departments' self-reports, exported three times (Ukrainian, English and Excel's cp1251 with `;`),
+    # imported through the command an auditor runs: each response once, every bad row kept with its reason
+    targets = Path(f"{tmp_path}/targets.toml")
+    targets.write_text(catalogue_text(site, f"sqlite:///{tmp_path}/quarter.db"), encoding="utf-8")
+    cli = CliRunner()
+    imported = [cli.invoke(main, ["-t", str(targets), "reports", "import", str(FORMS / name), "--skip-bad"])
+                for name in ("quarter-uk.csv", "quarter-en.csv", "quarter-excel-cp1251.csv")]
+    assert [r.exit_code for r in imported] == [0, 0, 0], [r.output for r in imported]
+    assert "10 new" in imported[0].output and all("0 new, 10 already imported" in r.output for r in imported[1:])
+    assert len(store.audit.reports(since=START, until=END)) == 10
+
+    # the audit of the quarter: every report's verdict is the script's
     audits = {a.service.id: a for a in run_audit(cat, store.audit, start=START, end=END, now=END)}
     missed = {p.period.label for p in audits["contact-center"].periods if p.verdict is PeriodVerdict.MISSED}
     assert missed == {"2021-01-15", "2021-01-16", "2021-01-17"}
     weeks = {p.period.label: p.verdict for p in audits["open-data"].periods}
     assert weeks["2021-W06"] is PeriodVerdict.MISSED
     assert all(weeks[f"2021-W{w:02d}"] is PeriodVerdict.COMPLIANT for w in range(1, 14) if w != 6)
-    verdicts = {r.report.reported_for: r.verdict for r in audits["open-data"].reports}
-    assert verdicts.pop(kyiv(2, 8, 12)) is ReportVerdict.UNCONFIRMED  # the false report
-    assert set(verdicts.values()) == {ReportVerdict.CONFIRMED}
+    out = cli.invoke(main, ["-t", str(targets), "audit", "--from", "2021-01-01", "--to", "2021-04-01",
+                            "--format", "json"])
+    assert out.exit_code in (0, 1), out.output
+    doc = json.loads(out.stdout)
+    verdicts = {(r["service"], r["reported_for"]): r["verdict"] for r in doc["reports"] if r["verdict"] != "rejected"}
+    assert verdicts == {
+        ("open-data", "2021-01-04"): "confirmed", ("open-data", "2021-01-11"): "confirmed",
+        ("open-data", "2021-02-08"): "unconfirmed",  # a false report: nothing changed that week
+        ("property-registry", "2021-01-20"): "confirmed",
+        ("property-registry", "2021-03-15"): "date_only",  # only the date on the page moved
+        ("e-petitions", "2021-02-11"): "unverifiable",  # the service was down from 10 to 13 February
+        ("e-petitions", "2021-03-03"): "confirmed",
+        ("contact-center", "2021-01-16"): "unconfirmed",  # the three days in January without an edit
+        ("invest-portal", "2021-02-01"): "confirmed", ("roll-call-voting", "2021-01-12"): "confirmed"}
+    notes = {r["service"]: r["filed_note"] for r in doc["reports"] if r["filed_note"]}
+    assert notes == {"invest-portal": "other_department", "roll-call-voting": "unknown_department"}
+    rejected = sorted((r["source"], r["reason"][0]["code"]) for r in doc["reports"] if r["verdict"] == "rejected")
+    assert rejected == [("quarter-uk.csv:11", "submitted_early"), ("quarter-uk.csv:14", "future"),
+                        ("quarter-uk.csv:3", "unknown_service")]
+    confirmed_by = {r["reported_for"]: r["matched"] for r in doc["reports"] if r["service"] == "open-data"}
+    assert all(confirmed_by[d] for d in ("2021-01-04", "2021-01-11")) and not confirmed_by["2021-02-08"]
     months = {p.period.label: p.verdict for p in audits["property-registry"].periods}
     assert months == {"2021-01": PeriodVerdict.COMPLIANT, "2021-02": PeriodVerdict.COMPLIANT,
                       "2021-03": PeriodVerdict.MISSED}  # a bumped date is not an update
