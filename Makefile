@@ -16,7 +16,12 @@ $(BIN)/monitor: pyproject.toml
 run: $(BIN)/monitor
 	$(BIN)/monitor run
 
-test: $(BIN)/monitor
+# pywb (a real web archive the archive tests run on loopback) lives in its own virtualenv: its pins are not ours
+$(VENV)/pywb/bin/wayback: | $(BIN)/monitor
+	$(PYTHON) -m venv $(VENV)/pywb
+	$(VENV)/pywb/bin/pip install --quiet 'pywb>=2.8,<3'
+
+test: $(BIN)/monitor $(VENV)/pywb/bin/wayback
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: EXTRAS = test,bench

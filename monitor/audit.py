@@ -9,6 +9,7 @@ unreported.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class PeriodResult:
     date_only: tuple[int, ...] = ()
     reports: tuple[int, ...] = ()
     declared: tuple[datetime, ...] = ()
+    archived: bool = False  # the verdict rests (in part) on captures read from web archives
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +66,7 @@ class ReportResult:
     verdict: ReportVerdict
     matched: tuple[int, ...] = ()  # the change ids that confirm it (or the date-only ones)
     coverage: float = 0.0
+    archived: bool = False  # the verdict rests (in part) on captures read from web archives
 
 
 @dataclass(slots=True, kw_only=True)
@@ -172,17 +175,28 @@ def _required(service: ServiceConfig, period: Period, opts: Options) -> bool:
 
 def reconcile(service: ServiceConfig, *, start: datetime, end: datetime, now: datetime,
               updates: Iterable[Update], reports: Iterable[Report], successes: Sequence[datetime],
-              interval_s: float, declared: Iterable[datetime] = (), opts: Options | None = None) -> ServiceAudit:
+              interval_s: float, declared: Iterable[datetime] = (), opts: Options | None = None,
+              archived: Iterable[datetime] = ()) -> ServiceAudit:
     """Reconcile one service over [start, end). Every period that overlaps the range is judged whole (a week
     that began before the range is judged on all of it, as it is shown); `updates` and `successes` must cover
-    the periods, not only the range. `successes` are the times of the service's successful checks."""
+    the periods, not only the range. `successes` are the times of the service's successful checks, `archived`
+    those of them that are captures read from web archives (a verdict resting on them says so)."""
     opts = opts or Options()
+    from_archives = sorted(archived)
+    archived_at = set(from_archives)
+
+    def rests_on_archives(lo: datetime, hi: datetime, ids: Iterable[int]) -> bool:
+        at = bisect_left(from_archives, lo)
+        return (at < len(from_archives) and from_archives[at] < hi) or any(
+            by_id[i].detected_at in archived_at for i in ids)
+
     end = min(end, now)
     ups = sorted(updates, key=lambda u: (u.detected_at, u.id))
     reps = sorted(reports, key=lambda r: (r.reported_for, r.id))
     real = [u for u in ups if u.is_real]
     dated = [u for u in ups if not u.is_real and u.change_class == "date_only"]
     declared_dates = sorted(declared)
+    by_id = {u.id: u for u in ups}
     intervals = covered_intervals(successes, interval_s) if service.pages else []
     audit = ServiceAudit(service=service, start=start, end=end, monitored=bool(service.pages),
                          coverage=coverage(intervals, start, end), updates=ups)
@@ -206,7 +220,8 @@ def reconcile(service: ServiceConfig, *, start: datetime, end: datetime, now: da
             verdict = PeriodVerdict.COMPLIANT  # nothing was required: as needed, or a day off
         audit.periods.append(PeriodResult(period=p, verdict=verdict, coverage=cov, required=required,
                                           updates=in_real, date_only=in_dated, reports=in_reports,
-                                          declared=in_declared))
+                                          declared=in_declared,
+                                          archived=rests_on_archives(lo, hi, (*in_real, *in_dated))))
 
     for r in reps:
         w0, w1 = claim_window(r, opts)
@@ -222,7 +237,8 @@ def reconcile(service: ServiceConfig, *, start: datetime, end: datetime, now: da
             said = ReportVerdict.UNCONFIRMED
         else:  # not watched enough then (an outage, before the monitor started, in the future): cannot tell
             said = ReportVerdict.UNVERIFIABLE
-        audit.reports.append(ReportResult(report=r, verdict=said, matched=matches or date_matches, coverage=cov))
+        audit.reports.append(ReportResult(report=r, verdict=said, matched=matches or date_matches, coverage=cov,
+                                          archived=rests_on_archives(w0, w1, matches or date_matches)))
 
     windows = [claim_window(r, opts) for r in reps]
     audit.unreported = [u for u in real if start <= u.detected_at < end

@@ -48,7 +48,8 @@ LABELS = {
         "unknown": "Невідомо", "confirmed": "Підтверджено", "unconfirmed": "Не підтверджено",
         "unverifiable": "Неможливо перевірити", "rejected": "Відхилено", "unreported": "Без звіту",
         "periods": "Періоди", "departments": "Відділи", "about": "Про аудит", "field": "Поле", "value": "Значення",
-        "contents": "Зміст", "rejected_rows": "Відхилені рядки форми", "before": "було", "after": "стало",
+        "contents": "Зміст", "rejected_rows": "Відхилені рядки форми", "evidence_from": "Джерело доказів",
+        "before": "було", "after": "стало",
         "more_lines": "ще {n} рядків різниці",
         "title": "Аудит оновлень веб-сервісів", "generated": "Сформовано", "range": "Період аудиту",
         "evidence": "Докази (різниця змісту)", "timeline": "Хронологія", "no_pages": "адреса невідома: не моніториться",
@@ -76,7 +77,8 @@ LABELS = {
         "unknown": "Unknown", "confirmed": "Confirmed", "unconfirmed": "Unconfirmed", "unverifiable": "Unverifiable",
         "rejected": "Rejected", "unreported": "Unreported", "periods": "Periods", "departments": "Departments",
         "about": "About", "field": "Field", "value": "Value", "contents": "Contents",
-        "rejected_rows": "Rejected form rows", "before": "before", "after": "after",
+        "rejected_rows": "Rejected form rows", "evidence_from": "Evidence from",
+        "before": "before", "after": "after",
         "more_lines": "{n} more diff lines",
         "title": "Audit of web-service updates", "generated": "Generated", "range": "Audit range",
         "evidence": "Evidence (content diff)", "timeline": "Timeline", "no_pages": "no known address: unmonitored",
@@ -98,7 +100,7 @@ CODES = {
         "compliant": "дотримано", "missed": "пропущено", "unknown": "невідомо", "confirmed": "підтверджено",
         "date_only": "лише дата", "unconfirmed": "не підтверджено", "unverifiable": "неможливо перевірити",
         "rejected": "відхилено", "unreported": "без звіту", "reported": "є звіт", "yes": "так", "no": "ні",
-        "unrecognised": "не розпізнано (сервіс невідомий)",
+        "unrecognised": "не розпізнано (сервіс невідомий)", "archive": "вебархів",
         "content": "зміст", "documents": "документи", "links": "посилання", "cosmetic": "оформлення",
         "more_than_daily": "частіше ніж щодня", "daily": "щодня", "weekly": "щотижня", "monthly": "щомісяця",
         "quarterly": "щокварталу", "half_yearly": "раз на пів року", "yearly": "щороку", "as_needed": "за потреби",
@@ -115,7 +117,7 @@ CODES = {
         "compliant": "compliant", "missed": "missed", "unknown": "unknown", "confirmed": "confirmed",
         "date_only": "date only", "unconfirmed": "unconfirmed", "unverifiable": "unverifiable",
         "rejected": "rejected", "unreported": "unreported", "reported": "reported", "yes": "yes", "no": "no",
-        "unrecognised": "unrecognised (unknown service)",
+        "unrecognised": "unrecognised (unknown service)", "archive": "web archive",
         "content": "content", "documents": "documents", "links": "links", "cosmetic": "cosmetic",
         "more_than_daily": "more than daily", "daily": "daily", "weekly": "weekly", "monthly": "monthly",
         "quarterly": "quarterly", "half_yearly": "half-yearly", "yearly": "yearly", "as_needed": "as needed",
@@ -186,7 +188,8 @@ def run_audit(catalogue: Catalogue, store: AuditReader, *, start: datetime, end:
             updates=store.change_events(svc.id, lo - margin, hi + margin),
             reports=store.reports(service_id=svc.id, since=lo, until=hi),
             successes=store.success_times(svc.id, lo - margin, hi + margin),
-            interval_s=_interval(svc), declared=store.declared_dates(svc.id, lo, hi), opts=opts))
+            interval_s=_interval(svc), declared=store.declared_dates(svc.id, lo, hi), opts=opts,
+            archived=store.archived_times(svc.id, lo - margin, hi + margin)))
     return out
 
 
@@ -217,6 +220,7 @@ def local_day(t: datetime | None, tz: str) -> date | None:
 
 
 REJECTED = "rejected"
+ARCHIVE = "archive"  # a verdict resting on captures read from web archives
 UNRECOGNISED = ""  # the department of a rejected row whose service was not recognised
 
 
@@ -234,13 +238,15 @@ def views(report: AuditReport) -> dict[str, View]:
         for p in a.periods:
             periods_.append((s.id, s.department_id, Code(s.regulation.value), p.period.label, p.period.start,
                              p.period.end, Code(p.verdict.value), round(p.coverage, 3), p.updates, p.date_only,
-                             p.reports, tuple(local_day(d, tz) for d in p.declared)))
+                             p.reports, tuple(local_day(d, tz) for d in p.declared),
+                             Code(ARCHIVE) if p.archived else ""))
         for r in a.reports:
             e = r.report
             note = department_note(e.department_text, s, cat)
             reports.append((s.id, s.department_id, e.id, e.source, e.service_text, e.department_text,
                             Code(note) if note else "", e.submitted_at, local_day(e.reported_for, tz), e.what, e.who,
-                            e.link, Code(r.verdict.value), "", r.matched, round(r.coverage, 3)))
+                            e.link, Code(r.verdict.value), "", r.matched, round(r.coverage, 3),
+                            Code(ARCHIVE) if r.archived else ""))
         unreported = {u.id for u in a.unreported}
         for u in a.updates:
             label = "" if not u.is_real or not in_range(u, a) else UNREPORTED if u.id in unreported else "reported"
@@ -252,7 +258,7 @@ def views(report: AuditReport) -> dict[str, View]:
         note = department_note(x.department_text, svc, cat) if svc else ""
         reports.append((x.service_id or "", svc.department_id if svc else UNRECOGNISED, "", x.source, x.service_text,
                         x.department_text, Code(note) if note else "", x.submitted_at, local_day(x.reported_for, tz),
-                        x.what, "", x.link, Code(REJECTED), x.reasons, (), None))
+                        x.what, "", x.link, Code(REJECTED), x.reasons, (), None, ""))
     summary = department_summary(report.audits)
     for x in report.rejected:
         svc = by_id.get(x.service_id or "")
@@ -265,10 +271,11 @@ def views(report: AuditReport) -> dict[str, View]:
                    for dept, c in sorted(summary.items(), key=lambda kv: (not kv[0], kv[0]))]
     return {
         "periods": View("periods", ("service", "department", "regulation", "period", "from", "to", "verdict",
-                                    "coverage", "updates", "date_only", "reports", "declared"), periods_),
+                                    "coverage", "updates", "date_only", "reports", "declared", "evidence_from"),
+                         periods_),
         "reports": View("reports", ("service", "department", "report", "source", "typed_name", "filed_by",
                                     "filed_note", "submitted", "reported_for", "what", "who", "link", "verdict",
-                                    "reason", "matched", "coverage"), reports),
+                                    "reason", "matched", "coverage", "evidence_from"), reports),
         "updates": View("updates", ("service", "change", "page", "class", "real", "window_start", "detected_at",
                                     "reported", "added", "removed", "edited", "evidence_ref"), updates),
         "departments": View("departments", ("department", "department_name", "services", "compliant", "missed",

@@ -11,8 +11,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -26,7 +28,9 @@ from rich.text import Text
 from monitor import __version__
 from monitor import checkpoint as checkpoints
 from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_yaml
+from monitor.archive import WAYBACK_CDX, WAYBACK_REPLAY, Archive
 from monitor.auditing import TERMINAL, VIEWS, View, about, gather, views
+from monitor.backfill import Backfill, Counts, url_key
 from monitor.clock import SYSTEM
 from monitor.config import Invalid, department_names, keys_reference, load_catalogue, parse_duration
 from monitor.core import Reader
@@ -61,6 +65,8 @@ from monitor.schedule import Periodic, Schedule
 from monitor.status import ServiceStatus, State, dataset_statuses, service_statuses
 from monitor.store import Store
 from monitor.store.engine import check_writable, instance_lock, make_engine, upgrade
+from monitor.warc import Capture as WarcCapture
+from monitor.warc import write as write_warc
 
 logger = logging.getLogger("monitor")
 
@@ -819,6 +825,166 @@ def _day(value: str, tz: str, name: str) -> datetime:
     except ValueError:
         fail(f"--{name}: {value!r} is not a date (YYYY-MM-DD)")
     return d.replace(tzinfo=ZoneInfo(tz)) if d.tzinfo is None else d
+
+
+def _span(catalogue: Catalogue, start: str | None, end: str | None) -> tuple[datetime, datetime]:
+    """--from/--to of the history commands: by default from when reporting began ([reports] since, else the
+    first archives of 1996) to tomorrow."""
+    tz = catalogue.settings.timezone
+    first = catalogue.reports.since or date(1996, 1, 1)
+    t0 = _day(start, tz, "from") if start else datetime.combine(first, dt_time(), ZoneInfo(tz))
+    t1 = _day(end, tz, "to") if end else datetime.now(UTC) + timedelta(days=1)
+    if t1 <= t0:
+        fail("--to must be after --from")
+    return t0, t1
+
+
+@main.command()
+@click.option("--service", "services", multiple=True, help="Only these services (repeatable).")
+@click.option("--page", "pages", multiple=True, help="Only this page, by its address (repeatable).")
+@click.option("--from", "start", help="First day (YYYY-MM-DD; default: [reports] since, else 1996-01-01).")
+@click.option("--to", "end", help="Day after the last (YYYY-MM-DD, exclusive; default: tomorrow).")
+@click.option("--warc", "warcs", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Read these WARC or WACZ files instead of an archive (repeatable).")
+@click.option("--cdx", help=f"The archive's CDX endpoint (default: the Wayback Machine, {WAYBACK_CDX}).")
+@click.option("--replay", help=f"The archive's replay prefix (default: {WAYBACK_REPLAY}).")
+@click.option("--rate", type=float, default=1.0, show_default=True,
+              help="Requests a second to the archive (one at a time, whatever the rate).")
+@click.option("--allow-private", is_flag=True, help="The archive is on a private or loopback address.")
+@click.pass_context
+def backfill(ctx: click.Context, services: tuple[str, ...], pages: tuple[str, ...], start: str | None,
+             end: str | None, warcs: tuple[str, ...], cdx: str | None, replay: str | None, rate: float,
+             allow_private: bool) -> None:
+    """Read the pages' history from before the monitor watched them: from a web archive (the Wayback Machine
+    by default, or any CDX server with --cdx and --replay) or from WARC/WACZ files. Each capture is judged at
+    its own time like a live check and marked with its source; a capture already recorded is passed over, so
+    an interrupted run resumes. Exit 1 if anything could not be read (listed)."""
+    catalogue = load(ctx.obj["targets"])
+    t0, t1 = _span(catalogue, start, end)
+    if bool(cdx) != bool(replay):
+        fail("--cdx and --replay go together (the index and where its captures are replayed)")
+    if warcs and cdx:
+        fail("either --warc files or an archive (--cdx/--replay), not both")
+    if not 0 < rate <= 10:
+        fail("--rate must be above 0 and at most 10 requests a second")
+    try:
+        source = Archive.at(cdx, replay, allow_private=allow_private) if cdx and replay else Archive.wayback()
+    except MonitorError as exc:
+        fail(str(exc))
+    store = open_store(catalogue)
+    console = Console(stderr=True)
+
+    async def go() -> Counts:
+        async with Fetcher(catalogue.settings) as live, sandbox(catalogue.settings) as reader:
+            runner = Runner(catalogue, store, live, reader=reader)
+            runner.prepare()
+            targets = _select(runner, services)
+            if pages:
+                keys = {url_key(p) for p in pages}
+                targets = [t for t in targets if url_key(t.page.url) in keys]
+                missing = keys - {url_key(t.page.url) for t in targets}
+                if missing:
+                    fail(f"no page of the catalogue at {', '.join(sorted(missing))}")
+            writer = asyncio.create_task(runner.recorder.run())
+            progress = None
+            if console.is_terminal:
+                from rich.progress import Progress
+
+                progress = Progress(console=console, transient=True)
+                progress.start()
+                task = progress.add_task("backfill", total=None)
+
+            def show(c: Counts) -> None:
+                if progress is not None:
+                    progress.update(task, total=c.found or None, completed=c.imported + c.errors_recorded + c.already,
+                                    description=f"backfill: page {c.pages}/{len(targets)}")
+
+            job = Backfill(runner, on_progress=show)
+            try:
+                if warcs:
+                    return await job.from_warc(targets, [Path(w) for w in warcs], t0, t1)
+                polite = replace(catalogue.settings, per_host_concurrency=1, per_host_delay_s=1.0 / rate,
+                                 retries=max(3, catalogue.settings.retries),
+                                 timeout_s=max(60.0, catalogue.settings.timeout_s))
+                async with Fetcher(polite) as fetcher:
+                    return await job.from_archive(targets, fetcher, source, t0, t1)
+            finally:
+                if progress is not None:
+                    progress.stop()
+                await runner.recorder.drain(60)
+                writer.cancel()
+
+    try:
+        counts = asyncio.run(go())
+    except MonitorError as exc:
+        fail(str(exc), EXIT_PROBLEM)
+    finally:
+        store.close()
+    click.echo(f"backfill from {'WARC files' if warcs else source.name}: {counts.pages} page(s), {counts.found} "
+               f"capture(s) in the range, {counts.imported} recorded, {counts.errors_recorded} error page(s) "
+               f"recorded, {counts.already} already recorded, {counts.reused} not fetched again (same digest), "
+               f"{counts.redirects} redirect(s) passed over")
+    for problem in counts.problems[:50]:
+        click.echo(f"  {problem}", err=True)
+    if len(counts.problems) > 50:
+        click.echo(f"  … and {len(counts.problems) - 50} more", err=True)
+    if counts.problems:
+        sys.exit(EXIT_PROBLEM)
+
+
+@main.group()
+def export() -> None:
+    """Export the history in archival formats."""
+
+
+@export.command("warc")
+@click.option("--service", "services", multiple=True, help="Only these services (repeatable).")
+@click.option("--from", "start", help="First day (YYYY-MM-DD; default: [reports] since, else 1996-01-01).")
+@click.option("--to", "end", help="Day after the last (YYYY-MM-DD, exclusive; default: tomorrow).")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="The WARC file to write (gzipped; never overwritten).")
+@click.pass_context
+def export_warc(ctx: click.Context, services: tuple[str, ...], start: str | None, end: str | None,
+                output: str) -> None:
+    """Write every version of the pages first captured in the range as a WARC that pywb or ReplayWeb.page can
+    replay: a request, the response as served (raw bytes) and a metadata record with the monitor's hashes and
+    the change that led to it. Versions whose raw capture retention dropped are counted, not written."""
+    catalogue = load(ctx.obj["targets"])
+    t0, t1 = _span(catalogue, start, end)
+    for sid in services:
+        _service_or_fail(catalogue, sid)
+    out = Path(output)
+    if out.exists():
+        fail(f"{out} exists: a WARC is never overwritten")
+    store = open_store(catalogue, writes=False)
+    try:
+        rows = store.history.captures(service_ids=list(services) or [s.id for s in catalogue.services],
+                                      since=t0, until=t1)
+        missing = 0
+
+        def captures() -> Iterator[WarcCapture]:
+            nonlocal missing
+            for r in rows:
+                raw = store.history.blob(r.raw_sha) if r.raw_sha else None
+                if raw is None:
+                    missing += 1
+                    continue
+                yield WarcCapture(url=r.url, captured_at=r.captured_at, status=200, content_type=r.content_type,
+                                  body=raw, metadata={
+                                      "service": r.service_id, "version": r.version_id, "version_key": r.key_hash,
+                                      "version_record_hash": r.record_hash, "raw_sha256": r.raw_sha,
+                                      "content_sha256": r.content_sha, "fp_raw": r.fp_raw, "source": r.source or "live",
+                                      "change": r.change_id, "change_class": r.change_class, "real_update": r.is_real,
+                                      "evidence_sha256": r.evidence_sha, "change_record_hash": r.change_hash})
+
+        partial = out.with_name(out.name + ".part")
+        with partial.open("wb") as fh:
+            written = write_warc(fh, captures(), description=f"{catalogue.source}: {t0.date()} – {t1.date()}")
+        partial.replace(out)
+    finally:
+        store.close()
+    click.echo(f"{written} capture(s) written to {out}" + (f"; {missing} version(s) without their raw capture "
+                                                           "(dropped by retention)" if missing else ""))
 
 
 @main.command()

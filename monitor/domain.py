@@ -453,6 +453,7 @@ class FetchResult:
     attempts: int = 1
     error: str = ""
     challenge: bool = False  # the response carries a bot-protection marker (cf-mitigated, x-amzn-waf-action)
+    source: str = ""  # where the capture comes from: "" live, else the archive or file it was read from
     size: int = 0  # bytes of the body: always len(body); kept when the body is dropped (replace(r, body=None))
 
     def __post_init__(self) -> None:

@@ -176,6 +176,29 @@ class NoiseRuleRow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CaptureRow:
+    """A version of a page as first captured: what `monitor export warc` writes (the raw bytes by address),
+    with the change that led to it."""
+
+    service_id: str
+    url: str
+    version_id: int
+    key_hash: str
+    captured_at: datetime
+    raw_sha: str | None  # None once retention dropped the raw capture
+    content_sha: str
+    fp_raw: str | None
+    record_hash: str | None
+    content_type: str
+    source: str  # "" live, else the archive it was read from
+    change_id: int | None = None
+    change_class: str | None = None
+    is_real: bool | None = None
+    evidence_sha: str | None = None
+    change_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ContentRef:
     """A page's current content: its address in the blob store (read it with `HistoryReader.blob`)."""
 
@@ -318,6 +341,10 @@ class CheckStore(CheckWriter, Protocol):
 
     def version_content(self, page_id: int, key_hash: str) -> bytes | None: ...
 
+    def archived_times(self, page_id: int) -> set[datetime]:
+        """When the archive captures already recorded for the page were taken (to import each once)."""
+        ...
+
 
 class NoiseStore(Protocol):
     def noise_paths(self, page_ids: Iterable[int]) -> dict[int, list[str]]: ...
@@ -382,6 +409,10 @@ class AuditReader(Protocol):
 
     def success_times(self, service_id: str, since: datetime, until: datetime) -> list[datetime]: ...
 
+    def archived_times(self, service_id: str, since: datetime, until: datetime) -> list[datetime]:
+        """Those of the success times that are captures read from web archives."""
+        ...
+
     def declared_dates(self, service_id: str, since: datetime, until: datetime) -> list[datetime]: ...
 
     def rejected(self, *, since: datetime, until: datetime,
@@ -401,6 +432,10 @@ class HistoryReader(Protocol):
         ...
 
     def blob(self, sha: str) -> bytes | None: ...
+
+    def captures(self, *, service_ids: Sequence[str], since: datetime, until: datetime) -> list[CaptureRow]:
+        """The versions of these services' pages first captured in [since, until), oldest first."""
+        ...
 
 
 class FaultsReader(Protocol):

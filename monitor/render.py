@@ -218,7 +218,8 @@ TEMPLATE = """<!doctype html>
 <th>{{ L.coverage }}</th><th>{{ L.updates }}</th><th>{{ L.date_only }}</th><th>{{ L.reports }}</th>
 <th>{{ L.declared }}</th></tr>
 {% for p in a.periods %}<tr id="p-{{ s.id }}-{{ p.period.label }}"><td>{{ p.period.label }}</td>
-<td>{{ local(p.period.start) }}</td><td>{{ local(p.period.end) }}</td><td>{{ verdict(p.verdict.value) }}</td>
+<td>{{ local(p.period.start) }}</td><td>{{ local(p.period.end) }}</td>
+<td>{{ verdict(p.verdict.value) }}{{ from_archive(p) }}</td>
 <td>{{ "%.0f" % (p.coverage * 100) }} %</td><td>{{ changes(p.updates) }}</td><td>{{ changes(p.date_only) }}</td>
 <td>{{ reports(p.reports) }}</td><td>{% for d in p.declared %}{{ day(d) }} {% endfor %}</td></tr>{% endfor %}
 </table></div>
@@ -229,7 +230,7 @@ TEMPLATE = """<!doctype html>
 {% for r in a.reports %}{% set e = r.report %}<tr id="r-{{ e.id }}"><td>{{ e.id }}</td><td>{{ e.source }}</td>
 <td>{{ e.service_text }}</td><td>{{ e.department_text }}{{ note(e.department_text, s) }}</td>
 <td>{{ local(e.submitted_at) }}</td><td>{{ day(e.reported_for) }}</td><td>{{ e.what }}</td><td>{{ e.who }}</td>
-<td>{{ link(e.link) }}</td><td>{{ verdict(r.verdict.value) }}</td><td>{{ changes(r.matched) }}</td>
+<td>{{ link(e.link) }}</td><td>{{ verdict(r.verdict.value) }}{{ from_archive(r) }}</td><td>{{ changes(r.matched) }}</td>
 <td>{{ "%.0f" % (r.coverage * 100) }} %</td></tr>{% endfor %}
 {% for x in rejected %}<tr><td></td><td>{{ x.source }}</td><td>{{ x.service_text }}</td><td>{{ x.department_text }}</td>
 <td>{{ local(x.submitted_at) }}</td><td>{{ day(x.reported_for) }}</td><td>{{ x.what }}</td><td></td>
@@ -366,6 +367,9 @@ def to_html(report: AuditReport, views: Mapping[str, View], about: View, *, lang
     for a in report.audits:
         grouped.setdefault(dept_name(a.service.department_id), []).append(a)
 
+    def from_archive(result: Any) -> Markup:
+        return Markup(' <span class="note">({})</span>').format(codes["archive"]) if result.archived else Markup("")
+
     def why(x: Any) -> str:
         return reasons_text(x.reasons, lang)
 
@@ -376,7 +380,8 @@ def to_html(report: AuditReport, views: Mapping[str, View], about: View, *, lang
         head=Markup(HEAD), lang=lang, L=labels, C=codes, report=report, views=views, about=about,
         start=local(report.start), end=local(report.end), tz=tz, generated=local(report.generated),
         grouped=sorted(grouped.items()), evidence=_evidence_lines(evidence, lang), local=local, day=day, colour=colour,
-        symbol=symbol, verdict=verdict, changes=changes, reports=reports, link=link, why=why, note=note_of, table=table,
+        symbol=symbol, verdict=verdict, changes=changes, reports=reports, link=link, why=why,
+        from_archive=from_archive, note=note_of, table=table,
         timeline=timeline, dept_name=dept_name, rejected_of=rejected_of, REJECTED=REJECTED)
 
 

@@ -43,7 +43,8 @@ CHAINED = {
 }
 # chained only when set (not None nor empty), so that the records written before the field existed keep their
 # hashes
-CHAINED_WHEN_SET = {"changes": ("supersedes",), "self_reports": ("department_text",)}
+CHAINED_WHEN_SET = {"changes": ("supersedes",), "self_reports": ("department_text",), "checks": ("source",),
+                    "coverage_days": ("archived",)}
 MODELS: dict[str, type[m.Base]] = {"versions": m.Version, "changes": m.Change, "checks": m.Check,
                                    "self_reports": m.SelfReport, "coverage_days": m.CoverageDay,
                                    "retention_log": m.RetentionLog, "rejected_reports": m.ReportRejection}

@@ -56,6 +56,10 @@ def _later(column: Any, value: Any) -> Any:
     return case((column.is_(None) | (column < value), value), else_=column)
 
 
+def _uncounted(page_id: int, family: str, key: str, n: int = 1) -> None:
+    """The counters are of the monitor's own checks."""
+
+
 class _Batch:
     """Turns a batch of CheckRecords into a handful of multi-row statements."""
 
@@ -123,6 +127,7 @@ class _Batch:
         revised: set[int] = set()  # pages whose recorded changes a late capture corrected
         for r in records:
             f, now, pid = r.fetch, r.fetch.started_at, r.page_id
+            count = self.count if not f.source else _uncounted  # archive captures are no checks of ours
             version_id = ids.get((pid, r.version_key)) if r.version_key is not None else None
             verdict = r.verdict
             if version_id is not None:
@@ -136,11 +141,11 @@ class _Batch:
                         is_real=r.is_real, added=ev.added, removed=ev.removed, edited=ev.edited,
                         evidence_sha=evidence_sha[id(verdict)], supersedes=None))
                     change_times.append({"_id": pid, "_at": now, "_real": now if r.is_real else None})
-                    self.count(pid, "change", verdict.change_class.value)
+                    count(pid, "change", verdict.change_class.value)
                 elif verdict is not None and verdict.flapped:
-                    self.count(pid, "change", "flap")
+                    count(pid, "change", "flap")
                 elif verdict is not None and verdict.change_class is ChangeClass.COSMETIC:
-                    self.count(pid, "change", "cosmetic")
+                    count(pid, "change", "cosmetic")
             if r.revision is not None:  # a correction of the change recorded at the successor
                 rv = r.revision
                 ev = rv.verdict.evidence
@@ -159,10 +164,10 @@ class _Batch:
                 quality=r.quality.value if r.quality else None,
                 change_class=verdict.change_class.value if verdict else None, version_id=version_id,
                 fp_raw=r.fingerprints.raw if r.fingerprints else None, last_modified=f.last_modified,
-                error=redact_text(f.error)[:2000], worker=r.worker))
-            self.count(pid, "outcome", r.outcome.value)
-            self.count(pid, "duration", duration_bucket(f.elapsed_s))
-            self.count(pid, "duration_ms", "sum", round(f.elapsed_s * 1000))
+                error=redact_text(f.error)[:2000], worker=r.worker, source=f.source[:200]))
+            count(pid, "outcome", r.outcome.value)
+            count(pid, "duration", duration_bucket(f.elapsed_s))
+            count(pid, "duration_ms", "sum", round(f.elapsed_s * 1000))
             earliest = first_success.get(pid) or first_stored.get(pid)
             if r.outcome.success and (earliest is None or now < earliest):  # an UPDATE only when it moves
                 first_success[pid] = now
@@ -334,6 +339,12 @@ class SqlChecks:
                          last_size=success.bytes if success else None,
                          recent=tuple(VersionRef(key_hash=v.key_hash, fingerprints=_fingerprints(v), version_id=v.id)
                                       for v in versions))
+
+    def archived_times(self, page_id: int) -> set[datetime]:
+        C = table(m.Check)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(C.c.started_at).where(C.c.page_id == page_id, C.c.source != ""))
+            return {at for (t,) in rows if (at := utc(t)) is not None}
 
     def successor(self, page_id: int, at: datetime) -> Successor | None:
         C, V, CH = table(m.Check), table(m.Version), table(m.Change)

@@ -41,23 +41,26 @@ class SqlMaintenance:
             upto = chain.prunable(conn, C, C.c.started_at < checks_before)
             old = (C.c.chain_seq <= upto) & (C.c.started_at < checks_before)
             summary: dict[tuple[int, str], dict[str, Any]] = {}
-            q = select(C.c.page_id, C.c.started_at, C.c.outcome, C.c.duration_s).where(old)
-            for pid, started, outcome, duration in conn.execute(q):
+            q = select(C.c.page_id, C.c.started_at, C.c.outcome, C.c.duration_s, C.c.source).where(old)
+            for pid, started, outcome, duration, source in conn.execute(q):
                 started = utc(started)
                 assert started is not None
                 day = summary.setdefault((pid, started.strftime("%Y-%m-%d")), {
-                    "checks": 0, "successes": 0, "failures": Counter(), "first": None, "last": None, "slow": 0})
+                    "checks": 0, "successes": 0, "failures": Counter(), "first": None, "last": None, "slow": 0,
+                    "archived": 0})
                 day["checks"] += 1
                 day["slow"] += int(duration > slow_s)
                 if outcome in SUCCESS:
                     day["successes"] += 1
+                    day["archived"] += int(bool(source))
                     day["first"] = min(filter(None, (day["first"], started)))
                     day["last"] = max(filter(None, (day["last"], started)))
                 else:
                     day["failures"][outcome] += 1
             rows = [dict(page_id=pid, day=day_key, checks=d["checks"], successes=d["successes"],
                          failures=",".join(f"{k}:{v}" for k, v in sorted(d["failures"].items())),
-                         first_success_at=d["first"], last_success_at=d["last"], slow=d["slow"])
+                         first_success_at=d["first"], last_success_at=d["last"], slow=d["slow"],
+                         archived=d["archived"] or None)
                     for (pid, day_key), d in sorted(summary.items())]
             chain.stamp(conn, "coverage_days", rows)
             if rows:

@@ -177,6 +177,7 @@ class Check(Base):
     last_modified: Mapped[str | None] = mapped_column(Text, nullable=True)  # the server's Last-Modified header
     error: Mapped[str] = mapped_column(Text, default="")
     worker: Mapped[str] = mapped_column(String(64), default="")
+    source: Mapped[str] = mapped_column(String(200), default="", server_default="")  # "" live, else the archive
     chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -337,6 +338,7 @@ class CoverageDay(Base):
     first_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     slow: Mapped[int] = mapped_column(Integer, default=0)  # checks slower than the slow threshold
+    archived: Mapped[int | None] = mapped_column(Integer, nullable=True)  # successes read from archives, if any
     chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

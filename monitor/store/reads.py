@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from monitor.domain import ChangeClass, ChangeEvent, RejectedEntry, ReportEntry
 from monitor.ports import (
     Aggregate,
+    CaptureRow,
     ChangeRow,
     CheckRow,
     ContentRef,
@@ -172,6 +173,20 @@ class SqlAudit:
                 times.extend(t for t in (first + step * i for i in range(n)) if since <= t < until)
         return sorted(times)
 
+    def archived_times(self, service_id: str, since: datetime, until: datetime) -> list[datetime]:
+        """Successful checks that are archive captures; where their rows were pruned, their day's first
+        success stands for them."""
+        C, P, D = table(m.Check), table(m.Page), table(m.CoverageDay)
+        q = (select(C.c.started_at).join(P, P.c.id == C.c.page_id)
+             .where(P.c.service_id == service_id, P.c.retired_at.is_(None), C.c.outcome.in_(SUCCESS),
+                    C.c.source != "", C.c.started_at >= since, C.c.started_at < until))
+        days = (select(D.c.first_success_at).join(P, P.c.id == D.c.page_id)
+                .where(P.c.service_id == service_id, P.c.retired_at.is_(None), D.c.archived > 0,
+                       D.c.day >= _day(since), D.c.day <= _day(until)))
+        with self.engine.connect() as conn:
+            times = [t for t in (*conn.execute(q).scalars(), *conn.execute(days).scalars()) if t is not None]
+        return sorted(utc(t) for t in times)  # type: ignore[misc]
+
     def declared_dates(self, service_id: str, since: datetime, until: datetime) -> list[datetime]:
         V, P = table(m.Version), table(m.Page)
         q = (select(V.c.declared_at).join(P, P.c.id == V.c.page_id)
@@ -234,6 +249,22 @@ class SqlHistory:
     def blob(self, sha: str) -> bytes | None:
         with self.engine.connect() as conn:
             return blob(conn, sha)
+
+    def captures(self, *, service_ids: Sequence[str], since: datetime, until: datetime) -> list[CaptureRow]:
+        V, P, C, CH = table(m.Version), table(m.Page), table(m.Check), table(m.Change)
+        first = select(func.min(C.c.id)).where(C.c.version_id == V.c.id).scalar_subquery()
+        into = (select(func.max(CH.c.id)).where(CH.c.to_version_id == V.c.id, current_change(CH))
+                .scalar_subquery())
+        q = (select(P.c.service_id, P.c.url, V.c.id.label("version_id"), V.c.key_hash,
+                    V.c.first_seen_at.label("captured_at"), V.c.raw_sha, V.c.content_sha, V.c.fp_raw,
+                    V.c.record_hash, func.coalesce(C.c.content_type, "").label("content_type"),
+                    func.coalesce(C.c.source, "").label("source"), CH.c.id.label("change_id"), CH.c.change_class,
+                    CH.c.is_real, CH.c.evidence_sha, CH.c.record_hash.label("change_hash"))
+             .join(P, P.c.id == V.c.page_id).outerjoin(C, C.c.id == first).outerjoin(CH, CH.c.id == into)
+             .where(P.c.service_id.in_(list(service_ids)), V.c.first_seen_at >= since, V.c.first_seen_at < until)
+             .order_by(V.c.first_seen_at, V.c.id))
+        with self.engine.connect() as conn:
+            return [CaptureRow(**row._asdict()) for row in conn.execute(q)]
 
 
 class SqlFaults:
