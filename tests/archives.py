@@ -86,9 +86,10 @@ class Pywb:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2):
                     break
-            except OSError:
+            except OSError as exc:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("pywb did not start: " + (self.folder / "pywb.log").read_text()[-2000:])
+                    log = (self.folder / "pywb.log").read_text()[-2000:]
+                    raise RuntimeError(f"pywb did not start: {log}") from exc
                 time.sleep(0.2)
         return self
 

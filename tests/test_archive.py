@@ -5,6 +5,7 @@ Retry-After honoured (measured at a server on 127.0.0.1)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import UTC, datetime
 
@@ -102,13 +103,13 @@ async def test_one_request_at_a_time_at_the_rate_and_retry_after_honoured() -> N
             first = await archive.replay(fetcher, source, CdxCapture("20210105093000", URL, 200, "text/html", "A"), URL)
             caps = [CdxCapture(f"202101{d}093000", URL, 200, "text/html", str(d)) for d in range(11, 16)]
             replayed = await asyncio.gather(*(archive.replay(fetcher, source, c, URL) for c in caps))
-    assert first.outcome is Outcome.OK and first.url == URL and first.source == "127.0.0.1:%d/coll" % site.port
+    assert first.outcome is Outcome.OK and first.url == URL and first.source == f"127.0.0.1:{site.port}/coll"
     assert first.started_at == datetime(2021, 1, 5, 9, 30, tzinfo=UTC) and first.final_url == URL
     assert calls[1].at - calls[0].at >= 1.9  # the 429's Retry-After: 2 was waited out
     assert all(r.outcome is Outcome.OK for r in replayed)
     assert site.max_active == 1  # never two requests to the archive at once
     times = sorted(r.at for r in site.requests)
-    assert all(b - a >= 0.45 for a, b in zip(times, times[1:], strict=False)), times  # 2 a second at most
+    assert all(b - a >= 0.45 for a, b in itertools.pairwise(times)), times  # 2 a second at most
     assert all(r.headers.get("user-agent", "").startswith("freshness-test") for r in site.requests)
 
 

@@ -27,12 +27,13 @@ def _crawl(path: Path) -> Path:
         w.write_record(w.create_warcinfo_record("crawl.warc.gz", {"software": "Heritrix/3.4"}))
         for when, body in (("2021-01-05T09:30:00Z", html("Протокол №1")), ("2021-03-05T09:30:00Z",
                                                                           html("Протокол №1", "Протокол №2"))):
-            w.write_record(w.create_warc_record(URL, "request", payload=io.BytesIO(b""), length=0, http_headers=StatusAndHeaders(
-                "GET /protocols HTTP/1.1", [("Host", "rada.example")], is_http_request=True),
-                warc_headers_dict={"WARC-Date": when}))
-            response = w.create_warc_record(URL, "response", payload=io.BytesIO(body), length=len(body), http_headers=StatusAndHeaders(
-                "200 OK", [("Content-Type", "text/html; charset=windows-1251")], protocol="HTTP/1.1"),
-                warc_headers_dict={"WARC-Date": when})
+            get = StatusAndHeaders("GET /protocols HTTP/1.1", [("Host", "rada.example")], is_http_request=True)
+            w.write_record(w.create_warc_record(URL, "request", payload=io.BytesIO(b""), length=0, http_headers=get,
+                                                warc_headers_dict={"WARC-Date": when}))
+            served = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=windows-1251")],
+                                      protocol="HTTP/1.1")
+            response = w.create_warc_record(URL, "response", payload=io.BytesIO(body), length=len(body),
+                                            http_headers=served, warc_headers_dict={"WARC-Date": when})
             w.write_record(response)
         digest = response.rec_headers.get_header("WARC-Payload-Digest")
         w.write_record(w.create_revisit_record(URL, digest, URL, "2021-03-05T09:30:00Z", http_headers=StatusAndHeaders(
