@@ -191,10 +191,11 @@ def write(out: IO[bytes], captures: Iterable[Capture], *, software: str = "", de
                                           protocol="HTTP/1.1"),
             warc_headers_dict={"WARC-Date": date, "WARC-Record-ID": response_id})
         about = json.dumps(c.metadata, ensure_ascii=False, sort_keys=True, default=str).encode()
+        # under its own address (metadata://…), so that a replay of the page finds the response, not this
         metadata = writer.create_warc_record(
-            c.url, "metadata", payload=io.BytesIO(about), length=len(about),
+            "metadata://" + c.url.split("://", 1)[-1], "metadata", payload=io.BytesIO(about), length=len(about),
             warc_content_type="application/json",
-            warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": response_id})
+            warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": response_id, "WARC-Refers-To": response_id})
         for record in (request, response, metadata):
             writer.write_record(record)
         n += 1

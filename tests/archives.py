@@ -79,8 +79,9 @@ class Pywb:
             for warc in warcs:
                 self.add(name, warc)
         self.port = free_port()
-        self.proc = subprocess.Popen([wayback, "-p", str(self.port), "-b", "127.0.0.1"], cwd=self.folder,
-                                     stdout=subprocess.DEVNULL, stderr=(self.folder / "pywb.log").open("wb"))
+        with (self.folder / "pywb.log").open("wb") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([wayback, "-p", str(self.port), "-b", "127.0.0.1"], cwd=self.folder,
+                                         stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 60
         while True:
             try:

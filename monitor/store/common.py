@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Float, Table, exists, func
+from sqlalchemy import Connection, Engine, Float, FromClause, Table, exists, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
@@ -88,7 +88,7 @@ def insert_ignore(conn: Connection, tbl: Table, rows: list[dict[str, Any]], key:
         conn.execute(upsert(conn, tbl).on_conflict_do_nothing(index_elements=key), rows)
 
 
-def current_change(changes: Table) -> Any:
+def current_change(changes: FromClause) -> Any:
     """A change record no later record supersedes (a correction made by a capture found later)."""
     later = changes.alias("later")
     return ~exists().where(later.c.supersedes == changes.c.id)

@@ -252,8 +252,9 @@ class SqlHistory:
 
     def captures(self, *, service_ids: Sequence[str], since: datetime, until: datetime) -> list[CaptureRow]:
         V, P, C, CH = table(m.Version), table(m.Page), table(m.Check), table(m.Change)
-        first = select(func.min(C.c.id)).where(C.c.version_id == V.c.id).scalar_subquery()
-        into = (select(func.max(CH.c.id)).where(CH.c.to_version_id == V.c.id, current_change(CH))
+        C1, CH1 = C.alias("first_check"), CH.alias("change_into")
+        first = select(func.min(C1.c.id)).where(C1.c.version_id == V.c.id).scalar_subquery()
+        into = (select(func.max(CH1.c.id)).where(CH1.c.to_version_id == V.c.id, current_change(CH1))
                 .scalar_subquery())
         q = (select(P.c.service_id, P.c.url, V.c.id.label("version_id"), V.c.key_hash,
                     V.c.first_seen_at.label("captured_at"), V.c.raw_sha, V.c.content_sha, V.c.fp_raw,
