@@ -848,12 +848,12 @@ def _span(catalogue: Catalogue, start: str | None, end: str | None) -> tuple[dat
               help="Read these WARC or WACZ files instead of an archive (repeatable).")
 @click.option("--cdx", help=f"The archive's CDX endpoint (default: the Wayback Machine, {WAYBACK_CDX}).")
 @click.option("--replay", help=f"The archive's replay prefix (default: {WAYBACK_REPLAY}).")
-@click.option("--rate", type=float, default=1.0, show_default=True,
-              help="Requests a second to the archive (one at a time, whatever the rate).")
+@click.option("--rate", type=float, help="Requests a second to the archive, one at a time whatever the rate "
+              "(default: 0.2 for the Wayback Machine, which throttles harder callers; 1 for others).")
 @click.option("--allow-private", is_flag=True, help="The archive is on a private or loopback address.")
 @click.pass_context
 def backfill(ctx: click.Context, services: tuple[str, ...], pages: tuple[str, ...], start: str | None,
-             end: str | None, warcs: tuple[str, ...], cdx: str | None, replay: str | None, rate: float,
+             end: str | None, warcs: tuple[str, ...], cdx: str | None, replay: str | None, rate: float | None,
              allow_private: bool) -> None:
     """Read the pages' history from before the monitor watched them: from a web archive (the Wayback Machine
     by default, or any CDX server with --cdx and --replay) or from WARC/WACZ files. Each capture is judged at
@@ -865,6 +865,7 @@ def backfill(ctx: click.Context, services: tuple[str, ...], pages: tuple[str, ..
         fail("--cdx and --replay go together (the index and where its captures are replayed)")
     if warcs and cdx:
         fail("either --warc files or an archive (--cdx/--replay), not both")
+    rate = rate if rate is not None else 1.0 if cdx else 0.2
     if not 0 < rate <= 10:
         fail("--rate must be above 0 and at most 10 requests a second")
     try:
