@@ -212,8 +212,9 @@ def reconcile(service: ServiceConfig, *, start: datetime, end: datetime, now: da
         required = _required(service, p, opts)
         if in_real:
             verdict = PeriodVerdict.COMPLIANT  # an update is known to fall in it
-        elif not watched:
-            verdict = PeriodVerdict.UNKNOWN  # not observed enough: nothing can be said, whatever came later
+        elif not watched or (required and p.end > now):
+            # not observed enough: nothing can be said, whatever came later; or still going: not missed yet
+            verdict = PeriodVerdict.UNKNOWN
         elif required:
             verdict = PeriodVerdict.MISSED
         else:

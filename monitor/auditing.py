@@ -3,9 +3,10 @@ reconcile them (monitor.audit), and lay the results out as views (rows) for ever
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.audit import (
@@ -18,7 +19,7 @@ from monitor.audit import (
     reconcile,
 )
 from monitor.domain import Catalogue, RejectedEntry, ServiceConfig
-from monitor.ports import AuditReader, ChainHeadRow
+from monitor.ports import AuditReader, ChainHeadRow, HistoryReader
 from monitor.regulation import default_interval_s, periods
 from monitor.reports import department_note
 
@@ -190,6 +191,17 @@ def run_audit(catalogue: Catalogue, store: AuditReader, *, start: datetime, end:
             successes=store.success_times(svc.id, lo - margin, hi + margin),
             interval_s=_interval(svc), declared=store.declared_dates(svc.id, lo, hi), opts=opts,
             archived=store.archived_times(svc.id, lo - margin, hi + margin)))
+    return out
+
+
+def audit_evidence(report: AuditReport, history: HistoryReader, limit: int = 500) -> dict[int, Mapping[str, Any]]:
+    """The evidence of the updates an HTML audit shows (the first `limit` of each service)."""
+    out: dict[int, Mapping[str, Any]] = {}
+    for a in report.audits:
+        for u in a.updates[:limit]:
+            row = history.change(u.id)
+            if row is not None and row.evidence:
+                out[u.id] = row.evidence
     return out
 
 

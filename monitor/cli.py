@@ -29,7 +29,7 @@ from monitor import __version__
 from monitor import checkpoint as checkpoints
 from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_yaml
 from monitor.archive import WAYBACK_CDX, WAYBACK_REPLAY, Archive
-from monitor.auditing import TERMINAL, VIEWS, View, about, gather, views
+from monitor.auditing import TERMINAL, VIEWS, View, about, audit_evidence, gather, views
 from monitor.backfill import Backfill, Counts, url_key
 from monitor.clock import SYSTEM
 from monitor.config import Invalid, department_names, keys_reference, load_catalogue, parse_duration
@@ -713,6 +713,112 @@ def exporter(ctx: click.Context, no_aggregates: bool) -> None:
     store.close()
 
 
+@main.command()
+@click.option("--listen", help="host:port (default: [settings] web_listen).")
+@click.pass_context
+def serve(ctx: click.Context, listen: str | None) -> None:
+    """Serve the web interface: the public status page (/, /status.json, /updates.atom), and behind a login the
+    service, department, faults and audit pages, "check now" and notes on changes; /metrics and /healthz too.
+    Sessions are signed with MONITOR_WEB_SECRET (set it, or every restart signs everyone out)."""
+    from monitor.metrics import CONTENT_TYPE_LATEST, exposition
+    from monitor.web import Web
+    from monitor.web import serve as serve_web
+
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue)
+    address = listen or catalogue.settings.web_listen
+    secret = os.environ.get("MONITOR_WEB_SECRET", "")
+    if not secret:
+        logger.warning("MONITOR_WEB_SECRET is not set: sessions end when this process stops")
+    registry = build_registry(catalogue, store.metrics)
+
+    async def main_loop() -> None:
+        async with Fetcher(catalogue.settings) as fetcher, sandbox(catalogue.settings) as reader:
+            runner = Runner(catalogue, store, fetcher, reader=reader)
+            runner.prepare()
+            writer = asyncio.create_task(runner.recorder.run())
+
+            async def check_page(page_id: int) -> str:
+                target = runner.targets.get(page_id)
+                if target is None:
+                    return "unknown"
+                record = await runner.check(target)
+                await runner.recorder.drain(30)
+                return record.outcome.value
+
+            web = Web(catalogue, store, secret=secret, checker=check_page,
+                      metrics=lambda: (exposition(registry), CONTENT_TYPE_LATEST))
+            logger.info("web interface on http://%s/", address)
+            try:
+                await serve_web(web, address)
+            finally:
+                await runner.recorder.drain(30)
+                writer.cancel()
+
+    try:
+        asyncio.run(main_loop())
+    except OSError as exc:
+        fail(f"cannot serve on {address}: {exc}", EXIT_PROBLEM)
+    finally:
+        store.close()
+
+
+@main.group()
+def users() -> None:
+    """Accounts of the web interface (roles: viewer, operator, auditor, admin)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator", "auditor", "admin"]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@click.pass_context
+def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
+    """Add an account, or set its role and password. The password is asked for (never an argument: it would
+    stay in the shell's history) and kept only as a scrypt hash."""
+    from monitor.web import hash_password
+
+    if not name.strip() or len(name) > 64 or any(c.isspace() for c in name):
+        fail("a user name is 1 to 64 characters without spaces")
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else click.prompt("password", hide_input=True, confirmation_prompt=True))
+    if len(password) < 10:
+        fail("a password has at least 10 characters")
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue)
+    try:
+        new = store.web.put_user(name, role=role, password_hash=hash_password(password), now=utcnow())
+    finally:
+        store.close()
+    click.echo(f"{'added' if new else 'updated'} {name} ({role})")
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue, writes=False)
+    try:
+        for u in store.web.users():
+            click.echo("\t".join([u.name, u.role, *(["disabled"] if u.disabled else [])]))
+    finally:
+        store.close()
+
+
+@users.command("disable")
+@click.argument("name")
+@click.pass_context
+def users_disable(ctx: click.Context, name: str) -> None:
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue)
+    try:
+        if not store.web.disable_user(name):
+            fail(f"no account named {name!r}")
+    finally:
+        store.close()
+    click.echo(f"disabled {name}")
+
+
 @main.group()
 def alerting() -> None:
     """Prometheus alert rules and the Alertmanager routing tree, from the catalogue."""
@@ -1015,13 +1121,7 @@ def audit(ctx: click.Context, start: str, end: str, services: tuple[str, ...], d
         now = utcnow()
         report = gather(catalogue, store.audit, start=t0, end=t1, now=now, services=services,
                         departments=departments, heads=store.maintenance.heads(), version=__version__)
-        evidence = {}
-        if fmt == "html":
-            for a in report.audits:
-                for u in a.updates[:500]:
-                    row = store.history.change(u.id)
-                    if row is not None and row.evidence:
-                        evidence[u.id] = row.evidence
+        evidence = audit_evidence(report, store.history) if fmt == "html" else {}
     finally:
         store.close()
     tables, about_view = views(report), about(report)

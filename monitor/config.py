@@ -315,6 +315,12 @@ SETTINGS: tuple[Key, ...] = (
     Key("read_cpu", p_duration_range(1, 3600), "CPU time one capture may take to read; over it, a bad capture."),
     Key("read_memory", p_int_range(128 << 20, 1 << 40), "Bytes of memory a reading process may use; over it, "
         "a bad capture."),
+    Key("web_listen", p_listen, "host:port where `monitor serve` serves the web interface (and /metrics)."),
+    Key("external_url", p_url, "The web interface's address as people reach it (for links in alerts and feeds)."),
+    Key("grafana_url", p_url, "Grafana's address: service pages link to the service dashboard there."),
+    Key("web_user_header", p_str, "A header a trusted reverse proxy sets to the signed-in user's name "
+        "(e.g. X-Remote-User); empty: log in with the accounts of `monitor users`."),
+    Key("web_trusted_proxies", p_str_list, "Addresses of the reverse proxies whose `web_user_header` is believed."),
 )
 
 DEPARTMENT: tuple[Key, ...] = (

@@ -162,6 +162,11 @@ class Settings:
     read_workers: int = 2  # processes that read captures (0: in the monitor's own process, without limits)
     read_cpu_s: float = 20.0  # CPU time one capture may take to read
     read_memory_bytes: int = 1 << 30  # memory a reading process may use
+    web_listen: str = "127.0.0.1:8080"
+    external_url: str = ""  # the web interface as people reach it
+    grafana_url: str = ""
+    web_user_header: str = ""  # set by a trusted reverse proxy to the signed-in user
+    web_trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

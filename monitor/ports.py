@@ -509,3 +509,37 @@ class Stores(Protocol):
 
     @property
     def maintenance(self) -> MaintenanceStore: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserRow:
+    name: str
+    role: str
+    password_hash: str
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionRow:
+    id: int
+    at: datetime
+    who: str
+    action: str
+    target: str
+    detail: str
+
+
+class WebStore(Protocol):
+    """The web interface's accounts and the log of what people did through it."""
+
+    def put_user(self, name: str, *, role: str, password_hash: str, now: datetime) -> bool: ...
+
+    def disable_user(self, name: str) -> bool: ...
+
+    def user(self, name: str) -> UserRow | None: ...
+
+    def users(self) -> list[UserRow]: ...
+
+    def add_action(self, *, who: str, action: str, target: str, detail: str, now: datetime) -> None: ...
+
+    def actions(self, *, targets: Iterable[str] | None = None, limit: int = 200) -> list[ActionRow]: ...

@@ -264,7 +264,7 @@ def _env() -> Environment:
 _MORE = re.compile(r"^… (\d+) more diff lines$")
 
 
-def _evidence_lines(evidence: Mapping[int, Mapping[str, Any]], lang: str) -> dict[int, list[tuple[str, str]]]:
+def evidence_lines(evidence: Mapping[int, Mapping[str, Any]], lang: str) -> dict[int, list[tuple[str, str]]]:
     """The stored diffs, with their own words (file names, the cut) in the report's language."""
     words = {"--- before": f"--- {_label(lang, 'before')}", "+++ after": f"+++ {_label(lang, 'after')}"}
     lines: dict[int, list[tuple[str, str]]] = {}
@@ -379,7 +379,7 @@ def to_html(report: AuditReport, views: Mapping[str, View], about: View, *, lang
     return _env().from_string(TEMPLATE).render(
         head=Markup(HEAD), lang=lang, L=labels, C=codes, report=report, views=views, about=about,
         start=local(report.start), end=local(report.end), tz=tz, generated=local(report.generated),
-        grouped=sorted(grouped.items()), evidence=_evidence_lines(evidence, lang), local=local, day=day, colour=colour,
+        grouped=sorted(grouped.items()), evidence=evidence_lines(evidence, lang), local=local, day=day, colour=colour,
         symbol=symbol, verdict=verdict, changes=changes, reports=reports, link=link, why=why,
         from_archive=from_archive, note=note_of, table=table,
         timeline=timeline, dept_name=dept_name, rejected_of=rejected_of, REJECTED=REJECTED)

@@ -87,6 +87,15 @@ def test_as_needed_is_never_missed_and_days_off_are_not_required() -> None:
     assert verdicts == [PeriodVerdict.MISSED] * 5 + [PeriodVerdict.COMPLIANT] * 2
 
 
+def test_a_period_still_going_is_not_missed_yet() -> None:
+    """Mid-week, a weekly service without an update this week has not missed it: the week is unknown until it
+    ends (the public page's strip shows the current period so)."""
+    start, now = k(2026, 11, 2), k(2026, 11, 11, 12)  # Monday of one week to Wednesday noon of the next
+    weekly = reconcile(service(Regulation.WEEKLY), start=start, end=k(2026, 11, 16), now=now, updates=[],
+                       reports=[], successes=hourly(start, now), interval_s=3600)
+    assert [p.verdict for p in weekly.periods] == [PeriodVerdict.MISSED, PeriodVerdict.UNKNOWN]
+
+
 def test_an_unmonitored_service_cannot_be_verified() -> None:
     start, end = k(2026, 11, 2), k(2026, 11, 9)
     audit = reconcile(service(monitored=False), start=start, end=end, now=end, updates=[],

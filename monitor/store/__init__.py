@@ -12,6 +12,7 @@ from monitor.store.maintenance import SqlMaintenance
 from monitor.store.noise import SqlNoise
 from monitor.store.reads import SqlAudit, SqlFaults, SqlHealth, SqlHistory, SqlMetrics
 from monitor.store.reports import SqlReports
+from monitor.store.web import SqlWeb
 
 
 class Store:
@@ -29,6 +30,7 @@ class Store:
         self.history = SqlHistory(engine)
         self.faults = SqlFaults(engine)
         self.maintenance = SqlMaintenance(engine)
+        self.web = SqlWeb(engine)
 
     @classmethod
     def open(cls, url: str, *, auto_upgrade: bool | None = None) -> Store:

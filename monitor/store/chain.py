@@ -35,6 +35,7 @@ CHAINED = {
                "version_id", "fp_raw", "error"),
     "self_reports": ("row_hash", "service_id", "submitted_at", "reported_for", "what", "who", "email", "link",
                      "service_text", "source"),
+    "web_actions": ("at", "who", "action", "target", "detail"),
     "coverage_days": ("page_id", "day", "checks", "successes", "failures", "first_success_at", "last_success_at",
                       "slow"),
     "retention_log": ("chain", "base_seq", "base_hash", "removed", "done_at"),
@@ -47,7 +48,8 @@ CHAINED_WHEN_SET = {"changes": ("supersedes",), "self_reports": ("department_tex
                     "coverage_days": ("archived",)}
 MODELS: dict[str, type[m.Base]] = {"versions": m.Version, "changes": m.Change, "checks": m.Check,
                                    "self_reports": m.SelfReport, "coverage_days": m.CoverageDay,
-                                   "retention_log": m.RetentionLog, "rejected_reports": m.ReportRejection}
+                                   "retention_log": m.RetentionLog, "rejected_reports": m.ReportRejection,
+                                   "web_actions": m.WebAction}
 MAX_BREAKS = 50  # breaks listed per chain; past them, verification stops reading that chain
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -386,3 +387,33 @@ class Aggregate(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # the service id
     counts: Mapped[str] = mapped_column(Text)  # JSON object: name -> count
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """An account of the web interface: a role, and a password kept as a scrypt hash (never the password)."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | auditor | admin
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class WebAction(Base):
+    """What people did through the web interface — a check asked for, a change annotated — who and when;
+    chained like the records an audit depends on."""
+
+    __tablename__ = "web_actions"
+    __table_args__ = (Index("ix_web_actions_target", "target"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    who: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))  # check | note
+    target: Mapped[str] = mapped_column(String(64))  # page:ID | change:ID
+    detail: Mapped[str] = mapped_column(Text, default="")
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
