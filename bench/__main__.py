@@ -1,4 +1,4 @@
-"""`python -m bench [crawl|extract|metrics|quality|soak] [options]`: run one benchmark, or all, print JSON."""
+"""`python -m bench [crawl|extract|metrics|quality|soak|web] [options]`: run one benchmark, or all, print JSON."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHES = ("extract", "quality", "crawl", "metrics", "soak")
+BENCHES = ("extract", "quality", "crawl", "metrics", "soak", "web")
 
 
 def main() -> None:

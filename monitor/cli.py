@@ -755,6 +755,8 @@ def serve(ctx: click.Context, listen: str | None) -> None:
                 await runner.recorder.drain(30)
                 writer.cancel()
 
+    for sig in (signal.SIGTERM, signal.SIGINT):  # uvicorn stops gracefully, then hands the signal on: to us
+        signal.signal(sig, lambda *_: logger.info("web interface stopped"))
     try:
         asyncio.run(main_loop())
     except OSError as exc:

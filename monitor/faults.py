@@ -158,8 +158,9 @@ def run_faults(catalogue: Catalogue, store: FaultsReader, *, start: datetime, en
     wanted = set(services)
     ids = [svc.id for svc in catalogue.services if svc.pages and (not wanted or svc.id in wanted)]
     keep = set(ids)
-    checks = (r for r in store.check_rows(start, end) if r.service_id in keep)
-    days = (r for r in store.coverage_rows(start, end) if r.service_id in keep)
+    only = ids if wanted else None  # a few services: asked of the database, not filtered here
+    checks = (r for r in store.check_rows(start, end, only) if r.service_id in keep)
+    days = (r for r in store.coverage_rows(start, end, only) if r.service_id in keep)
     links = (r for r in store.link_checks(start, end) if r.service_id in keep)
     certificates = [(p.service_id, p.url, p.tls_expires_at) for p in store.pages() if p.service_id in keep]
     return find_faults(checks, days, links, certificates, services=ids, start=start, end=end,

@@ -194,7 +194,8 @@ TEMPLATE = """<!doctype html>
 {{ table(views.departments) }}</section>
 
 <section id="rejected"><h2>{{ L.rejected_rows }}</h2>
-{% if report.rejected %}<div class="scroll"><table><tr><th>{{ L.source }}</th><th>{{ L.typed_name }}</th>
+{% if report.rejected %}<div class="scroll" tabindex="0" role="region" aria-label="{{ L.scrolls }}">
+<table><tr><th>{{ L.source }}</th><th>{{ L.typed_name }}</th>
 <th>{{ L.filed_by }}</th><th>{{ L.submitted }}</th><th>{{ L.reported_for }}</th><th>{{ L.what }}</th>
 <th>{{ L.reason }}</th></tr>
 {% for x in report.rejected %}<tr id="x-{{ x.id }}"><td>{{ x.source }}</td><td>{{ x.service_text }}</td>
@@ -214,7 +215,8 @@ TEMPLATE = """<!doctype html>
 {% endfor %}</ol>
 <p class="meta">{{ L.legend }}</p>
 <h3>{{ L.periods }}</h3>
-<div class="scroll"><table><tr><th>{{ L.period }}</th><th>{{ L.from }}</th><th>{{ L.to }}</th><th>{{ L.verdict }}</th>
+<div class="scroll" tabindex="0" role="region" aria-label="{{ L.scrolls }}">
+<table><tr><th>{{ L.period }}</th><th>{{ L.from }}</th><th>{{ L.to }}</th><th>{{ L.verdict }}</th>
 <th>{{ L.coverage }}</th><th>{{ L.updates }}</th><th>{{ L.date_only }}</th><th>{{ L.reports }}</th>
 <th>{{ L.declared }}</th></tr>
 {% for p in a.periods %}<tr id="p-{{ s.id }}-{{ p.period.label }}"><td>{{ p.period.label }}</td>
@@ -224,7 +226,8 @@ TEMPLATE = """<!doctype html>
 <td>{{ reports(p.reports) }}</td><td>{% for d in p.declared %}{{ day(d) }} {% endfor %}</td></tr>{% endfor %}
 </table></div>
 {% set rejected = rejected_of(s.id) %}{% if a.reports or rejected %}<h3>{{ L.reports }}</h3>
-<div class="scroll"><table><tr><th>{{ L.report }}</th><th>{{ L.source }}</th><th>{{ L.typed_name }}</th>
+<div class="scroll" tabindex="0" role="region" aria-label="{{ L.scrolls }}">
+<table><tr><th>{{ L.report }}</th><th>{{ L.source }}</th><th>{{ L.typed_name }}</th>
 <th>{{ L.filed_by }}</th><th>{{ L.submitted }}</th><th>{{ L.reported_for }}</th><th>{{ L.what }}</th>
 <th>{{ L.who }}</th><th>{{ L.link }}</th><th>{{ L.verdict }}</th><th>{{ L.matched }}</th><th>{{ L.coverage }}</th></tr>
 {% for r in a.reports %}{% set e = r.report %}<tr id="r-{{ e.id }}"><td>{{ e.id }}</td><td>{{ e.source }}</td>
@@ -326,7 +329,8 @@ def to_html(report: AuditReport, views: Mapping[str, View], about: View, *, lang
         head = "".join(f"<th>{escape(_label(lang, c))}</th>" for c in view.columns)
         body = "".join("<tr>" + "".join(f"<td>{escape(cell_text(v, lang, tz))}</td>" for v in row) + "</tr>"
                        for row in view.rows)
-        return Markup(f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>')
+        return Markup('<div class="scroll" tabindex="0" role="region" aria-label="{}"><table><tr>{}</tr>{}</table>'
+                      '</div>').format(_label(lang, "scrolls"), Markup(head), Markup(body))
 
     def timeline(a: ServiceAudit) -> Markup:
         width, height = 960.0, 46.0
@@ -394,7 +398,8 @@ TABLES = """<!doctype html>
 <h1>{{ title }}</h1>
 <p class="meta">{{ L.range }}: {{ start }} – {{ end }} ({{ tz }}). {{ L.generated }}: {{ generated }}.</p>
 {% for name, view in views.items() %}<h2>{{ L.get(name, name) }}</h2>
-<div class="scroll"><table><tr>{% for c in view.columns %}<th>{{ L.get(c, c) }}</th>{% endfor %}</tr>
+<div class="scroll" tabindex="0" role="region" aria-label="{{ L.scrolls }}">
+<table><tr>{% for c in view.columns %}<th>{{ L.get(c, c) }}</th>{% endfor %}</tr>
 {% for row in view.rows %}<tr>{% for v in row %}<td>{{ text(v) }}</td>{% endfor %}</tr>
 {% endfor %}</table></div>
 {% endfor %}

@@ -246,9 +246,13 @@ def test_staff_pages_need_a_sign_in_and_the_right_role(world: World, browser: An
     assert code == 303 and headers["location"].startswith("/login?next=%2Fservices%2Fopen-data")
     page = browser.new_page()
     page.goto(world.served.url("/login"))
-    page.fill("#user", "petro")
-    page.fill("#password", "not the password")
-    page.click("form.login button")
+    assert axe_serious(page) == []
+    page.focus("#user")  # by keyboard alone: type, Tab, type, Enter
+    page.keyboard.type("petro")
+    page.keyboard.press("Tab")
+    page.keyboard.type("not the password")
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
     assert "Невірне ім'я або пароль" in page.inner_text("main")
     page.close()
     page = sign_in(browser, world, "petro")
@@ -279,6 +283,7 @@ def test_an_auditor_goes_from_a_period_to_the_change_that_decides_it(world: Worl
     assert page.evaluate("location.hash") == target
     change = page.locator(f"[id='{target[1:]}']")
     assert change.is_visible() and "+" in change.inner_text()
+    assert axe_serious(page) == []
     for fmt, kind in (("json", "application/json"), ("csv", "text/csv"), ("xlsx", "spreadsheetml")):
         response = page.request.get(world.served.url(f"/audit?from=2021-01-01&to=2021-04-01&format={fmt}"))
         assert response.status == 200 and kind in response.headers["content-type"]
@@ -375,3 +380,52 @@ def test_the_browser_pages_of_a_signed_in_user_on_a_phone(world: World, browser:
         ui.screenshot(path=str(OUTPUT / f"web-service-{width}.png"), full_page=False)
         ui.close()
     assert (OUTPUT / "web-service-390.png").stat().st_size > 10_000
+
+
+def test_serve_and_accounts_from_the_command_line(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import catalogue_toml
+    from tests.helpers import html
+
+    with Site() as site:
+        site.routes["/uk"] = page(html("Новина"))
+        targets = tmp_path / "targets.toml"
+        targets.write_text(catalogue_toml([site.url("/uk")], db=f"sqlite:///{tmp_path / 'm.db'}"), encoding="utf-8")
+        monitor = [sys.executable, "-m", "monitor", "-t", str(targets)]
+
+        def users(*args: str, password: str = "") -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*monitor, "users", *args], input=password, capture_output=True, text=True,
+                                  timeout=60)
+
+        assert users("add", "anna", "--role", "operator", "--password-stdin", password="short\n").returncode == 2
+        added = users("add", "anna", "--role", "operator", "--password-stdin", password=PASSWORD + "\n")
+        assert added.returncode == 0 and "added anna (operator)" in added.stdout
+        assert "updated anna (auditor)" in users("add", "anna", "--role", "auditor", "--password-stdin",
+                                                 password=PASSWORD + "\n").stdout
+        assert users("list").stdout.split() == ["anna", "auditor"]
+        assert users("disable", "anna").returncode == 0 and "disabled" in users("list").stdout
+        assert users("disable", "nobody").returncode == 2
+        port = free_port()
+        proc = subprocess.Popen([*monitor, "serve", "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, "MONITOR_WEB_SECRET": "s"})
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    code, _, health = get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, "monitor serve did not start"
+                    time.sleep(0.2)
+            assert code == 200 and json.loads(health)["ok"] is True
+            code, headers, body = get(f"http://127.0.0.1:{port}/")
+            assert code == 200 and "default-src 'none'" in headers["content-security-policy"] and "SMART-ПОРТАЛ" in body
+            code, _, metrics = get(f"http://127.0.0.1:{port}/metrics")
+            assert code == 200 and "freshness_" in metrics
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err[-2000:]

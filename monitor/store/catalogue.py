@@ -103,8 +103,9 @@ class SqlCatalogue:
         return pages(self.engine, include_retired=include_retired)
 
 
-def pages(engine: Engine, *, include_retired: bool = False) -> list[PageRow]:
-    """Every page with the summary of its latest state (shared by the catalogue and the faults list)."""
+def pages(engine: Engine, *, include_retired: bool = False, service_id: str | None = None) -> list[PageRow]:
+    """Every page (of a service) with the summary of its latest state (shared by the catalogue and the faults
+    list)."""
     P = table(m.Page)
     q = select(P.c.id.label("page_id"), P.c.service_id, P.c.position, P.c.url, P.c.kind, P.c.interval_s,
                P.c.last_check_at, P.c.last_success_at, P.c.last_outcome, P.c.last_status, P.c.last_duration_s,
@@ -112,5 +113,7 @@ def pages(engine: Engine, *, include_retired: bool = False) -> list[PageRow]:
                P.c.consecutive_failures).order_by(P.c.service_id, P.c.position)
     if not include_retired:
         q = q.where(P.c.retired_at.is_(None))
+    if service_id is not None:
+        q = q.where(P.c.service_id == service_id)
     with engine.connect() as conn:
         return [PageRow(**row._asdict()) for row in conn.execute(q)]

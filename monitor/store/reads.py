@@ -274,24 +274,30 @@ class SqlFaults:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def check_rows(self, since: datetime, until: datetime) -> Iterator[CheckRow]:
-        """The checks of current pages in the range, by page and time (streamed)."""
+    def check_rows(self, since: datetime, until: datetime,
+                   service_ids: Iterable[str] | None = None) -> Iterator[CheckRow]:
+        """The checks of current pages (of these services) in the range, by page and time (streamed)."""
         C, P = m.Check, m.Page
         q = (select(P.service_id, P.url, C.started_at, C.duration_s, C.outcome, C.http_status.label("status"),
                     C.quality, C.error)
              .join(P, P.id == C.page_id).where(P.retired_at.is_(None), C.started_at >= since, C.started_at < until)
              .order_by(C.page_id, C.started_at).execution_options(yield_per=5000))
+        if service_ids is not None:
+            q = q.where(P.service_id.in_(list(service_ids)))
         with Session(self.engine) as s:
             for row in s.execute(q):
                 yield CheckRow(**row._asdict())
 
-    def coverage_rows(self, since: datetime, until: datetime) -> list[DayRow]:
-        """The pruned days in the range, a page's records of one day added up."""
+    def coverage_rows(self, since: datetime, until: datetime,
+                      service_ids: Iterable[str] | None = None) -> list[DayRow]:
+        """The pruned days in the range (of these services), a page's records of one day added up."""
         D, P = table(m.CoverageDay), table(m.Page)
         q = (select(P.c.service_id, P.c.url, D.c.day, D.c.checks, D.c.successes, D.c.failures, D.c.slow)
              .join(P, P.c.id == D.c.page_id)
              .where(P.c.retired_at.is_(None), D.c.day >= _day(since), D.c.day < _day(until))
              .order_by(D.c.page_id, D.c.day, D.c.id))
+        if service_ids is not None:
+            q = q.where(P.c.service_id.in_(list(service_ids)))
         days: dict[tuple[str, str, str], list[Any]] = {}
         with self.engine.connect() as conn:
             for sid, url, day, checks, successes, failures, slow in conn.execute(q):
@@ -314,6 +320,16 @@ class SqlFaults:
         with self.engine.connect() as conn:
             return [LinkRow(**row._asdict()) for row in conn.execute(q)]
 
-    def pages(self, *, include_retired: bool = False) -> list[PageRow]:
-        return catalogue.pages(self.engine, include_retired=include_retired)
+    def pages(self, *, include_retired: bool = False, service_id: str | None = None) -> list[PageRow]:
+        return catalogue.pages(self.engine, include_retired=include_retired, service_id=service_id)
+
+    def latest_checks(self, service_id: str, limit: int = 50) -> list[CheckRow]:
+        """The newest checks of a service's current pages, newest first."""
+        C, P = table(m.Check), table(m.Page)
+        q = (select(P.c.service_id, P.c.url, C.c.started_at, C.c.duration_s, C.c.outcome,
+                    C.c.http_status.label("status"), C.c.quality, C.c.error)
+             .join(P, P.c.id == C.c.page_id).where(P.c.retired_at.is_(None), P.c.service_id == service_id)
+             .order_by(C.c.started_at.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [CheckRow(**row._asdict()) for row in conn.execute(q)]
 

@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from monitor.audit import ServiceAudit
 from monitor.auditing import CODES, VIEWS, about, audit_evidence, gather, run_audit, views
 from monitor.clock import SYSTEM, Clock
 from monitor.domain import Catalogue, ChangeClass, ServiceConfig, redact_url
-from monitor.faults import fault_views, run_faults
+from monitor.faults import ServiceFaults, fault_views, run_faults
 from monitor.ports import CheckRow, Stores, WebStore
 from monitor.render import audit_meta, evidence_lines, tables_to_html, to_csv, to_html, to_json, to_xlsx
 from monitor.reports import department_note
@@ -131,6 +132,8 @@ class Web:
         self.logins = RateLimit(5, 60.0)  # failed sign-ins per client address
         self.checks = RateLimit(1, 60.0)  # per page
         self.strips = _Strips()
+        self._refreshing = threading.Lock()
+        self._faults: dict[str, tuple[float, ServiceFaults | None]] = {}
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                                trim_blocks=True, lstrip_blocks=True)
         self.env.globals.update(local=self.local, day=self.day, quote=quote)
@@ -170,13 +173,39 @@ class Web:
         return service_statuses(self.catalogue, self.stores.metrics.service_aggregates(), self.clock.now())
 
     def strip_audits(self) -> dict[str, ServiceAudit]:
-        """The last 90 days of every service, judged period by period (recomputed at most once a minute)."""
-        if time.monotonic() - self.strips.at > STRIP_TTL_S or not self.strips.audits:
-            now = self.clock.now()
-            audits = run_audit(self.catalogue, self.stores.audit, start=now - timedelta(days=STRIP_DAYS), end=now,
-                               now=now)
-            self.strips = _Strips(at=time.monotonic(), audits={a.service.id: a for a in audits})
+        """The last 90 days of every service, judged period by period. Computed once, then refreshed in the
+        background when older than a minute: a request never waits for it but the very first."""
+        if not self.strips.audits:
+            with self._refreshing:
+                if not self.strips.audits:
+                    self._refresh_strips()
+        elif time.monotonic() - self.strips.at > STRIP_TTL_S and self._refreshing.acquire(blocking=False):
+            def refresh() -> None:
+                try:
+                    self._refresh_strips()
+                except Exception:  # the database away: the strips stay as they were, and say when they were made
+                    logger.exception("web: period strips not refreshed")
+                finally:
+                    self._refreshing.release()
+
+            threading.Thread(target=refresh, name="strips", daemon=True).start()
         return self.strips.audits
+
+    def _refresh_strips(self) -> None:
+        now = self.clock.now()
+        audits = run_audit(self.catalogue, self.stores.audit, start=now - timedelta(days=STRIP_DAYS), end=now,
+                           now=now)
+        self.strips = _Strips(at=time.monotonic(), audits={a.service.id: a for a in audits})
+
+    def service_faults(self, service_id: str) -> ServiceFaults | None:
+        """A service's faults of the last 30 days (kept for a minute: they read every check of the month)."""
+        at, found = self._faults.get(service_id, (0.0, None))
+        if time.monotonic() - at > STRIP_TTL_S:
+            now = self.clock.now()
+            found = run_faults(self.catalogue, self.stores.faults, start=now - timedelta(days=30), end=now,
+                               services=[service_id]).get(service_id)
+            self._faults[service_id] = (time.monotonic(), found)
+        return found
 
     def require(self, request: Request, what: str) -> Session | Response:
         session = self.session(request)
@@ -484,9 +513,8 @@ def _range(web: Web, request: Request, *, days: int) -> tuple[datetime, datetime
 
 
 def _service_context(web: Web, svc: ServiceConfig, checked: str | None, lang: str) -> dict[str, Any]:
-    now = web.clock.now()
     status = next(s for s in web.statuses() if s.id == svc.id)
-    pages = [p for p in web.stores.faults.pages() if p.service_id == svc.id]
+    pages = web.stores.faults.pages(service_id=svc.id)
     audit = web.strip_audits().get(svc.id)
     changes = web.stores.history.changes(service_id=svc.id, limit=50)
     evidence = {}
@@ -501,10 +529,8 @@ def _service_context(web: Web, svc: ServiceConfig, checked: str | None, lang: st
         except ValueError:
             detail = {"kind": "other", "text": a.detail}
         notes.setdefault(int(a.target.split(":")[1]), []).append({"at": a.at, "who": a.who, **detail})
-    checks: Sequence[CheckRow] = [r for r in web.stores.faults.check_rows(now - timedelta(days=7), now)
-                                  if r.service_id == svc.id][-50:][::-1]
-    faults = run_faults(web.catalogue, web.stores.faults, start=now - timedelta(days=30), end=now,
-                        services=[svc.id]).get(svc.id)
+    checks: Sequence[CheckRow] = web.stores.faults.latest_checks(svc.id, 50)
+    faults = web.service_faults(svc.id)
     grafana = (f"{web.settings.grafana_url.rstrip('/')}/d/freshness-service?var-site={quote(svc.id)}"
                if web.settings.grafana_url else "")
     dept = next((d.name for d in web.catalogue.departments if d.id == svc.department_id), svc.department)
