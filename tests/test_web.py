@@ -258,6 +258,15 @@ def test_staff_pages_need_a_sign_in_and_the_right_role(world: World, browser: An
     page = sign_in(browser, world, "petro")
     page.goto(world.served.url("/services/open-data"))
     assert "Опен дата" in page.inner_text("h1") and page.locator("article.change").count() > 5
+    missed = page.locator("tr#p-2021-W06")  # the week the department skipped: from it to the evidence
+    assert "пропущено" in missed.inner_text() and "остання зміна до" in missed.inner_text()
+    link = missed.locator("a").first
+    target = link.get_attribute("href")
+    link.click()
+    assert page.evaluate("location.hash") == target
+    change = page.locator(f"article[id='{target[1:]}']")
+    change.locator("summary").click()
+    assert change.locator("pre").is_visible() and "зміст" in change.inner_text()
     assert page.locator("text=Перевірити зараз").count() == 0  # a viewer cannot
     assert axe_serious(page) == []
     page.goto(world.served.url("/audit"))
@@ -429,3 +438,10 @@ def test_serve_and_accounts_from_the_command_line(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err[-2000:]
+
+
+def test_every_word_of_the_pages_is_there_in_both_languages() -> None:
+    from monitor.web.app import WORDS
+
+    assert set(WORDS["uk"]) == set(WORDS["en"]), set(WORDS["uk"]) ^ set(WORDS["en"])
+    assert all(WORDS[lang][k].strip() for lang in WORDS for k in WORDS[lang])

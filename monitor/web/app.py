@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import __version__
-from monitor.audit import ServiceAudit
+from monitor.audit import PeriodVerdict, ServiceAudit
 from monitor.auditing import CODES, VIEWS, about, audit_evidence, gather, run_audit, views
 from monitor.clock import SYSTEM, Clock
 from monitor.domain import Catalogue, ChangeClass, ServiceConfig, redact_url
@@ -75,6 +75,7 @@ WORDS = {
         "nav": "Навігація", "signed_in": "Ви увійшли як", "verdict": "Висновок", "claimed": "Заявлено на",
         "what": "Що оновлено", "page": "Сторінка", "kind": "Тип", "period": "Період", "rate": "Забагато перевірок "
         "цієї сторінки: наступна можлива за хвилину.", "legend": "Квадрати: періоди регламенту, найновіший праворуч.",
+        "table": "Таблиця (гортається вбік)", "last_before": "остання зміна до", "next_after": "наступна після",
     },
     "en": {
         "title": "Freshness of the city's web services", "service": "Service", "department": "Department",
@@ -99,6 +100,7 @@ WORDS = {
         "verdict": "Verdict", "claimed": "Claimed for", "what": "What was updated", "page": "Page", "kind": "Kind",
         "period": "Period", "rate": "This page was checked a moment ago: try again in a minute.",
         "legend": "Squares: the regulation's periods, newest on the right.", "table": "Table (scrolls sideways)",
+        "last_before": "last change before", "next_after": "next after",
     },
 }
 NOTE_KINDS = ("our_update", "redesign", "other")
@@ -534,7 +536,15 @@ def _service_context(web: Web, svc: ServiceConfig, checked: str | None, lang: st
     grafana = (f"{web.settings.grafana_url.rstrip('/')}/d/freshness-service?var-site={quote(svc.id)}"
                if web.settings.grafana_url else "")
     dept = next((d.name for d in web.catalogue.departments if d.id == svc.department_id), svc.department)
-    return dict(svc=svc, state=status, evidence=evidence_lines(evidence, lang), grade=grade_word(status), dept=dept,
+    # a missed period's evidence: the monitor watched it and the page did not change between these two updates
+    real = sorted((c for c in changes if c.is_real), key=lambda c: c.detected_at)
+    around = {}
+    for p in audit.periods if audit else []:
+        if p.verdict is PeriodVerdict.MISSED:
+            before = next((c.id for c in reversed(real) if c.detected_at < p.period.start), None)
+            around[p.period.label] = (before, next((c.id for c in real if c.detected_at >= p.period.end), None))
+    return dict(svc=svc, state=status, around=around, evidence=evidence_lines(evidence, lang),
+                grade=grade_word(status), dept=dept,
                 pages=pages, audit=audit,
                 strip=_strip(audit), changes=changes, notes=notes, checks=checks, faults=faults,
                 grafana=grafana, checked=checked, redact=redact_url, note_kinds=NOTE_KINDS)
