@@ -236,7 +236,8 @@ class SqlHistory:
             values = row._asdict()
             sha = values.pop("evidence_sha")
             data = blob(conn, sha) if sha else None
-            later = conn.execute(select(func.min(CH.c.id)).where(CH.c.supersedes == change_id)).scalar()
+            # the ids, not min(id): PostgreSQL would walk the primary key for a min() and scan the whole table
+            later = min(conn.execute(select(CH.c.id).where(CH.c.supersedes == change_id)).scalars(), default=None)
         return ChangeRow(**values, evidence=json.loads(data) if data else None, superseded_by=later)
 
     def current_contents(self, service_id: str) -> list[ContentRef]:
