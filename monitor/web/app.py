@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import FormData, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -209,15 +209,28 @@ class Web:
             self._faults[service_id] = (time.monotonic(), found)
         return found
 
+    def message(self, request: Request, status: int, key: str) -> HTMLResponse:
+        return self.render(request, "message.html", status, message=WORDS[lang_of(request)][key])
+
+    async def posted(self, request: Request, what: str) -> tuple[Session, FormData] | Response:
+        """A form sent by someone allowed `what`, carrying their session's CSRF token; else the refusal."""
+        session = self.require(request, what)
+        if isinstance(session, Response):
+            return session
+        form = await request.form()
+        if not csrf_ok(session, str(form.get("csrf", ""))):
+            return self.message(request, 403, "forbidden")
+        return session, form
+
     def require(self, request: Request, what: str) -> Session | Response:
         session = self.session(request)
         if session is None:
             if request.method == "GET":
                 return RedirectResponse("/login?" + urlencode({"next": request.url.path + (
                     "?" + request.url.query if request.url.query else ""), "lang": lang_of(request)}), 303)
-            return self.render(request, "message.html", 401, message=WORDS[lang_of(request)]["forbidden"])
+            return self.message(request, 401, "forbidden")
         if not session.may(what):
-            return self.render(request, "message.html", 403, message=WORDS[lang_of(request)]["forbidden"])
+            return self.message(request, 403, "forbidden")
         return session
 
 
@@ -317,7 +330,7 @@ def create_app(web: Web) -> Starlette:
     async def logout(request: Request) -> Response:
         form = await request.form()
         if not csrf_ok(web.session(request), str(form.get("csrf", ""))):
-            return web.render(request, "message.html", 403, message=WORDS[lang_of(request)]["forbidden"])
+            return web.message(request, 403, "forbidden")
         response = RedirectResponse("/?" + urlencode({"lang": lang_of(request)}), 303)
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -328,25 +341,22 @@ def create_app(web: Web) -> Starlette:
             return session
         svc = web.by_id.get(request.path_params["id"])
         if svc is None:
-            return web.render(request, "message.html", 404, message=WORDS[lang_of(request)]["not_found"])
+            return web.message(request, 404, "not_found")
         context = await asyncio.to_thread(_service_context, web, svc, request.query_params.get("checked"),
                                           lang_of(request))
         return web.render(request, "service.html", **context)
 
     async def check_now(request: Request) -> Response:
-        session = web.require(request, "check")
-        if isinstance(session, Response):
-            return session
-        form = await request.form()
-        lang = lang_of(request)
-        if not csrf_ok(session, str(form.get("csrf", ""))):
-            return web.render(request, "message.html", 403, message=WORDS[lang]["forbidden"])
+        sent = await web.posted(request, "check")
+        if isinstance(sent, Response):
+            return sent
+        session, lang = sent[0], lang_of(request)
         page_id = int(request.path_params["page"])
         page = next((p for p in await asyncio.to_thread(web.stores.faults.pages) if p.page_id == page_id), None)
         if page is None or web.checker is None:
-            return web.render(request, "message.html", 404, message=WORDS[lang]["not_found"])
+            return web.message(request, 404, "not_found")
         if not web.checks.allow(str(page_id)):
-            return web.render(request, "message.html", 429, message=WORDS[lang]["rate"])
+            return web.message(request, 429, "rate")
         await asyncio.to_thread(web.stores.web.add_action, who=session.user, action="check",
                                 target=f"page:{page_id}", detail=redact_url(page.url), now=web.clock.now())
         outcome = await web.checker(page_id)
@@ -354,18 +364,15 @@ def create_app(web: Web) -> Starlette:
             {"lang": lang, "checked": outcome}), 303)
 
     async def note(request: Request) -> Response:
-        session = web.require(request, "note")
-        if isinstance(session, Response):
-            return session
-        form = await request.form()
-        lang = lang_of(request)
-        if not csrf_ok(session, str(form.get("csrf", ""))):
-            return web.render(request, "message.html", 403, message=WORDS[lang]["forbidden"])
+        sent = await web.posted(request, "note")
+        if isinstance(sent, Response):
+            return sent
+        (session, form), lang = sent, lang_of(request)
         change_id = int(request.path_params["change"])
         row = await asyncio.to_thread(web.stores.history.change, change_id)
         kind = str(form.get("kind", "other"))
         if row is None or kind not in NOTE_KINDS:
-            return web.render(request, "message.html", 404, message=WORDS[lang]["not_found"])
+            return web.message(request, 404, "not_found")
         text = str(form.get("text", "")).strip()[:2000]
         await asyncio.to_thread(web.stores.web.add_action, who=session.user, action="note",
                                 target=f"change:{change_id}", detail=json.dumps({"kind": kind, "text": text},
@@ -379,7 +386,7 @@ def create_app(web: Web) -> Starlette:
             return session
         dept = next((d for d in web.catalogue.departments if d.id == request.path_params["id"]), None)
         if dept is None:
-            return web.render(request, "message.html", 404, message=WORDS[lang_of(request)]["not_found"])
+            return web.message(request, 404, "not_found")
         statuses = [s for s in await asyncio.to_thread(web.statuses) if s.department_id == dept.id]
         strips = await asyncio.to_thread(web.strip_audits)
         reports = [(s, r) for s in statuses for r in (strips[s.id].reports if s.id in strips else [])]
