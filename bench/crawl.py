@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import PageServer, corpus_pages, peak_rss_mb
@@ -103,6 +104,20 @@ def make_pg_db() -> str | None:
     except Exception as exc:
         print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
         return None
+
+
+def on_both_databases(measure: Callable[[str], dict[str, object]]) -> dict[str, object]:
+    """`measure` on a new SQLite file, then on a new PostgreSQL database when the server answers."""
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["sqlite"] = measure(f"sqlite:///{Path(tmp) / 'bench.db'}")
+    pg = make_pg_db()
+    if pg:
+        try:
+            out["postgresql"] = measure(pg)
+        finally:
+            drop_pg_db(pg)
+    return out
 
 
 def drop_pg_db(url: str) -> None:

@@ -12,14 +12,12 @@ import argparse
 import gzip
 import random
 import statistics
-import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.crawl import drop_pg_db, make_pg_db
+from bench.crawl import on_both_databases
 
 if TYPE_CHECKING:
     from monitor.domain import Catalogue
@@ -115,13 +113,5 @@ def main(argv: list[str]) -> dict[str, object]:
     ap.add_argument("--checks", type=int, default=1_000_000)
     ap.add_argument("--scrapes", type=int, default=10)
     args = ap.parse_args(argv)
-    out: dict[str, object] = {"pages": args.pages, "checks": args.checks}
-    with tempfile.TemporaryDirectory() as tmp:
-        out["sqlite"] = scrape_times(f"sqlite:///{Path(tmp) / 'm.db'}", args.pages, args.checks, args.scrapes)
-    pg = make_pg_db()
-    if pg:
-        try:
-            out["postgresql"] = scrape_times(pg, args.pages, args.checks, args.scrapes)
-        finally:
-            drop_pg_db(pg)
-    return out
+    return {"pages": args.pages, "checks": args.checks,
+            **on_both_databases(lambda url: scrape_times(url, args.pages, args.checks, args.scrapes))}

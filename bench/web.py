@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from bench.crawl import drop_pg_db, make_pg_db
+from bench.crawl import on_both_databases
 from bench.metrics import fill
 
 PASSWORD = "bench password 1"
@@ -122,13 +120,5 @@ def main(argv: list[str]) -> dict[str, object]:
     ap.add_argument("--checks", type=int, default=1_000_000)
     ap.add_argument("--requests", type=int, default=100)
     args = ap.parse_args(argv)
-    out: dict[str, object] = {"pages": args.pages, "checks": args.checks}
-    with tempfile.TemporaryDirectory() as tmp:
-        out["sqlite"] = measure(f"sqlite:///{Path(tmp) / 'w.db'}", args.pages, args.checks, args.requests)
-    pg = make_pg_db()
-    if pg:
-        try:
-            out["postgresql"] = measure(pg, args.pages, args.checks, args.requests)
-        finally:
-            drop_pg_db(pg)
-    return out
+    return {"pages": args.pages, "checks": args.checks,
+            **on_both_databases(lambda url: measure(url, args.pages, args.checks, args.requests))}
