@@ -169,6 +169,9 @@ class RoutingOptions:
     it_email: str = ""
     smtp_smarthost: str = ""
     smtp_from: str = ""
+    smtp_auth_username: str = ""
+    smtp_auth_password_file: str = ""  # a file Alertmanager reads: the password never enters the config
+    smtp_require_tls: bool = True  # STARTTLS; a relay that does not offer it needs False
     webhook_base: str = ""  # every receiver posts to <base>/<receiver> (a chat bridge, or tests)
     group_wait: str = "30s"
     group_interval: str = "5m"
@@ -192,10 +195,14 @@ def _receiver(name: str, emails: list[str], opts: RoutingOptions, webhook: str =
 
 def alertmanager_config(catalogue: Catalogue, departments: dict[str, dict[str, str]],
                         opts: RoutingOptions) -> dict[str, Any]:
-    """The routing tree: IT gets the monitor's own alerts, each department its services' alerts, and a
-    service with a responsible contact (an e-mail address) also reaches that person."""
+    """The routing tree: IT gets the monitor's own alerts, each department its services' alerts (a page down
+    too, beside IT), and a service with a responsible contact (an e-mail address) also reaches that person —
+    its department still hears of it."""
     receivers = [_receiver("it", [opts.it_email], opts)]
-    routes: list[dict[str, Any]] = [{"matchers": ['team="it"'], "receiver": "it"}]
+    routes: list[dict[str, Any]] = [
+        {"matchers": ['alertname="FreshnessPageDown"'], "receiver": "it", "continue": True},  # and the department
+        {"matchers": ['team="it"', 'alertname!="FreshnessPageDown"'], "receiver": "it"},
+    ]
     for dept_id in sorted({s.department_id for s in catalogue.services}):
         dept = departments.get(dept_id, {})
         name = receiver_name("dept", dept_id)
@@ -204,15 +211,22 @@ def alertmanager_config(catalogue: Catalogue, departments: dict[str, dict[str, s
         for svc in catalogue.services:
             if svc.department_id == dept_id and "@" in svc.contact:
                 site = receiver_name("site", svc.id)
-                receivers.append(_receiver(site, [svc.contact, dept.get("email", "")], opts))
-                children.append({"matchers": [f'site="{svc.id}"'], "receiver": site})
+                receivers.append(_receiver(site, [svc.contact], opts))
+                children.append({"matchers": [f'site="{svc.id}"'], "receiver": site, "continue": True})
         route: dict[str, Any] = {"matchers": [f'department="{dept_id}"'], "receiver": name}
         if children:
-            route["routes"] = children
+            route["routes"] = [*children, {"receiver": name}]  # the person, and the department as well
         routes.append(route)
     config: dict[str, Any] = {}
     if opts.smtp_smarthost:
-        config["global"] = {"smtp_smarthost": opts.smtp_smarthost, "smtp_from": opts.smtp_from or "monitor@localhost"}
+        smtp: dict[str, Any] = {"smtp_smarthost": opts.smtp_smarthost,
+                                "smtp_from": opts.smtp_from or "monitor@localhost",
+                                "smtp_require_tls": opts.smtp_require_tls}
+        if opts.smtp_auth_username:
+            smtp["smtp_auth_username"] = opts.smtp_auth_username
+        if opts.smtp_auth_password_file:
+            smtp["smtp_auth_password_file"] = opts.smtp_auth_password_file
+        config["global"] = smtp
     staleness = "|".join(STALENESS)
     config.update({
         "route": {"receiver": "it", "group_by": ["alertname", "site"], "group_wait": opts.group_wait,
@@ -231,6 +245,15 @@ def alertmanager_config(catalogue: Catalogue, departments: dict[str, dict[str, s
         ],
     })
     return config
+
+
+def undelivered(config: dict[str, Any]) -> list[str]:
+    """The receivers that would deliver nowhere: no e-mail that can be sent (none, or no relay), no webhook."""
+    out = []
+    for r in config["receivers"]:
+        if not r.get("email_configs") and not r.get("webhook_configs"):
+            out.append(r["name"])
+    return out
 
 
 def alertmanager_yaml(catalogue: Catalogue, departments: dict[str, dict[str, str]], opts: RoutingOptions) -> str:

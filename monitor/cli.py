@@ -27,7 +27,7 @@ from rich.text import Text
 
 from monitor import __version__
 from monitor import checkpoint as checkpoints
-from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_yaml, rules_yaml
+from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_config, alertmanager_yaml, rules_yaml, undelivered
 from monitor.archive import WAYBACK_CDX, WAYBACK_REPLAY, Archive
 from monitor.auditing import TERMINAL, VIEWS, View, about, audit_evidence, gather, views
 from monitor.backfill import Backfill, Counts, url_key
@@ -847,17 +847,32 @@ def alerting_rules(runbook_base: str, output: str | None) -> None:
 @click.option("--it-email", default="", help="Where the IT sector's alerts go.")
 @click.option("--smtp-smarthost", default="", help="host:port of the mail relay (enables e-mail receivers).")
 @click.option("--smtp-from", default="", help="Sender address of alert mail.")
+@click.option("--smtp-auth-username", default="", help="User name at the mail relay.")
+@click.option("--smtp-auth-password-file", default="",
+              help="File holding the relay's password (read by Alertmanager; never written into the config).")
+@click.option("--smtp-require-tls/--no-smtp-require-tls", default=True, show_default=True,
+              help="Insist on STARTTLS (a relay without it needs --no-smtp-require-tls).")
 @click.option("--webhook-base", default="", help="Also post every receiver's alerts to <URL>/<receiver>.")
+@click.option("--allow-empty", is_flag=True, help="Write the config even if some receivers deliver nowhere.")
 @click.option("--group-wait", default="30s", show_default=True)
 @click.option("--group-interval", default="5m", show_default=True)
 @click.option("--repeat-interval", default="24h", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 @click.pass_context
-def alerting_config(ctx: click.Context, /, output: str | None, **options: str) -> None:
-    """The Alertmanager configuration: routes by department, the IT sector gets the monitor's own alerts."""
+def alerting_config(ctx: click.Context, /, output: str | None, allow_empty: bool, **options: Any) -> None:
+    """The Alertmanager configuration: routes by department, the IT sector gets the monitor's own alerts.
+    Refused (exit 2) when a receiver would deliver nowhere — an alert routed there is lost without a trace —
+    unless --allow-empty."""
     path = ctx.obj["targets"]
     catalogue = load(path)
-    _write(alertmanager_yaml(catalogue, department_names(path), RoutingOptions(**options)), output)
+    opts = RoutingOptions(**options)
+    departments = department_names(path)
+    nowhere = undelivered(alertmanager_config(catalogue, departments, opts))
+    if nowhere and not allow_empty:
+        fail(f"{len(nowhere)} receiver(s) would deliver nowhere: {', '.join(nowhere)}. Give each department an "
+             "`email` or `webhook` in [departments.<id>] (an e-mail needs --smtp-smarthost), the IT sector "
+             "--it-email, or every receiver --webhook-base URL; --allow-empty writes it anyway")
+    _write(alertmanager_yaml(catalogue, departments, opts), output)
 
 
 # --- self-reports, audit, verify -------------------------------------------------------------------

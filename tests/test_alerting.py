@@ -26,9 +26,14 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = text.replace('id = "online-reception"\n', 'id = "online-reception"\ncontact = "reception@example.org"\n')
     targets.write_text(text, encoding="utf-8")
     out = targets.parent / "alertmanager.yml"
-    result = CliRunner().invoke(main, ["-t", str(targets), "alerting", "config", "--it-email", "it@example.org",
-                                       "--smtp-smarthost", "mail.example.org:25", "--smtp-from", "monitor@example.org",
-                                       "-o", str(out)])
+    (targets.parent / "smtp-password").write_text("secret\n", encoding="utf-8")
+    args = ["-t", str(targets), "alerting", "config", "--it-email", "it@example.org", "--smtp-smarthost",
+            "mail.example.org:25", "--smtp-from", "monitor@example.org", "--smtp-auth-username", "monitor",
+            "--smtp-auth-password-file", str(targets.parent / "smtp-password"), "--no-smtp-require-tls"]
+    refused = CliRunner().invoke(main, [*args, "-o", str(out)])  # eleven departments have no address
+    assert refused.exit_code == 2 and "11 receiver(s) would deliver nowhere" in refused.output
+    assert "dept-it-sector" in refused.output and not out.exists()
+    result = CliRunner().invoke(main, [*args, "--webhook-base", "http://127.0.0.1:9/hooks", "-o", str(out)])
     assert result.exit_code == 0, result.output
     return out
 
@@ -43,15 +48,19 @@ def test_amtool_accepts_the_generated_config(config: Path) -> None:
     assert len([n for n in names if n.startswith("dept-")]) == 12  # every department of the order
     (records,) = [r for r in doc["receivers"] if r["name"] == "dept-records-appeals"]
     assert records["email_configs"][0]["to"] == "records@example.org"
+    assert all(r.get("email_configs") or r.get("webhook_configs") for r in doc["receivers"])  # none silent
+    assert doc["global"]["smtp_require_tls"] is False and doc["global"]["smtp_auth_username"] == "monitor"
+    assert "secret" not in config.read_text(encoding="utf-8")  # the password stays in its file
 
 
 @pytest.mark.parametrize(("labels", "receiver"), [
     (["alertname=FreshnessServiceOverdue", "department=records-appeals", "site=open-data"], "dept-records-appeals"),
     (["alertname=FreshnessServiceOverdue", "department=records-appeals", "site=online-reception"],
-     "site-online-reception"),
+     "site-online-reception,dept-records-appeals"),  # the person, and the department as well
     (["alertname=FreshnessServiceDelinquent", "department=municipal-police", "site=safe-city"],
      "dept-municipal-police"),
-    (["alertname=FreshnessPageDown", "team=it", "department=it-sector", "site=smart-portal"], "it"),
+    (["alertname=FreshnessPageDown", "team=it", "department=it-sector", "site=smart-portal"], "it,dept-it-sector"),
+    (["alertname=FreshnessChecksFailing", "team=it", "department=it-sector", "site=smart-portal"], "it"),
     (["alertname=FreshnessMonitorStalled", "team=it"], "it"),
     (["alertname=Unknown"], "it"),
 ])

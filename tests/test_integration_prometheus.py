@@ -228,18 +228,21 @@ def test_a_stale_service_alerts_its_department_and_it_gets_its_own(stack: Stack)
 
     # the service has a responsible contact: its alerts reach the person's route under the department
     wait_for("the webhook of online-reception", lambda: delivered("site-online-reception", "FreshnessServiceOverdue"))
-    # the broken page is down: IT hears of it
+    # ... and its department still hears of it (the person's route continues to the department's)
+    wait_for("the department's webhook", lambda: delivered("dept-records-appeals", "FreshnessServiceOverdue"))
+    # the broken page is down: IT hears of it, and so does the department that owns the service
     wait_for("FreshnessPageDown at IT", lambda: query(
         stack, 'ALERTS{alertname="FreshnessPageDown", alertstate="firing", site="smart-portal", page="2"}'))
     wait_for("IT receiver", lambda: delivered("it", "FreshnessPageDown"))
+    wait_for("the owning department's receiver", lambda: delivered("dept-it-sector", "FreshnessPageDown"))
     # the certificate expires in 5 days
     tls = wait_for("FreshnessTLSCertificateExpiring", lambda: query(
         stack, 'ALERTS{alertname="FreshnessTLSCertificateExpiring", alertstate="firing"}'))
     assert tls[0]["metric"]["host"] == "127.0.0.1"
     am = get_json(f"{stack.alertmanager}/api/v2/alerts")
     receivers = {a["labels"]["alertname"]: {r["name"] for r in a["receivers"]} for a in am}  # type: ignore[union-attr]
-    assert receivers["FreshnessServiceOverdue"] == {"site-online-reception"}
-    assert receivers["FreshnessPageDown"] == {"it"}
+    assert receivers["FreshnessServiceOverdue"] == {"site-online-reception", "dept-records-appeals"}
+    assert receivers["FreshnessPageDown"] == {"it", "dept-it-sector"}
 
 
 def _dashboard_exprs() -> list[str]:
