@@ -296,6 +296,9 @@ async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
         learner = Learner(runner).attach()
         maintenance = Maintenance(runner)
         metrics = start_metrics(catalogue, store, runner)
+        if metrics is None:  # a monitor nobody can scrape would run blind: stop, and say why
+            fail(f"cannot serve /metrics on {catalogue.settings.metrics_listen} (see above); free the port or set "
+                 "[settings] metrics_listen", EXIT_PROBLEM)
         writer = asyncio.create_task(runner.recorder.run())
         schedule = Schedule(lambda t, at: runner.check(t, scheduled_at=at), [
             Periodic("heartbeat", lambda: asyncio.to_thread(runner.heartbeat), HEARTBEAT_S),

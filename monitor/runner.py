@@ -19,7 +19,18 @@ from datetime import datetime
 
 from monitor import core, kinds
 from monitor.clock import SYSTEM, Clock
-from monitor.domain import Catalogue, CheckRecord, Content, Fetch, FetchResult, PageState, Target, load_content
+from monitor.domain import (
+    Catalogue,
+    CheckRecord,
+    Content,
+    Fetch,
+    FetchResult,
+    PageState,
+    Target,
+    load_content,
+    redact_text,
+    redact_url,
+)
 from monitor.ports import Heartbeat, Stores
 from monitor.recorder import Recorder
 from monitor.regulation import default_interval_s
@@ -144,10 +155,16 @@ class Runner:
             record = replace(record, raw_blob=None, content_blob=None)  # the caller's copy: no bytes at all
             self.health.checks_done += 1
             verdict = record.verdict.change_class.value if record.verdict else "-"
-            logger.info("service=%s page=%s outcome=%s status=%s change=%s%s bytes=%d %.2fs",
-                        target.service.id, target.page.position, record.outcome.value,
-                        record.fetch.status if record.fetch.status is not None else "-", verdict,
-                        " real" if record.is_real else "", record.fetch.size, self.clock.monotonic() - t0)
+            status = record.fetch.status if record.fetch.status is not None else "-"
+            if record.outcome.success:
+                logger.info("service=%s page=%s outcome=%s status=%s change=%s%s bytes=%d %.2fs",
+                            target.service.id, target.page.position, record.outcome.value, status, verdict,
+                            " real" if record.is_real else "", record.fetch.size, self.clock.monotonic() - t0)
+            else:  # what an operator needs without running `monitor check`: where, and why
+                logger.warning("check failed: service=%s url=%s outcome=%s status=%s reason=%s %.2fs",
+                               target.service.id, redact_url(target.page.url), record.outcome.value, status,
+                               redact_text(record.fetch.error or "-")[:300],
+                               self.clock.monotonic() - t0)
         for hook in self.after_check:
             hook(target, record, seq)
         return record

@@ -134,6 +134,30 @@ def test_run_checks_on_schedule_and_stops_cleanly_on_sigterm(site: Site, tmp_pat
     assert stopped is not None and integrity == "ok"
 
 
+def test_run_stops_when_it_cannot_serve_metrics_and_logs_why_a_check_failed(site: Site, tmp_path: Path) -> None:
+    """A monitor nobody can scrape runs blind: the port taken is fatal, exit 1 with the reason. A failed check
+    is a WARNING that names the page's address (its secret redacted) and the reason."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cat = tmp_path / "t.toml"
+        cat.write_text(catalogue_toml([site.url("/uk")], db=f"sqlite:///{tmp_path / 'm.db'}", extra_settings=(
+            f'metrics_listen = "127.0.0.1:{taken.getsockname()[1]}"')), encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "monitor", "-t", str(cat), "run"], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 1 and "cannot serve /metrics on 127.0.0.1:" in done.stderr, done.stderr[-2000:]
+    site.routes["/gone"] = page("нема", status=404)
+    cat.write_text(catalogue_toml([site.url("/gone?token=s3cr3t")], db=f"sqlite:///{tmp_path / 'm.db'}"),
+                   encoding="utf-8")
+    checked = subprocess.run([sys.executable, "-m", "monitor", "-t", str(cat), "check"], capture_output=True,
+                             text=True, timeout=120, cwd=tmp_path)
+    (line,) = [x for x in checked.stderr.splitlines() if "check failed" in x]
+    assert "WARNING" in line and "url=http://127.0.0.1:" in line and "/gone?token=REDACTED" in line
+    assert "outcome=http_status status=404 reason=" in line and "s3cr3t" not in checked.stderr
+
+
 def test_sigterm_during_a_slow_check_finishes_and_stores_it(site: Site, tmp_path: Path) -> None:
     """The README's promise: on SIGTERM the monitor finishes the running checks and writes them."""
     async def slow(req: Request, w: asyncio.StreamWriter) -> None:
