@@ -493,6 +493,20 @@ def _settings(c: _Collector, raw: Any, environ: Mapping[str, str]) -> Settings:
     return Settings(**{k: v for k, v in kwargs.items() if k in names})
 
 
+ENV_OTHERS = ("MONITOR_TARGETS", "MONITOR_WEB_SECRET", "MONITOR_TEST_OUTPUT", "MONITOR_PYWB")
+
+
+def _unknown_environment(c: _Collector, env: Mapping[str, str], data: Mapping[str, Any]) -> None:
+    """A MONITOR_* variable that sets nothing is a typo (MONITOR_CONCURENCY=4 was ignored silently): named,
+    with what it may have meant. Variables the catalogue's headers refer to (${MONITOR_TOKEN}) are theirs."""
+    known = [ENV_PREFIX + k.name.upper() for k in SETTINGS] + list(ENV_OTHERS)
+    referred = set(ENV_REF_RE.findall(str(data.get("services", ""))))
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known and name not in referred:
+            c.add(f"environment {name}", f"sets nothing{_did_you_mean(name, known)} (the settings' variables are "
+                  f"{ENV_PREFIX}<KEY> for the keys of [settings])")
+
+
 def _resolve_headers(
     c: _Collector, where: str, templates: tuple[tuple[str, str], ...], environ: Mapping[str, str]
 ) -> tuple[tuple[str, str], ...]:
@@ -529,6 +543,7 @@ def parse_catalogue(
             c.add("", f"unknown top-level table {name!r}{_did_you_mean(name, list(TOP_LEVEL))} "
                   f"(allowed: {', '.join(TOP_LEVEL)})")
     settings = _settings(c, data.get("settings"), env)
+    _unknown_environment(c, env, data)
 
     departments: dict[str, str] = {}  # name -> id
     declared: list[Department] = []
@@ -554,6 +569,9 @@ def parse_catalogue(
     if not isinstance(raw_services, list):
         c.add("", "'services' must be an array of tables ([[services]])")
         raw_services = []
+    elif not raw_services:
+        c.add("", "no services: a catalogue lists at least one [[services]] table (see the README's "
+                  "'Configure targets')")
     services: list[ServiceConfig] = []
     seen_ids: dict[str, int] = {}
     seen_urls: dict[str, str] = {}

@@ -178,6 +178,23 @@ def test_bad_environment_value_is_located() -> None:
     assert str(info.value.problems[0]).startswith("environment MONITOR_CONCURRENCY: expected an integer")
 
 
+def test_a_misspelt_variable_and_an_empty_catalogue_are_errors() -> None:
+    data = __import__("tomllib").loads(BASE + SERVICE + textwrap.dedent("""
+        [[services.pages]]
+        url = "https://a.example/"
+        headers = { Authorization = "Bearer ${MONITOR_API_TOKEN}" }
+        """))
+    with pytest.raises(ConfigError) as info:  # MONITOR_CONCURENCY=4 was ignored silently
+        parse_catalogue(data, environ={"MONITOR_CONCURENCY": "4", "MONITOR_API_TOKEN": "t",
+                                       "MONITOR_WEB_SECRET": "s", "MONITOR_TARGETS": "x.toml"})
+    (problem,) = info.value.problems
+    assert str(problem).startswith("environment MONITOR_CONCURENCY: sets nothing (did you mean "
+                                   "'MONITOR_CONCURRENCY'?)")
+    with pytest.raises(ConfigError) as info:
+        parse_catalogue(__import__("tomllib").loads(BASE), environ={})
+    assert "no services" in str(info.value.problems[0])
+
+
 def test_secret_headers_resolve_but_templates_are_kept() -> None:
     text = BASE + SERVICE + textwrap.dedent("""
         [[services.pages]]
