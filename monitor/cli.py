@@ -93,8 +93,14 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
+SYSTEM_TARGETS = "/etc/freshness-monitor/targets.toml"
+
+
 def default_targets() -> str:
-    return os.environ.get("MONITOR_TARGETS", "targets.toml")
+    """-t, else MONITOR_TARGETS, else targets.toml here, else the system's (after a package install)."""
+    if "MONITOR_TARGETS" in os.environ:
+        return os.environ["MONITOR_TARGETS"]
+    return "targets.toml" if Path("targets.toml").exists() or not Path(SYSTEM_TARGETS).exists() else SYSTEM_TARGETS
 
 
 def selector_problems(catalogue: Catalogue) -> list[Problem]:

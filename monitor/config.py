@@ -13,7 +13,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -668,8 +668,14 @@ def _reports(c: _Collector, raw: Any) -> ReportSettings:
 
 
 def load_catalogue(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Catalogue:
-    """Read and validate a targets file."""
-    return parse_catalogue(_read_toml(path), source=str(path), environ=environ)
+    """Read and validate a targets file. A relative SQLite path is relative to the file, not to wherever the
+    command runs (from another directory it would silently start a new, empty database)."""
+    catalogue = parse_catalogue(_read_toml(path), source=str(path), environ=environ)
+    url = catalogue.settings.database_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+        where = (Path(path).resolve().parent / url.removeprefix("sqlite:///")).as_posix()
+        catalogue = replace(catalogue, settings=replace(catalogue.settings, database_url=f"sqlite:///{where}"))
+    return catalogue
 
 
 MAX_CATALOGUE_BYTES = 4 << 20  # the catalogue of every council of an oblast fits in far less

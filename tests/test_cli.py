@@ -158,6 +158,19 @@ def test_run_stops_when_it_cannot_serve_metrics_and_logs_why_a_check_failed(site
     assert "outcome=http_status status=404 reason=" in line and "s3cr3t" not in checked.stderr
 
 
+def test_a_relative_database_is_beside_the_catalogue_wherever_the_command_runs(site: Site, tmp_path: Path) -> None:
+    site.routes["/uk"] = page(html("Новина"))
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    cat = tmp_path / "etc" / "targets.toml"
+    cat.write_text(catalogue_toml([site.url("/uk")], db="sqlite:///state/monitor.db"), encoding="utf-8")
+    (tmp_path / "etc" / "state").mkdir()
+    done = subprocess.run([sys.executable, "-m", "monitor", "-t", str(cat), "check"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path / "elsewhere")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "etc" / "state" / "monitor.db").exists() and not list((tmp_path / "elsewhere").iterdir())
+
+
 def test_sigterm_during_a_slow_check_finishes_and_stores_it(site: Site, tmp_path: Path) -> None:
     """The README's promise: on SIGTERM the monitor finishes the running checks and writes them."""
     async def slow(req: Request, w: asyncio.StreamWriter) -> None:
