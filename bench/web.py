@@ -82,7 +82,7 @@ def measure(url: str, pages: int, checks: int, requests: int) -> dict[str, objec
     filled = time.perf_counter() - t0
     store.web.put_user("bench", role="viewer", password_hash=hash_password(PASSWORD), now=datetime.now(UTC))
     server = uvicorn.Server(uvicorn.Config(create_app(Web(cat, store, secret="bench")), host="127.0.0.1", port=0,
-                                           log_level="warning", lifespan="off"))
+                                           log_level="warning", lifespan="off", proxy_headers=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

@@ -98,14 +98,26 @@ def parse_cdx(text: str, *, where: str = "the CDX answer") -> tuple[list[CdxCapt
             continue
         timestamp = row.get("timestamp", "")
         url = row.get("original") or row.get("url") or ""
-        if not (timestamp.isdigit() and len(timestamp) >= 8) or not url:
+        if not (timestamp.isdigit() and 8 <= len(timestamp) <= 14) or not url:
             problems.append(f"{where}, line {number}: no timestamp or address")
+            continue
+        try:
+            datetime.strptime(timestamp.ljust(14, "0"), "%Y%m%d%H%M%S")
+        except ValueError:
+            problems.append(f"{where}, line {number}: {timestamp!r} is not a time")
             continue
         status = row.get("statuscode") or row.get("status") or ""
         captures.append(CdxCapture(timestamp=timestamp, url=url, status=int(status) if status.isdigit() else None,
                                    mime=row.get("mimetype") or row.get("mime") or "",
-                                   digest=row.get("digest", "")))
+                                   digest=_digest(row.get("digest"))))
     return captures, problems
+
+
+def _digest(value: str | None) -> str:
+    """The archive's payload digest, or "" where it gave a placeholder ("-", null): a placeholder shared by
+    captures must never make them one."""
+    text = (value or "").strip()
+    return "" if text in ("-", "None", "null", "none") else text
 
 
 def _line(number: int, line: str) -> tuple[int, dict[str, str] | None]:

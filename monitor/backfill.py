@@ -9,11 +9,12 @@ captures with the archive's same payload digest are not fetched again: the body 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from monitor import archive, warc
 from monitor.archive import Archive, ArchiveError, CdxCapture
@@ -28,13 +29,15 @@ def url_key(url: str) -> str:
     `www.`, no default port, no trailing slash, the query sorted, no fragment."""
     parts = urlsplit(url.strip())
     host = (parts.hostname or "").lower().removeprefix("www.")
+    with contextlib.suppress(UnicodeError):  # київ.укр and xn--b1alf1j.xn--j1amh are one host
+        host = host.encode("idna").decode("ascii")
     try:
         port = parts.port
     except ValueError:
         port = None
     if port and (parts.scheme, port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{port}"
-    path = parts.path or "/"
+    path = quote(unquote(parts.path or "/"), safe="/:@!$&'()*+,;=-._~")  # /а and /%D0%B0 are one path
     if path != "/":
         path = path.rstrip("/") or "/"
     query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
@@ -131,7 +134,7 @@ class Backfill:
                     continue
                 if not start <= item.captured_at < end:
                     continue
-                if item.status is not None and 300 <= item.status < 400:
+                if item.status is not None and 300 <= item.status < 400 and item.status != 304:
                     self.counts.redirects += 1
                     continue
                 for target in by_key[url_key(item.url)]:

@@ -320,7 +320,10 @@ SETTINGS: tuple[Key, ...] = (
     Key("grafana_url", p_url, "Grafana's address: service pages link to the service dashboard there."),
     Key("web_user_header", p_str, "A header a trusted reverse proxy sets to the signed-in user's name "
         "(e.g. X-Remote-User); empty: log in with the accounts of `monitor users`."),
-    Key("web_trusted_proxies", p_str_list, "Addresses of the reverse proxies whose `web_user_header` is believed."),
+    Key("web_trusted_proxies", p_str_list, "Addresses of the reverse proxies whose `web_user_header` is believed "
+        "(none by default)."),
+    Key("metrics_clients", p_str_list, "Addresses allowed to read /metrics from `monitor serve` (the series name "
+        "responsible people and page addresses; loopback by default)."),
 )
 
 DEPARTMENT: tuple[Key, ...] = (
@@ -672,8 +675,9 @@ def load_catalogue(path: str | Path, *, environ: Mapping[str, str] | None = None
     command runs (from another directory it would silently start a new, empty database)."""
     catalogue = parse_catalogue(_read_toml(path), source=str(path), environ=environ)
     url = catalogue.settings.database_url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
-        where = (Path(path).resolve().parent / url.removeprefix("sqlite:///")).as_posix()
+    relative = url.removeprefix("sqlite:///")
+    if url.startswith("sqlite:///") and not relative.startswith(("/", "file:")) and ":memory:" not in url:
+        where = (Path(path).resolve().parent / relative).as_posix()
         catalogue = replace(catalogue, settings=replace(catalogue.settings, database_url=f"sqlite:///{where}"))
     return catalogue
 

@@ -166,7 +166,8 @@ class Settings:
     external_url: str = ""  # the web interface as people reach it
     grafana_url: str = ""
     web_user_header: str = ""  # set by a trusted reverse proxy to the signed-in user
-    web_trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    web_trusted_proxies: tuple[str, ...] = ()  # none: a local process must not be able to claim anyone
+    metrics_clients: tuple[str, ...] = ("127.0.0.1", "::1")  # who may read /metrics from `monitor serve`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -258,7 +258,9 @@ def identity(*, submitted: datetime | None, timestamp_text: str, service_text: s
     minute = submitted.astimezone(UTC).replace(second=0, microsecond=0) if submitted else None
     return _digest(minute.isoformat() if minute else "?" + _text_key(timestamp_text),
                    name_key(service_text),
-                   reported.astimezone(UTC).isoformat() if reported else "?" + _text_key(claimed_text),
+                   # to the minute too: with no claimed day the submission time stands for it
+                   reported.astimezone(UTC).replace(second=0, microsecond=0).isoformat() if reported
+                   else "?" + _text_key(claimed_text),
                    _text_key(what))
 
 
@@ -435,7 +437,9 @@ def parse_forms_json(data: bytes, catalogue: Catalogue, mapping: ReportMapping, 
         values: dict[str, str] = {"email": str(response.get("respondentEmail", ""))}
         answers = response.get("answers") or {}
         for qid, answer in answers.items() if isinstance(answers, dict) else []:
-            texts = ((answer or {}).get("textAnswers") or {}).get("answers") or []
+            got = answer.get("textAnswers") if isinstance(answer, dict) else None
+            texts = (got.get("answers") if isinstance(got, dict) else None) or []
+            texts = texts if isinstance(texts, list) else []
             text = "; ".join(str(t.get("value", "")) for t in texts if isinstance(t, dict))
             for key, aliases in ids.items():
                 if header_key(str(qid)) in aliases:

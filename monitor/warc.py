@@ -8,10 +8,12 @@ damaged file gives its good records before the damage and a problem for the rest
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -74,16 +76,33 @@ def read(path: Path, *, wanted: Callable[[str], bool] = lambda _url: True,
          max_bytes: int = 50 * 1024 * 1024) -> Iterator[ArchivedResponse | WarcProblem]:
     """The response records (and revisits, resolved to the response they repeat) of the URLs `wanted` keeps;
     request, metadata and other records are passed over. A body over `max_bytes` is a problem, not read."""
+    seen: dict[str, ArchivedResponse] = {}  # payload digest -> the response a revisit may refer to
+    damaged = False
     try:
         for name, stream in _members(path):
-            yield from _read_stream(name, stream, wanted, max_bytes)
+            for item in _read_stream(name, stream, wanted, max_bytes, seen):
+                damaged = damaged or isinstance(item, WarcProblem)
+                yield item
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         yield WarcProblem(path.name, f"cannot be read: {exc}")
+        return
+    if not damaged and path.name.endswith(".gz") and (cut := _gzip_cut(path)):
+        # a file cut inside a gzip member ends the reading quietly: the records after the cut are lost
+        yield WarcProblem(path.name, f"truncated: {cut}; the records after the cut are not in the file")
 
 
-def _read_stream(name: str, stream: IO[bytes], wanted: Callable[[str], bool],
-                 max_bytes: int) -> Iterator[ArchivedResponse | WarcProblem]:
-    seen: dict[str, ArchivedResponse] = {}  # payload digest -> the response a revisit may refer to
+def _gzip_cut(path: Path) -> str:
+    try:
+        with gzip.open(path, "rb") as g:
+            while g.read(1 << 20):
+                pass
+    except (EOFError, OSError, zlib.error) as exc:
+        return str(exc)
+    return ""
+
+
+def _read_stream(name: str, stream: IO[bytes], wanted: Callable[[str], bool], max_bytes: int,
+                 seen: dict[str, ArchivedResponse]) -> Iterator[ArchivedResponse | WarcProblem]:
     it = ArchiveIterator(stream, check_digests=True)
     offset = 0
     try:
@@ -110,8 +129,8 @@ def _read_stream(name: str, stream: IO[bytes], wanted: Callable[[str], bool],
                     yield WarcProblem(where, f"a revisit of {url} whose original ({digest or 'no digest'}) is not "
                                              "in this file")
                     continue
-                yield replace(earlier, url=url, captured_at=captured_at, status=status or earlier.status,
-                              where=where)
+                yield replace(earlier, url=url, captured_at=captured_at, where=where,
+                              status=earlier.status if status in (None, 304) else status)  # 304: the same
                 continue
             if http is None:
                 yield WarcProblem(where, f"a response for {url} without HTTP headers")

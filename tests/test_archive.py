@@ -45,6 +45,14 @@ def test_pywbs_json_lines_and_plain_lines_of_7_or_11_fields() -> None:
     assert problems == ["the index, line 4: no timestamp or address", "the index, line 5: not a CDX line"]
 
 
+def test_a_bad_time_or_a_placeholder_digest_is_not_taken_at_its_word() -> None:
+    lines = "\n".join([f"k 20219999000000 {URL} text/html 200 AAA 300",  # digits, but no time
+                        f"k 20210105093000 {URL} text/html 200 - 300", f"k 20210205093000 {URL} text/html 200 - 300"])
+    found, problems = archive.parse_cdx(lines)
+    assert problems == ["the CDX answer, line 1: '20219999000000' is not a time"]
+    assert [c.digest for c in found] == ["", ""]  # two captures, never one shared "-"
+
+
 def test_html_or_broken_json_is_not_an_index() -> None:
     with pytest.raises(ArchiveError, match="is HTML, not a CDX index"):
         archive.parse_cdx("<!doctype html><title>Wayback Machine</title>")

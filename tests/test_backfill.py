@@ -163,6 +163,9 @@ def test_the_audit_of_q1_says_what_archives_can_prove(tmp_path: Path, archive: P
     after = json.loads(cli("-t", str(targets), "audit", "--from", "2021-01-01", "--to", "2021-04-01",
                            "--format", "json").stdout)
     assert {p["period"]: (p["verdict"], p["evidence_from"]) for p in after["periods"]} == periods
+    again = from_archive(targets, archive)  # the check rows are gone: the captures are still known
+    assert again.exit_code == 0 and "0 recorded, 0 error page(s) recorded, 7 already recorded" in again.output
+    assert rows(tmp_path / "m.db", "select count(*) from changes") == [(2,)]
 
 
 def test_a_warc_written_by_wget_imports_as_a_live_check_reads_the_page(tmp_path: Path) -> None:
@@ -239,3 +242,4 @@ def test_addresses_are_matched_as_archives_spell_them() -> None:
     assert url_key("http://rada.example/uk/protocols") == url_key("https://rada.example/uk/protocols/")
     assert url_key("http://rada.example:8080/") != url_key("http://rada.example/")
     assert url_key("http://rada.example") == "rada.example/"
+    assert url_key("https://київ.укр/новини/") == url_key("http://xn--b1alf1j.xn--j1amh/%D0%BD%D0%BE%D0%B2%D0%B8%D0%BD%D0%B8")

@@ -78,6 +78,23 @@ def test_google_forms_api_json_with_question_ids() -> None:
     assert parsed.rows[1].reported_for == parsed.rows[1].submitted_at  # no date answered: the submission
 
 
+def test_answers_of_the_wrong_shape_are_rejected_rows_not_a_crash() -> None:
+    data = (b'{"responses": [{"createTime": "2026-11-02T07:15:02Z", "answers": {"q1": "a bare string"}},'
+            b' {"createTime": "2026-11-02T08:00:00Z", "answers": {"q1": {"textAnswers": "not a list"}}}]}')
+    parsed = parse(data, CATALOGUE, ReportMapping().merged({"service": ["q1"]}), source="api.json")
+    assert not parsed.file_error and not parsed.rows and len(parsed.rejected) == 2
+    assert all("no service named" in r.reason for r in parsed.rejected)
+
+
+def test_without_a_claimed_day_a_report_is_still_known_to_the_minute() -> None:
+    """A spreadsheet saved again drops the seconds; with no claimed day, the submission stands for it."""
+    with_seconds = parse("Timestamp,Назва вебсервісу\n02.11.2026 15:00:31,SMART-ПОРТАЛ\n".encode(), CATALOGUE,
+                         ReportMapping(), now=NOW)
+    without = parse("Timestamp,Назва вебсервісу\n02.11.2026 15:00,SMART-ПОРТАЛ\n".encode(), CATALOGUE,
+                    ReportMapping(), now=NOW)
+    assert with_seconds.rows[0].identity == without.rows[0].identity
+
+
 @pytest.mark.parametrize(("data", "error"), [
     (b"", "the file is empty"),
     (b"name,value\nx,1\n", "no timestamp column"),

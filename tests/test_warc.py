@@ -155,3 +155,29 @@ def test_what_we_write_reads_back_with_its_metadata(tmp_path: Path) -> None:
     out.seek(0)
     (meta,) = [json.loads(r.content_stream().read()) for r in ArchiveIterator(out) if r.rec_type == "metadata"]
     assert meta == {"change": 7, "real": True}
+
+
+def test_a_file_cut_anywhere_loses_no_record_silently(tmp_path: Path) -> None:
+    data = _three(tmp_path)
+    for cut in range(150, len(data), 23):
+        path = tmp_path / "cut.warc.gz"
+        path.write_bytes(data[:cut])
+        read = list(warc.read(path))
+        good = [r for r in read if isinstance(r, warc.ArchivedResponse)]
+        assert len(good) == 3 or any(isinstance(r, warc.WarcProblem) for r in read), cut
+
+
+def test_a_revisit_of_a_304_is_the_page_it_repeats(tmp_path: Path) -> None:
+    path = tmp_path / "not-modified.warc.gz"
+    body = html("Протокол №1")
+    with path.open("wb") as fh:
+        w = WARCWriter(fh, gzip=True)
+        first = w.create_warc_record(URL, "response", payload=io.BytesIO(body), length=len(body),
+                                     http_headers=StatusAndHeaders("200 OK", [], protocol="HTTP/1.1"),
+                                     warc_headers_dict={"WARC-Date": "2021-01-05T09:30:00Z"})
+        w.write_record(first)
+        digest = first.rec_headers.get_header("WARC-Payload-Digest")
+        w.write_record(w.create_revisit_record(URL, digest, URL, "2021-01-05T09:30:00Z", http_headers=StatusAndHeaders(
+            "304 Not Modified", [], protocol="HTTP/1.1"), warc_headers_dict={"WARC-Date": "2021-02-05T09:30:00Z"}))
+    read = list(warc.read(path))
+    assert [r.status for r in read if isinstance(r, warc.ArchivedResponse)] == [200, 200]

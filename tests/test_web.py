@@ -64,7 +64,7 @@ class Served:
 
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(create_app(web), host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
+                                                    log_level="warning", lifespan="off", proxy_headers=False))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Served:
@@ -179,12 +179,21 @@ def test_passwords_sessions_tokens_and_limits() -> None:
     assert check_password(PASSWORD, stored) and not check_password("wrong horse battery", stored)
     assert not check_password(PASSWORD, "md5$abc") and not check_password(PASSWORD, "garbage")
     sessions = Sessions("one secret")
-    cookie = sessions.issue("olena", "operator")
-    session = sessions.read(cookie)
+    accounts = {"olena": ("operator", stored, False)}
+    cookie = sessions.issue("olena", stored)
+    session = sessions.read(cookie, accounts.get)
     assert session is not None and session.user == "olena" and session.may("check") and not session.may("audit")
-    assert Sessions("another secret").read(cookie) is None  # signed with our secret only
-    assert sessions.read(cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB")) is None
-    assert sessions.read(None) is None and sessions.read("") is None
+    assert Sessions("another secret").read(cookie, accounts.get) is None  # signed with our secret only
+    assert sessions.read(cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB"), accounts.get) is None
+    assert sessions.read(None, accounts.get) is None and sessions.read("", accounts.get) is None
+    accounts["olena"] = ("viewer", stored, False)  # demoted: at once, not in 12 hours
+    demoted = sessions.read(cookie, accounts.get)
+    assert demoted is not None and not demoted.may("check")
+    accounts["olena"] = ("operator", stored, True)  # disabled: every session ends
+    assert sessions.read(cookie, accounts.get) is None
+    accounts["olena"] = ("operator", hash_password("a new password 2"), False)  # new password: likewise
+    assert sessions.read(cookie, accounts.get) is None
+    assert sessions.read(cookie, {}.get) is None  # the account is gone
     assert csrf_ok(session, session.csrf) and not csrf_ok(session, "x") and not csrf_ok(None, session.csrf)
     assert not csrf_ok(session, None)
     assert Session("a", "viewer", "t").may("read") and not Session("a", "viewer", "t").may("check")
@@ -193,6 +202,8 @@ def test_passwords_sessions_tokens_and_limits() -> None:
     assert limit.allow("k") and limit.allow("k") and not limit.allow("k") and limit.allow("other")
     now[0] = 61
     assert limit.allow("k")
+    limit.refund("k")
+    assert limit.allow("k") and limit.allow("k") and not limit.allow("k")
 
 
 # --- the public page -----------------------------------------------------------------------------
@@ -252,8 +263,7 @@ def test_staff_pages_need_a_sign_in_and_the_right_role(world: World, browser: An
     page.keyboard.press("Tab")
     page.keyboard.type("not the password")
     page.keyboard.press("Enter")
-    page.wait_for_load_state()
-    assert "Невірне ім'я або пароль" in page.inner_text("main")
+    assert "Невірне ім'я або пароль" in page.wait_for_selector("p.error").inner_text()
     page.close()
     page = sign_in(browser, world, "petro")
     page.goto(world.served.url("/services/open-data"))
@@ -364,6 +374,41 @@ def _rate_limited(served: Served) -> None:
     assert 'name="next" value="/"' in html
 
 
+def test_many_wrong_passwords_at_once_do_not_all_get_a_try(world: World) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Served(Web(world.catalogue, world.store, clock=world.clock, secret="s")) as served:
+        def attempt(_: int) -> int:
+            body = urllib.parse.urlencode({"user": "olena", "password": "guess"}).encode()
+            request = urllib.request.Request(served.url("/login"), data=body, method="POST")
+            try:
+                with urllib.request.build_opener(_NoRedirect).open(request, timeout=60) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                with e:
+                    return e.code
+
+        with ThreadPoolExecutor(20) as pool:
+            codes = list(pool.map(attempt, range(20)))
+    assert codes.count(401) <= 5 and codes.count(429) >= 15  # counted before the slow password check
+
+
+def test_odd_queries_get_an_answer_not_an_error(world: World, browser: Any) -> None:
+    ui = sign_in(browser, world, "iryna")
+    for query in ("from=0001-01-01&to=9999-12-31", "from=0100-01-01", "from=2021-03-01&to=2021-01-01"):
+        response = ui.request.get(world.served.url(f"/audit?{query}&format=json"))
+        assert response.status == 200, query
+        meta = json.loads(response.text())
+        assert meta["from"] >= "1996-01-01" and meta["to"] <= "2027-12-31", query
+    response = ui.request.get(world.served.url("/audit?format=csv&view=" + urllib.parse.quote('x"\r\nSet-Cookie: a=b')))
+    assert response.status == 200 and 'filename="audit-' in response.headers["content-disposition"]
+    assert response.headers["content-disposition"].endswith('-periods.csv"')  # the view's name, never the query's
+    assert all("a=b" not in v for v in response.headers.values())
+    for path in ("/services/no-such", "/departments/no-such", "/faults?from=nonsense"):
+        assert ui.request.get(world.served.url(path)).status in (200, 404), path
+    ui.close()
+
+
 def test_a_trusted_proxy_signs_people_in_by_header(world: World) -> None:
     settings = replace(world.catalogue.settings, web_user_header="X-Remote-User",
                        web_trusted_proxies=("127.0.0.1",))
@@ -373,11 +418,17 @@ def test_a_trusted_proxy_signs_people_in_by_header(world: World) -> None:
         assert code == 200 and "petro (viewer)" in html
         code, _, _ = get(served.url("/services/open-data"), **{"X-Remote-User": "stranger"})
         assert code == 303
-    untrusted = replace(settings, web_trusted_proxies=("10.0.0.1",))
-    web = Web(replace(world.catalogue, settings=untrusted), world.store, clock=world.clock, secret="s")
+    untrusted = replace(settings, web_trusted_proxies=("10.0.0.1",), metrics_clients=("10.0.0.1",))
+    web = Web(replace(world.catalogue, settings=untrusted), world.store, clock=world.clock, secret="s",
+              metrics=lambda: (b"freshness_site_info{responsible=\"x\"} 1\n", "text/plain"))
     with Served(web) as served:
         code, _, _ = get(served.url("/services/open-data"), **{"X-Remote-User": "petro"})
         assert code == 303  # the header of a client that is no trusted proxy is not believed
+        code, _, _ = get(served.url("/services/open-data"),
+                         **{"X-Remote-User": "petro", "X-Forwarded-For": "10.0.0.1"})
+        assert code == 303  # nor does a forwarded-for header make it one
+        code, _, body = get(served.url("/metrics"))
+        assert code == 403 and "responsible" not in body  # names and addresses: for Prometheus only
 
 
 def test_the_browser_pages_of_a_signed_in_user_on_a_phone(world: World, browser: Any) -> None:

@@ -181,6 +181,10 @@ class _Batch:
             chain.append(conn, CH, list(inserted_ids))
         chain.stamp(conn, "checks", checks_rows)
         conn.execute(insert(C), checks_rows)
+        # the archive captures recorded, kept when retention summarises their check rows: imported once, ever
+        insert_ignore(conn, table(m.ArchiveCapture), [
+            dict(page_id=row["page_id"], captured_at=row["started_at"], source=row["source"])
+            for row in checks_rows if row["source"]], ["page_id", "captured_at"])
         self._sightings(sightings)
         self._summaries(summaries)
         if first_success:
@@ -341,9 +345,9 @@ class SqlChecks:
                                       for v in versions))
 
     def archived_times(self, page_id: int) -> set[datetime]:
-        C = table(m.Check)
+        A = table(m.ArchiveCapture)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(C.c.started_at).where(C.c.page_id == page_id, C.c.source != ""))
+            rows = conn.execute(select(A.c.captured_at).where(A.c.page_id == page_id))
             return {at for (t,) in rows if (at := utc(t)) is not None}
 
     def successor(self, page_id: int, at: datetime) -> Successor | None:

@@ -417,3 +417,14 @@ class WebAction(Base):
     chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True, unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ArchiveCapture(Base):
+    """Every archive capture recorded (page and capture time): what a backfill passes over, kept when
+    retention summarises the check rows, so that a capture is imported once, ever."""
+
+    __tablename__ = "archive_captures"
+
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), primary_key=True)
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))

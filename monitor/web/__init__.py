@@ -14,5 +14,6 @@ async def serve(web: Web, listen: str) -> None:
 
     host, _, port = listen.rpartition(":")
     config = uvicorn.Config(create_app(web), host=host.strip("[]") or "127.0.0.1", port=int(port),
-                            log_level="warning", access_log=False, lifespan="off")
+                            log_level="warning", access_log=False, lifespan="off",
+                            proxy_headers=False)  # the peer is the peer: web_trusted_proxies decides whom to believe
     await uvicorn.Server(config).serve()

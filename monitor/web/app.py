@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 STRIP_DAYS = 90
 STRIP_TTL_S = 60.0  # the public page's period strips are recomputed at most once a minute
+MAX_SPAN_DAYS = 5 * 366  # what one request may ask of /audit and /faults
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
 CSP_REPORT = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
@@ -131,7 +132,7 @@ class Web:
         self.tz = ZoneInfo(self.settings.timezone)
         self.sessions = Sessions(secret or secrets.token_urlsafe(32))
         self.checker, self.metrics, self.health = checker, metrics, health
-        self.logins = RateLimit(5, 60.0)  # failed sign-ins per client address
+        self.logins = RateLimit(5, 60.0)  # sign-in attempts a minute, per client address and per account
         self.checks = RateLimit(1, 60.0)  # per page
         self.strips = _Strips()
         self._refreshing = threading.Lock()
@@ -160,7 +161,11 @@ class Web:
                 if account is None or account.disabled:
                     return None
                 return Session(user=name, role=account.role, csrf=self.sessions.token_for(name))
-        return self.sessions.read(request.cookies.get(SESSION_COOKIE))
+        return self.sessions.read(request.cookies.get(SESSION_COOKIE), self._account)
+
+    def _account(self, name: str) -> tuple[str, str, bool] | None:
+        row = self.stores.web.user(name) if name else None
+        return (row.role, row.password_hash, row.disabled) if row else None
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang = lang_of(request)
@@ -293,7 +298,7 @@ def create_app(web: Web) -> Starlette:
             if svc is None or not c.is_real:
                 continue
             entries.append(
-                f"<entry><id>{base}/services/{quote(svc.id)}#c-{c.id}</id>"
+                f"<entry><id>{xml_escape(base)}/services/{quote(svc.id)}#c-{c.id}</id>"
                 f"<title>{xml_escape(svc.name)}: оновлення / update</title>"
                 f"<updated>{c.detected_at.astimezone(UTC).isoformat()}</updated>"
                 f"<link href=\"{xml_escape(base)}/services/{quote(svc.id)}\"/>"
@@ -311,18 +316,23 @@ def create_app(web: Web) -> Starlette:
         lang = lang_of(request)
         target = _safe_next(str(form.get("next", "/")))
         client = request.client.host if request.client else "?"
-        if web.logins.full(client):  # failed sign-ins from this address in the last minute
+        name, password = str(form.get("user", "")).strip()[:64], str(form.get("password", ""))
+        keys = (f"address:{client}", f"user:{name.lower()}")  # a guesser's address, and the account guessed at
+        if any(web.logins.full(k) for k in keys):
             return web.render(request, "login.html", 429, next=target, error=WORDS[lang]["too_many"])
-        name, password = str(form.get("user", "")).strip(), str(form.get("password", ""))
+        for k in keys:  # counted before the (slow) password check: many at once cannot all get through
+            web.logins.add(k)
         account = await asyncio.to_thread(web.stores.web.user, name) if name else None
         ok = account is not None and not account.disabled and await asyncio.to_thread(
             check_password, password, account.password_hash)
         if not ok or account is None:
-            web.logins.add(client)
             logger.warning("web: failed sign-in for %r from %s", name[:64], client)
             return web.render(request, "login.html", 401, next=target, error=WORDS[lang]["bad_login"])
+        for k in keys:
+            web.logins.refund(k)
         response = RedirectResponse(target, 303)
-        response.set_cookie(SESSION_COOKIE, web.sessions.issue(account.name, account.role), max_age=SESSION_MAX_AGE_S,
+        response.set_cookie(SESSION_COOKIE, web.sessions.issue(account.name, account.password_hash),
+                            max_age=SESSION_MAX_AGE_S,
                             httponly=True, samesite="strict", secure=request.url.scheme == "https")
         logger.info("web: %s signed in (%s)", account.name, account.role)
         return response
@@ -438,8 +448,9 @@ def create_app(web: Web) -> Starlette:
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
         if fmt == "csv":
             view = request.query_params.get("view", "periods")
-            return Response(to_csv(tables[view if view in VIEWS else "periods"], lang, tz),
-                            media_type="text/csv; charset=utf-8", headers=_download(f"{name}-{view}.csv"))
+            view = view if view in VIEWS else "periods"  # a known name, never the query's text, in a header
+            return Response(to_csv(tables[view], lang, tz), media_type="text/csv; charset=utf-8",
+                            headers=_download(f"{name}-{view}.csv"))
         html = to_html(report, tables, about_view, lang=lang, evidence=evidence,
                        note=lambda text, svc: department_note(text, svc, web.catalogue))
         headers = {"Content-Security-Policy": CSP_REPORT}
@@ -458,6 +469,8 @@ def create_app(web: Web) -> Starlette:
     async def metrics(request: Request) -> Response:
         if web.metrics is None:
             return PlainTextResponse("no metrics here\n", 404)
+        if not request.client or request.client.host not in web.settings.metrics_clients:
+            return PlainTextResponse("not for this address ([settings] metrics_clients)\n", 403)
         body, content_type = await asyncio.to_thread(web.metrics)
         return Response(body, media_type=content_type)
 
@@ -518,6 +531,10 @@ def _range(web: Web, request: Request, *, days: int) -> tuple[datetime, datetime
         return datetime.combine(d, datetime.min.time(), web.tz)
 
     start, end = parse("from", today - timedelta(days=days)), parse("to", today + timedelta(days=1))
+    first = datetime.combine(date(1996, 1, 1), datetime.min.time(), web.tz)  # the oldest web archives
+    end = min(max(end, first + timedelta(days=1)), datetime.combine(today + timedelta(days=366), datetime.min.time(),
+                                                                     web.tz))
+    start = max(start, first, end - timedelta(days=MAX_SPAN_DAYS))
     return (start, end) if start < end else (end - timedelta(days=days), end)
 
 

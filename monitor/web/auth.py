@@ -69,19 +69,33 @@ class Sessions:
         """The form token of a user signed in by a trusted proxy (no cookie of ours to carry one)."""
         return hmac.new(self._secret, f"csrf:{user}".encode(), hashlib.sha256).hexdigest()[:32]
 
-    def issue(self, user: str, role: str) -> str:
-        return self._serializer.dumps({"u": user, "r": role, "c": secrets.token_urlsafe(24)})
+    def issue(self, user: str, password_hash: str) -> str:
+        return self._serializer.dumps({"u": user, "p": stamp(password_hash), "c": secrets.token_urlsafe(24)})
 
-    def read(self, cookie: str | None) -> Session | None:
+    def read(self, cookie: str | None, account: Callable[[str], tuple[str, str, bool] | None]) -> Session | None:
+        """The session of a cookie, checked against the account as it is now (`account(name)` gives its role,
+        password hash and whether it is disabled): a disabled account or a changed password ends every
+        session at once, and a changed role applies at once."""
         if not cookie:
             return None
         try:
             data = self._serializer.loads(cookie, max_age=SESSION_MAX_AGE_S)
         except BadSignature:
             return None
-        if not isinstance(data, dict) or data.get("r") not in ROLES:
+        if not isinstance(data, dict):
             return None
-        return Session(user=str(data.get("u", "")), role=str(data["r"]), csrf=str(data.get("c", "")))
+        now = account(str(data.get("u", "")))
+        if now is None:
+            return None
+        role, password_hash, disabled = now
+        if disabled or role not in ROLES or not hmac.compare_digest(str(data.get("p", "")), stamp(password_hash)):
+            return None
+        return Session(user=str(data["u"]), role=role, csrf=str(data.get("c", "")))
+
+
+def stamp(password_hash: str) -> str:
+    """What a cookie carries of the password: enough to end sessions when it changes, nothing to attack."""
+    return hashlib.sha256(f"session:{password_hash}".encode()).hexdigest()[:16]
 
 
 def csrf_ok(session: Session | None, token: str | None) -> bool:
@@ -108,6 +122,12 @@ class RateLimit:
 
     def add(self, key: str) -> None:
         self._recent(key).append(self._clock())
+
+    def refund(self, key: str) -> None:
+        """Take back the newest event (a sign-in that turned out right counts against nobody)."""
+        q = self._events.get(key)
+        if q:
+            q.pop()
 
     def allow(self, key: str) -> bool:
         """Count an event unless the limit is reached (then refuse it)."""
