@@ -94,17 +94,24 @@ def measure(url: str, pages: int, checks: int, requests: int) -> dict[str, objec
         _times(f"{base}/", 1)
         first = time.perf_counter() - t
         public = _times(f"{base}/", requests)
-        form = urllib.parse.urlencode({"user": "bench", "password": PASSWORD}).encode()
+        import http.cookiejar
+        import re
 
         class Keep(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *args: Any) -> None:
                 return None
 
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(Keep, urllib.request.HTTPCookieProcessor(jar))
+        with opener.open(f"{base}/login", timeout=60) as r:
+            token = re.search(r'name="csrf" value="([^"]+)"', r.read().decode())
+        assert token is not None
+        form = urllib.parse.urlencode({"user": "bench", "password": PASSWORD, "csrf": token.group(1)}).encode()
         try:
-            urllib.request.build_opener(Keep).open(urllib.request.Request(f"{base}/login", data=form), timeout=60)
+            opener.open(urllib.request.Request(f"{base}/login", data=form), timeout=60)
         except urllib.error.HTTPError as e:
-            with e:
-                cookie = e.headers["set-cookie"].split(";")[0]
+            e.close()
+        cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
         service = _times(f"{base}/services/svc-0", max(5, requests // 5), cookie)
     finally:
         server.should_exit = True

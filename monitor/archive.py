@@ -144,6 +144,9 @@ async def captures(fetcher: Fetch, archive: Archive, url: str, start: datetime,
     got = await fetcher.fetch(f"{archive.cdx}?{query}", allow_private=archive.allow_private)
     if got.outcome is Outcome.HTTP_STATUS and got.status == 404:
         return [], []  # pywb and OpenWayback answer 404 for an address they never captured
+    if got.outcome is Outcome.BLOCKED:
+        raise ArchiveError(f"{where}: the archive is on a private or loopback address; if that is meant, add "
+                           "--allow-private")
     if not got.outcome.success or got.body is None:
         raise ArchiveError(f"{where}: {got.outcome.value} {got.status or ''} {got.error}".strip())
     found, problems = parse_cdx(got.body.decode("utf-8", "replace"), where=where)

@@ -807,6 +807,7 @@ def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) ->
 @users.command("list")
 @click.pass_context
 def users_list(ctx: click.Context) -> None:
+    """The accounts, their roles, and which are disabled."""
     catalogue = load(ctx.obj["targets"])
     store = open_store(catalogue, writes=False)
     try:
@@ -820,6 +821,7 @@ def users_list(ctx: click.Context) -> None:
 @click.argument("name")
 @click.pass_context
 def users_disable(ctx: click.Context, name: str) -> None:
+    """Disable an account: its sessions end at once (`users add` with a new password enables it again)."""
     catalogue = load(ctx.obj["targets"])
     store = open_store(catalogue)
     try:

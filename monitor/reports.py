@@ -199,6 +199,18 @@ def _examples(found: Sequence[tuple[int, str]]) -> str:
     return shown + (f" and {len(found) - 5} more" if len(found) > 5 else "")
 
 
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+
+
+def _two_ways(text: str) -> str:
+    m = _SLASHED.match(text)
+    if not m:
+        return "day or month first"
+    a, b = int(m.group(1)), int(m.group(2))
+    return f"{a} {_MONTHS[b - 1]} or {b} {_MONTHS[a - 1]}"
+
+
 def decide_date_order(samples: Iterable[tuple[int, str]], preset: str = "") -> tuple[str, str]:
     """How to read a file's slashed dates (d/m/y or m/d/y), decided for the whole file: (order, problem).
     A date whose first number cannot be a month (25/01) says day first, one whose second cannot (01/25) says
@@ -227,7 +239,7 @@ def decide_date_order(samples: Iterable[tuple[int, str]], preset: str = "") -> t
     if month_first:
         return "mdy", ""
     if either:
-        return "", (f"every date in the file reads both ways ({_examples(either)}: 5 January or 1 May?); say "
+        return "", (f"every date in the file reads both ways ({_examples(either)}: {_two_ways(either[0][1])}?); say "
                     "which with --date-order dmy (day first) or mdy (month first), or [reports] date_order")
     return "", ""
 

@@ -88,7 +88,7 @@ async def test_an_archive_failing_or_answering_html_is_a_clear_error() -> None:
             none = Archive.at(site.url("/none/cdx"), site.url("/none/"), allow_private=True)
             assert await archive.captures(fetcher, none, URL, START, END) == ([], [])
             private = Archive.at(site.url("/html/cdx"), site.url("/html/"))  # not allowed a loopback address
-            with pytest.raises(ArchiveError, match="blocked"):
+            with pytest.raises(ArchiveError, match="private or loopback address; if that is meant, add --allow"):
                 await archive.captures(fetcher, private, URL, START, END)
 
 

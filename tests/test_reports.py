@@ -194,6 +194,8 @@ def test_rejected_rows_keep_their_reasons_and_what_could_be_read() -> None:
     ("Timestamp,Назва веб-сервісу,Дата оновлення\n05/01/2021 10:00:00,Опен дата,05/01/2021\n"
      "08/02/2021 11:00:00,Опен дата,07/02/2021\n",
      "every date in the file reads both ways (row 2 '05/01/2021 10:00:00', row 2 '05/01/2021', row 3"),
+    ("Timestamp,Назва веб-сервісу\n12/03/2021 10:00:00,Опен дата\n",  # the readings of its own date
+     "'12/03/2021 10:00:00': 12 March or 3 December?"),
     # day first here, month first there: two locales pasted together
     ("Timestamp,Назва веб-сервісу\n25/01/2021 10:00:00,Опен дата\n01/26/2021 10:00:00,Опен дата\n",
      "mixes day-first dates (row 2 '25/01/2021 10:00:00') with month-first dates (row 3 '01/26/2021 10:00:00')"),

@@ -152,6 +152,26 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def post_login(served: Served, user: str, password: str, next_: str = "/", *, token: bool = True) -> int:
+    """Sign in as a browser does: the form (and its token cookie) first, then the post."""
+    import http.cookiejar
+    import re
+
+    opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(served.url("/login"), timeout=60) as r:
+        found = re.search(r'name="csrf" value="([^"]+)"', r.read().decode())
+    fields = {"user": user, "password": password, "next": next_}
+    if token and found:
+        fields["csrf"] = found.group(1)
+    request = urllib.request.Request(served.url("/login"), data=urllib.parse.urlencode(fields).encode(), method="POST")
+    try:
+        with opener.open(request, timeout=60) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code
+
+
 def sign_in(browser: Any, world: World, user: str, width: int = 1400) -> Any:
     page = browser.new_page(viewport={"width": width, "height": 900})
     page.goto(world.served.url("/login"))
@@ -353,23 +373,10 @@ def test_sign_in_is_rate_limited_and_next_never_leaves_the_site(world: World) ->
 
 
 def _rate_limited(served: Served) -> None:
-    codes = []
-    for _ in range(6):
-        body = urllib.parse.urlencode({"user": "nobody", "password": "x", "next": "//evil.example/"}).encode()
-        request = urllib.request.Request(served.url("/login"), data=body, method="POST")
-        try:
-            with urllib.request.build_opener(_NoRedirect).open(request, timeout=30) as r:
-                codes.append(r.status)
-        except urllib.error.HTTPError as e:
-            with e:
-                codes.append(e.code)
-    assert codes[:5] == [401] * 5 and codes[5] == 429  # five failures a minute, then refused
-    body = urllib.parse.urlencode({"user": "petro", "password": PASSWORD}).encode()
-    request = urllib.request.Request(served.url("/login"), data=body, method="POST")
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.build_opener(_NoRedirect).open(request, timeout=30)
-    refused.value.close()
-    assert refused.value.code == 429  # even the right password, until the minute is over
+    assert post_login(served, "petro", PASSWORD, token=False) == 403  # a sign-in forged by another site
+    codes = [post_login(served, "nobody", "x", "//evil.example/") for _ in range(6)]
+    assert codes[:5] == [401] * 5 and codes[5] == 429  # five attempts a minute, then refused
+    assert post_login(served, "petro", PASSWORD) == 429  # even the right password, from this address
     _, _, html = get(served.url("/login?next=//evil.example/"))
     assert 'name="next" value="/"' in html
 
@@ -379,14 +386,7 @@ def test_many_wrong_passwords_at_once_do_not_all_get_a_try(world: World) -> None
 
     with Served(Web(world.catalogue, world.store, clock=world.clock, secret="s")) as served:
         def attempt(_: int) -> int:
-            body = urllib.parse.urlencode({"user": "olena", "password": "guess"}).encode()
-            request = urllib.request.Request(served.url("/login"), data=body, method="POST")
-            try:
-                with urllib.request.build_opener(_NoRedirect).open(request, timeout=60) as r:
-                    return r.status
-            except urllib.error.HTTPError as e:
-                with e:
-                    return e.code
+            return post_login(served, "olena", "guess")
 
         with ThreadPoolExecutor(20) as pool:
             codes = list(pool.map(attempt, range(20)))

@@ -6,6 +6,7 @@ control and is always escaped, under a Content-Security-Policy that forbids scri
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import secrets
@@ -45,8 +46,10 @@ from monitor.web.auth import SESSION_COOKIE, SESSION_MAX_AGE_S, RateLimit, Sessi
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 STRIP_DAYS = 90
+STRIP_PERIODS = 26  # the squares of the public page: the latest periods of those 90 days (26 days, 13 weeks...)
 STRIP_TTL_S = 60.0  # the public page's period strips are recomputed at most once a minute
 MAX_SPAN_DAYS = 5 * 366  # what one request may ask of /audit and /faults
+LOGIN_COOKIE = "monitor_login"  # the sign-in form's own CSRF token (there is no session yet)
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
 CSP_REPORT = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
@@ -56,7 +59,7 @@ WORDS = {
     "uk": {
         "title": "Актуальність міських вебсервісів", "service": "Сервіс", "department": "Відповідальний підрозділ",
         "regulation": "Регламент оновлення", "grade": "Стан", "last_update": "Останнє оновлення",
-        "last_check": "Остання перевірка", "periods": "Періоди за 90 днів", "never": "ще не було",
+        "last_check": "Остання перевірка", "periods": "Останні періоди", "never": "ще не було",
         "fresh": "актуальний", "due": "наближається строк", "overdue": "прострочено",
         "delinquent": "суттєво прострочено", "unknown": "ще не перевірено", "suspended": "призупинено",
         "unmonitored": "адреса невідома", "down": "недоступний", "other_lang": "English",
@@ -81,7 +84,7 @@ WORDS = {
     "en": {
         "title": "Freshness of the city's web services", "service": "Service", "department": "Department",
         "regulation": "Update regulation", "grade": "State", "last_update": "Last update",
-        "last_check": "Last check", "periods": "Periods, last 90 days", "never": "none yet",
+        "last_check": "Last check", "periods": "Latest periods", "never": "none yet",
         "fresh": "up to date", "due": "due soon", "overdue": "overdue", "delinquent": "long overdue",
         "unknown": "not checked yet", "suspended": "suspended", "unmonitored": "address unknown",
         "down": "unreachable", "other_lang": "Українською",
@@ -261,7 +264,7 @@ def grade_word(status: ServiceStatus) -> str:
 def _strip(audit: ServiceAudit | None) -> list[tuple[str, str]]:
     if audit is None:
         return []
-    return [(p.period.label, p.verdict.value) for p in audit.periods][-26:]
+    return [(p.period.label, p.verdict.value) for p in audit.periods][-STRIP_PERIODS:]
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -309,17 +312,26 @@ def create_app(web: Web) -> Starlette:
         return Response(feed, media_type="application/atom+xml; charset=utf-8")
 
     async def login_form(request: Request) -> Response:
-        return web.render(request, "login.html", next=_safe_next(request.query_params.get("next", "/")))
+        token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+        response = web.render(request, "login.html", next=_safe_next(request.query_params.get("next", "/")),
+                              login_token=token)
+        response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return response
 
     async def login(request: Request) -> Response:
         form = await request.form()
         lang = lang_of(request)
         target = _safe_next(str(form.get("next", "/")))
         client = request.client.host if request.client else "?"
+        sent_token, kept = str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")
+        if not kept or not hmac.compare_digest(sent_token, kept):  # a sign-in forged by another site
+            return web.message(request, 403, "forbidden")
         name, password = str(form.get("user", "")).strip()[:64], str(form.get("password", ""))
         keys = (f"address:{client}", f"user:{name.lower()}")  # a guesser's address, and the account guessed at
         if any(web.logins.full(k) for k in keys):
-            return web.render(request, "login.html", 429, next=target, error=WORDS[lang]["too_many"])
+            return web.render(request, "login.html", 429, next=target, error=WORDS[lang]["too_many"],
+                              login_token=kept)
         for k in keys:  # counted before the (slow) password check: many at once cannot all get through
             web.logins.add(k)
         account = await asyncio.to_thread(web.stores.web.user, name) if name else None
@@ -327,7 +339,8 @@ def create_app(web: Web) -> Starlette:
             check_password, password, account.password_hash)
         if not ok or account is None:
             logger.warning("web: failed sign-in for %r from %s", name[:64], client)
-            return web.render(request, "login.html", 401, next=target, error=WORDS[lang]["bad_login"])
+            return web.render(request, "login.html", 401, next=target, error=WORDS[lang]["bad_login"],
+                              login_token=kept)
         for k in keys:
             web.logins.refund(k)
         response = RedirectResponse(target, 303)
