@@ -158,8 +158,11 @@ def test_what_we_write_reads_back_with_its_metadata(tmp_path: Path) -> None:
 
 
 def test_a_file_cut_anywhere_loses_no_record_silently(tmp_path: Path) -> None:
+    """Anywhere but between two records: a file cut exactly there is a valid, shorter WARC (nothing tells)."""
     data = _three(tmp_path)
-    for cut in range(150, len(data), 23):
+    it = ArchiveIterator(io.BytesIO(data))
+    boundaries = {it.offset for _ in it}
+    for cut in (c for c in range(150, len(data), 7) if c not in boundaries):
         path = tmp_path / "cut.warc.gz"
         path.write_bytes(data[:cut])
         read = list(warc.read(path))
