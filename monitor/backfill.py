@@ -125,7 +125,7 @@ class Backfill:
         for t in targets:
             by_key.setdefault(url_key(t.page.url), []).append(t)
         self.counts.pages = len(targets)
-        found: list[tuple[datetime, str, Target, FetchResult]] = []
+        found: list[tuple[datetime, Target, FetchResult]] = []
         for path in paths:
             for item in warc.read(path, wanted=lambda u: url_key(u) in by_key,
                                   max_bytes=self.runner.settings.max_body_bytes):
@@ -138,11 +138,11 @@ class Backfill:
                     self.counts.redirects += 1
                     continue
                 for target in by_key[url_key(item.url)]:
-                    found.append((item.captured_at, item.digest, target, _capture(item, target, path.name)))
-        found.sort(key=lambda f: (f[2].page_id, f[0]))
+                    found.append((item.captured_at, target, _capture(item, target, path.name)))
+        found.sort(key=lambda f: (f[1].page_id, f[0]))
         self.counts.found += len(found)
         done: dict[int, set[datetime]] = {}
-        for at, _digest, target, capture in found:
+        for at, target, capture in found:
             seen = done.setdefault(target.page_id, self.runner.stores.checks.archived_times(target.page_id))
             if at in seen:
                 self.counts.already += 1

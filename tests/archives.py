@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,6 +18,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from tests.conftest import require
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,11 +51,6 @@ def write_warc(path: Path, captures: Iterable[tuple[str, datetime, int, bytes]],
             writer.write_record(record)
     return path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Pywb:

@@ -81,3 +81,12 @@ def html(*items: str, title: str = "Новини Покровська", extra: s
             f"<main><h1>Новини міста</h1><ul class='news'>{lis}</ul>{extra}</main>"
             "<aside class='sidebar'><h3>Опитування</h3><p>Так — 51%</p></aside>"
             "<footer>© 2026 Покровська міська рада</footer></body></html>").encode()
+
+
+def free_port() -> int:
+    """A port nothing listens on now, on 127.0.0.1 (for servers the tests start: uvicorn, pywb, Prometheus)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import ssl
 import subprocess
 import time
@@ -31,17 +30,12 @@ from monitor.runner import Runner
 from monitor.store import Store
 from monitor.store.engine import make_engine, upgrade
 from tests.conftest import which
-from tests.helpers import Clock, catalogue, html
+from tests.helpers import Clock, catalogue, free_port, html
 from tests.siteserver import Request, Site, page, respond
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_json(url: str) -> dict:  # type: ignore[type-arg]

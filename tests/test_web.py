@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import threading
 import time
 import urllib.error
@@ -35,6 +34,7 @@ from monitor.web import Web, create_app, hash_password
 from monitor.web.app import grade_word
 from monitor.web.auth import RateLimit, Session, Sessions, check_password, csrf_ok
 from tests.conftest import which
+from tests.helpers import free_port
 from tests.quarter import END, simulate
 from tests.siteserver import Site, page
 
@@ -49,11 +49,6 @@ HOSTILE = ("<!doctype html><html lang='uk'><head><meta charset='utf-8'><title>І
            "ознайомлення з умовами конкурсу</p></main></body></html>")
 ACCOUNTS = {"petro": "viewer", "olena": "operator", "iryna": "auditor"}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Served:
