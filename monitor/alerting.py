@@ -15,12 +15,33 @@ import yaml
 
 from monitor.domain import Catalogue
 
-RUNBOOK = "README.md#runbook"
 NOT_SUSPENDED = "unless on(site) (last_over_time(freshness_site_suspended[1h]) == 1)"
 WITH_DEPARTMENT = "* on(site) group_left(department) max by (site, department) (freshness_site_info)"
 STALENESS = ("FreshnessServiceDue", "FreshnessServiceOverdue", "FreshnessServiceDelinquent",
              "FreshnessReportsUnconfirmed")
 MONITOR_DOWN = ("FreshnessMonitorStalled", "FreshnessExporterAbsent", "FreshnessDatabaseUnreachable")
+# The links the committed alerts/freshness.rules.yml carries: an example, regenerated with a city's own addresses.
+EXAMPLE_EXTERNAL_URL = "https://freshness.example.org"
+EXAMPLE_GRAFANA_URL = "https://grafana.example.org"
+
+
+def _about(metric: str, then: str, otherwise: str, page: bool = False) -> str:
+    """A template that reads one series of the service (or of the page) when the alert is sent: its value or
+    a label, or `otherwise` if there is none. Names, deadlines and addresses are read, not carried as alert
+    labels: renaming a service or a deadline moving never makes an alert anew."""
+    selector = ('printf "%s{site=%%q,page=%%q}" $labels.site $labels.page' if page
+                else 'printf "%s{site=%%q}" $labels.site') % metric
+    return f"{{{{ with {selector} | query }}}}{{{{ . | first | {then} }}}}{{{{ else }}}}{otherwise}{{{{ end }}}}"
+
+
+NAME = _about("freshness_site_info", 'label "name"', "{{ $labels.site }}")
+DEPARTMENT = _about("freshness_site_info", 'label "department_name"', "{{ $labels.department }}")
+REGULATION = _about("freshness_site_info", 'label "regulation_text"', "{{ $labels.regulation }}")
+REGULATION_UK = _about("freshness_site_info", 'label "regulation_text_uk"', "{{ $labels.regulation }}")
+LAST_UPDATE = _about("freshness_last_real_update_timestamp_seconds", "value | humanizeTimestamp", "none detected")
+LAST_UPDATE_UK = _about("freshness_last_real_update_timestamp_seconds", "value | humanizeTimestamp", "не виявлено")
+DEADLINE = _about("freshness_deadline_timestamp_seconds", "value | humanizeTimestamp", "none")
+PAGE_URL = _about("freshness_page_info", 'label "url"', "page {{ $labels.page }}", page=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,104 +51,175 @@ class Rule:
     for_: str
     severity: str
     team: str  # "department": routed by the department label; "it": the IT sector
+    scope: str  # "service", "page" or "monitor": what the alert is about, so which links and facts it carries
     summary: str
     description: str
     summary_uk: str
     description_uk: str
+    runbook: str  # what to do, shown at <external_url>/runbooks and in docs/runbooks.md
 
-    def render(self, runbook_base: str) -> dict[str, Any]:
+    @property
+    def anchor(self) -> str:
+        return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", self.alert).lower()
+
+    def render(self, links: Links) -> dict[str, Any]:
         labels = {"severity": self.severity}
         if self.team == "it":
             labels["team"] = "it"
-        anchor = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", self.alert).lower()
+        annotations = {"summary": self.summary, "description": self.description,
+                       "summary_uk": self.summary_uk, "description_uk": self.description_uk}
+        if self.scope in ("service", "page"):
+            annotations.update(service=NAME, department_name=DEPARTMENT)
+        if self.alert in STALENESS[:3]:
+            annotations.update(regulation=REGULATION, last_real_update=LAST_UPDATE, deadline=DEADLINE)
+        if self.scope == "page":
+            annotations["page_url"] = PAGE_URL
+        annotations["runbook_url"] = f"{links.runbooks}#{self.anchor}"
+        annotations["dashboard_url"] = links.dashboard(self.scope != "monitor")
         return {"alert": self.alert, "expr": self.expr, "for": self.for_, "labels": labels,
-                "annotations": {"summary": self.summary, "description": self.description,
-                                "summary_uk": self.summary_uk, "description_uk": self.description_uk,
-                                "runbook_url": f"{runbook_base}-{anchor}"}}
+                "annotations": annotations}
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Where people follow an alert to: the runbooks the web interface serves, and the dashboards (Grafana's
+    service dashboard when there is a Grafana, the web interface's service page otherwise). Absolute: a
+    notification is read far from the monitor."""
+
+    external_url: str
+    grafana_url: str = ""
+
+    def __post_init__(self) -> None:
+        for url in (self.external_url, self.grafana_url):
+            if url and not re.match(r"https?://[^/\s]+", url):
+                raise ValueError(f"{url!r} is not an absolute http(s) address")
+        if not self.external_url:
+            raise ValueError("alert links must be absolute: set [settings] external_url (the web interface, which "
+                             "serves /runbooks) or give --external-url")
+
+    @property
+    def runbooks(self) -> str:
+        return f"{self.external_url.rstrip('/')}/runbooks"
+
+    def dashboard(self, of_a_service: bool) -> str:
+        if self.grafana_url:
+            base = self.grafana_url.rstrip("/")
+            return f"{base}/d/freshness-service?var-site={{{{ $labels.site }}}}" if of_a_service \
+                else f"{base}/d/freshness-overview"
+        base = self.external_url.rstrip("/")
+        return f"{base}/services/{{{{ $labels.site }}}}" if of_a_service else f"{base}/"
 
 
 def _grade(level: int) -> str:
     return f"last_over_time(freshness_grade[1h]) >= {level} {NOT_SUSPENDED}"
 
 
+STALE_RUNBOOK = (
+    "The service has no real update within its regulation. `monitor status` shows its grade and deadline, "
+    "`monitor history SERVICE` its last changes (a `date_only` bump is not an update), and the web "
+    "interface's service page the evidence. The department updates the service; if the service is frozen "
+    "on purpose, an operator marks it `suspended = true` in targets.toml. If the page did change and the "
+    "monitor did not see it, compare two captures with `monitor compare` and check the page's `content` "
+    "selector.")
+
 RULES: tuple[Rule, ...] = (
-    Rule("FreshnessServiceDue", _grade(1), "1h", "info", "department",
-         "{{ $labels.site }}: an update is due",
-         "{{ $labels.site }} ({{ $labels.regulation }}) has not been updated within its regulation; "
-         "the deadline has passed.",
-         "{{ $labels.site }}: настав час оновлення",
-         "Сервіс {{ $labels.site }} (регламент {{ $labels.regulation }}) не оновлювався в межах регламенту; "
-         "строк минув."),
-    Rule("FreshnessServiceOverdue", _grade(2), "1h", "warning", "department",
-         "{{ $labels.site }} is overdue",
-         "{{ $labels.site }} ({{ $labels.regulation }}) is overdue: no real update detected well past its "
-         "deadline.",
-         "{{ $labels.site }}: оновлення прострочене",
-         "Сервіс {{ $labels.site }} (регламент {{ $labels.regulation }}) прострочив оновлення: реальних змін "
-         "не виявлено значно після строку."),
-    Rule("FreshnessServiceDelinquent", _grade(3), "1h", "critical", "department",
-         "{{ $labels.site }} is delinquent",
-         "{{ $labels.site }} ({{ $labels.regulation }}) has gone without a real update for far longer than "
-         "its regulation allows.",
-         "{{ $labels.site }}: тривала відсутність оновлень",
-         "Сервіс {{ $labels.site }} (регламент {{ $labels.regulation }}) не оновлюється значно довше, ніж "
-         "дозволяє регламент."),
+    Rule("FreshnessServiceDue", _grade(1), "1h", "info", "department", "service",
+         f"{NAME}: an update is due",
+         f"{NAME} ({DEPARTMENT}) must be updated {REGULATION}; the deadline {DEADLINE} has passed. "
+         f"Last real update: {LAST_UPDATE}.",
+         f"{NAME}: настав час оновлення",
+         f"{NAME} ({DEPARTMENT}) має оновлюватися {REGULATION_UK}; строк {DEADLINE} минув. "
+         f"Останнє реальне оновлення: {LAST_UPDATE_UK}.",
+         STALE_RUNBOOK),
+    Rule("FreshnessServiceOverdue", _grade(2), "1h", "warning", "department", "service",
+         f"{NAME} is overdue",
+         f"{NAME} ({DEPARTMENT}) must be updated {REGULATION} and is overdue: deadline {DEADLINE}, last real "
+         f"update {LAST_UPDATE}.",
+         f"{NAME}: оновлення прострочене",
+         f"{NAME} ({DEPARTMENT}) має оновлюватися {REGULATION_UK} і прострочив оновлення: строк {DEADLINE}, "
+         f"останнє реальне оновлення {LAST_UPDATE_UK}.",
+         STALE_RUNBOOK),
+    Rule("FreshnessServiceDelinquent", _grade(3), "1h", "critical", "department", "service",
+         f"{NAME} is delinquent",
+         f"{NAME} ({DEPARTMENT}) must be updated {REGULATION} and has gone far longer without a real update: "
+         f"deadline {DEADLINE}, last real update {LAST_UPDATE}.",
+         f"{NAME}: тривала відсутність оновлень",
+         f"{NAME} ({DEPARTMENT}) має оновлюватися {REGULATION_UK}, але не оновлювався значно довше: строк {DEADLINE}, "
+         f"останнє реальне оновлення {LAST_UPDATE_UK}.",
+         STALE_RUNBOOK),
     Rule("FreshnessReportsUnconfirmed",
          "((sum by (site) (last_over_time(freshness_self_reports{verdict=~\"unconfirmed|date_only\"}[1h])) >= 3)"
          " and on(site) (sum by (site) (last_over_time(freshness_self_reports{verdict=~\"unconfirmed|date_only\"}[1h]))"
          " / sum by (site) (last_over_time(freshness_self_reports[1h])) >= 0.5)) " + WITH_DEPARTMENT,
-         "6h", "warning", "department",
-         "Self-reports of {{ $labels.site }} keep failing confirmation",
-         "In the last 90 days {{ $value }} self-reports of {{ $labels.site }} named updates the monitor did not see "
-         "(or saw only a changed date).",
-         "{{ $labels.site }}: звіти не підтверджуються",
-         "За 90 днів {{ $value }} звітів щодо {{ $labels.site }} описують оновлення, яких монітор не виявив "
-         "(або виявив лише зміну дати)."),
+         "6h", "warning", "department", "service",
+         f"Self-reports of {NAME} keep failing confirmation",
+         f"In the last 90 days {{{{ $value }}}} self-reports of {NAME} ({DEPARTMENT}) named updates the monitor did "
+         "not see (or saw only a changed date).",
+         f"{NAME}: звіти не підтверджуються",
+         f"За 90 днів {{{{ $value }}}} звітів щодо {NAME} ({DEPARTMENT}) описують оновлення, яких монітор не виявив "
+         "(або виявив лише зміну дати).",
+         "The department reports updates the monitor cannot find on the service. Run the audit for the "
+         "service (`monitor audit --from DATE --service SERVICE`, or the web interface's audit page): each "
+         "report's verdict says what was missing. Either the reports describe work that is not on the site, "
+         "or the update sits on a page that is not monitored: then add that page to targets.toml."),
     Rule("FreshnessPageDown",
          f"(last_over_time(freshness_page_up[15m]) == 0) {WITH_DEPARTMENT} {NOT_SUSPENDED}",
-         "30m", "warning", "it",
-         "{{ $labels.site }} page {{ $labels.page }} is down",
-         "The last checks of page {{ $labels.page }} of {{ $labels.site }} failed for 30 minutes.",
-         "{{ $labels.site }}: сторінка {{ $labels.page }} недоступна",
-         "Перевірки сторінки {{ $labels.page }} сервісу {{ $labels.site }} не вдаються вже 30 хвилин."),
+         "30m", "warning", "it", "page",
+         f"{NAME}: {PAGE_URL} is down",
+         f"Every check of {PAGE_URL} ({NAME}, {DEPARTMENT}) failed for 30 minutes.",
+         f"{NAME}: {PAGE_URL} недоступна",
+         f"Усі перевірки {PAGE_URL} ({NAME}, {DEPARTMENT}) не вдаються вже 30 хвилин.",
+         "`monitor check SERVICE` shows the outcome class and its reason (`dns`, `connect`, `tls`, `timeout`, "
+         "`http_status`, `bad_capture`...), as does the monitor's log (a WARNING per failed check). The "
+         "department and IT both receive this alert: the department contacts the service's owner or "
+         "host; staleness alerts for the service are silenced meanwhile."),
     Rule("FreshnessChecksFailing",
          "(sum by (site) (increase(freshness_checks_total{outcome!~\"ok|not_modified\"}[2h]))"
          " / sum by (site) (increase(freshness_checks_total[2h])) > 0.5) " + NOT_SUSPENDED,
-         "1h", "warning", "it",
-         "Most checks of {{ $labels.site }} fail",
-         "More than half of the checks of {{ $labels.site }} failed in the last 2 hours "
-         "({{ $value | humanizePercentage }}).",
-         "{{ $labels.site }}: більшість перевірок невдалі",
-         "Понад половину перевірок сервісу {{ $labels.site }} за 2 години завершилися помилкою "
-         "({{ $value | humanizePercentage }})."),
+         "1h", "warning", "it", "service",
+         f"Most checks of {NAME} fail",
+         f"More than half of the checks of {NAME} failed in the last 2 hours ({{{{ $value | humanizePercentage }}}}).",
+         f"{NAME}: більшість перевірок невдалі",
+         f"Понад половину перевірок {NAME} за 2 години завершилися помилкою ({{{{ $value | humanizePercentage }}}}).",
+         "Intermittent failures. `freshness_checks_total` by outcome shows which: `429` or `503` mean the "
+         "server asks us to slow down (raise `per_host_delay`), `bad_capture` a bot wall or an error page "
+         "served with 200, `timeout` a slow server (raise the page's `timeout`)."),
     Rule("FreshnessTLSCertificateExpiring",
          "last_over_time(freshness_tls_cert_expiry_timestamp_seconds[1h]) - time() < 14 * 86400",
-         "1h", "warning", "it",
+         "1h", "warning", "it", "service",
          "The TLS certificate of {{ $labels.host }} expires soon",
-         "The certificate of {{ $labels.host }} expires in {{ $value | humanizeDuration }}.",
+         f"The certificate of {{{{ $labels.host }}}} ({NAME}) expires in {{{{ $value | humanizeDuration }}}}.",
          "Сертифікат TLS {{ $labels.host }} скоро закінчиться",
-         "Сертифікат {{ $labels.host }} діє ще {{ $value | humanizeDuration }}."),
+         f"Сертифікат {{{{ $labels.host }}}} ({NAME}) діє ще {{{{ $value | humanizeDuration }}}}.",
+         "Tell the host's administrator. After expiry, checks fail with `tls` and the page is down."),
     Rule("FreshnessMonitorStalled",
          "(time() - max(last_over_time(freshness_monitor_last_round_timestamp_seconds[1h]))"
          " > 2 * max(last_over_time(freshness_monitor_max_interval_seconds[1h])))"
          " or (time() - max(last_over_time(freshness_monitor_heartbeat_timestamp_seconds[1h])) > 300)",
-         "10m", "critical", "it",
+         "10m", "critical", "it", "monitor",
          "The freshness monitor has stalled",
          "No complete round of checks in twice the longest interval, or no heartbeat for 5 minutes.",
          "Монітор актуальності зупинився",
-         "Немає повного циклу перевірок за подвійний найдовший інтервал або сигналу життя понад 5 хвилин."),
-    Rule("FreshnessExporterAbsent", 'absent(up{job="freshness"} == 1)', "10m", "critical", "it",
+         "Немає повного циклу перевірок за подвійний найдовший інтервал або сигналу життя понад 5 хвилин.",
+         "`monitor status` shows the last heartbeat. Check the process (`systemctl status freshness-monitor`), "
+         "its log, `/healthz` and `freshness_monitor_schedule_lag_seconds`; staleness alerts are silenced "
+         "while the monitor is stalled."),
+    Rule("FreshnessExporterAbsent", 'absent(up{job="freshness"} == 1)', "10m", "critical", "it", "monitor",
          "The freshness exporter is not scraped",
          "Prometheus has not scraped the job \"freshness\" successfully for 10 minutes.",
          "Експортер метрик актуальності недоступний",
-         "Prometheus не може отримати метрики завдання \"freshness\" вже 10 хвилин."),
+         "Prometheus не може отримати метрики завдання \"freshness\" вже 10 хвилин.",
+         "The process is down, or `metrics_listen` is not reachable from Prometheus (a firewall, a loopback "
+         "address). `curl http://HOST:9464/healthz` from the Prometheus host tells which."),
     Rule("FreshnessDatabaseUnreachable",
          "last_over_time(freshness_database_up[5m]) == 0 or last_over_time(freshness_database_writable[5m]) == 0",
-         "5m", "critical", "it",
+         "5m", "critical", "it", "monitor",
          "The freshness monitor cannot reach its database",
          "The exporter or the writer could not use the database for 5 minutes; checks are buffered.",
          "Монітор не має доступу до бази даних",
-         "Експортер або запис не можуть звернутися до бази даних 5 хвилин; перевірки буферизуються."),
+         "Експортер або запис не можуть звернутися до бази даних 5 хвилин; перевірки буферизуються.",
+         "Checks go on and wait in a bounded buffer (`freshness_write_buffer_records`); restore the database "
+         "(or free its disk) and they are written. `monitor status` names the database error."),
 )
 
 RECORDING = (
@@ -154,13 +246,14 @@ def dump(data: Any) -> str:
     return str(yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=120))
 
 
-def rules_yaml(runbook_base: str = RUNBOOK) -> str:
+def rules_yaml(links: Links) -> str:
     doc = {"groups": [
         {"name": "freshness-recording", "rules": list(RECORDING)},
-        {"name": "freshness-staleness", "rules": [r.render(runbook_base) for r in RULES if r.team == "department"]},
-        {"name": "freshness-monitor", "rules": [r.render(runbook_base) for r in RULES if r.team == "it"]},
+        {"name": "freshness-staleness", "rules": [r.render(links) for r in RULES if r.team == "department"]},
+        {"name": "freshness-monitor", "rules": [r.render(links) for r in RULES if r.team == "it"]},
     ]}
-    return ("# Generated by `monitor alerting rules`; edit monitor/alerting.py, not this file.\n"
+    return ("# Generated by `monitor alerting rules`; edit monitor/alerting.py, not this file. Links point at\n"
+            f"# {links.external_url} and {links.grafana_url or 'no Grafana'}: regenerate with your own addresses.\n"
             "# Scrape the monitor as job \"freshness\" (FreshnessExporterAbsent looks for it).\n" + dump(doc))
 
 
@@ -259,3 +352,17 @@ def undelivered(config: dict[str, Any]) -> list[str]:
 def alertmanager_yaml(catalogue: Catalogue, departments: dict[str, dict[str, str]], opts: RoutingOptions) -> str:
     return ("# Generated by `monitor alerting config` from targets.toml: routing follows the catalogue.\n"
             + dump(alertmanager_config(catalogue, departments, opts)))
+
+
+def runbooks_markdown() -> str:
+    """docs/runbooks.md: what to do for each alert (the web interface shows the same at /runbooks)."""
+    out = ["# Runbooks", "",
+           "<!-- Generated from monitor/alerting.py by `monitor alerting runbooks`; edit there, not here. -->", "",
+           "What to do when an alert arrives. Every alert links here by its name (`runbook_url`), and to the "
+           "service's dashboard (`dashboard_url`). The table in [monitoring.md](monitoring.md) says who "
+           "receives which alert.", ""]
+    for r in RULES:
+        out += [f'<a id="{r.anchor}"></a>', f"## {r.alert}", "",
+                f"Severity **{r.severity}**, to **{'IT and the department' if r.scope == 'page' else 'IT' if r.team == 'it' else 'the department'}**"
+                f" (after `{r.for_}`).", "", r.runbook, ""]
+    return "\n".join(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,12 @@ def redact_url(url: str) -> str:
     return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def page_label(url: str) -> str:
+    """A page's id in metrics, alerts and logs: derived from its address as it may be shown, so it stays the
+    same when pages are reordered or added, and changes only when the address does."""
+    return hashlib.sha256(redact_url(url).encode()).hexdigest()[:10]
+
+
 _URL_IN_TEXT = re.compile(r"\bhttps?://[^\s'\"<>)]+")
 
 
@@ -57,6 +64,20 @@ class Regulation(StrEnum):
     HALF_YEARLY = "half_yearly"  # data.gov.ua "раз на пів року"
     YEARLY = "yearly"  # data.gov.ua "щороку"
     AS_NEEDED = "as_needed"  # "За потреби": no deadline, silence is shown
+
+
+# The regulations in words, as alerts and pages say them: (English, Ukrainian), completing "must be updated …".
+REGULATION_TEXT: Mapping[Regulation, tuple[str, str]] = {
+    Regulation.MORE_THAN_DAILY: ("more than once a day", "частіше ніж раз на день"),
+    Regulation.DAILY: ("daily", "щодня"),
+    Regulation.WEEKLY: ("on every change, at least weekly", "щоразу зі зміною даних, але не рідше ніж раз на тиждень"),
+    Regulation.MONTHLY: ("on every change, at least monthly", "щоразу зі зміною даних, але не рідше ніж раз на місяць"),
+    Regulation.QUARTERLY: ("on every change, at least quarterly",
+                           "щоразу зі зміною даних, але не рідше ніж раз на квартал"),
+    Regulation.HALF_YEARLY: ("every half year", "раз на пів року"),
+    Regulation.YEARLY: ("yearly", "щороку"),
+    Regulation.AS_NEEDED: ("as needed", "за потреби"),
+}
 
 
 class Kind(StrEnum):
@@ -195,6 +216,10 @@ class PageConfig:
     @property
     def key(self) -> str:
         return f"{self.service_id}#{self.position}"
+
+    @property
+    def label(self) -> str:
+        return page_label(self.url)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,7 +4,7 @@ Small collectors on one registry, each computing its families from the store at 
 over the page summaries, the persistent counters, and the aggregates the maintenance job keeps), so a
 scrape only reads, values survive restarts and agree with `monitor status`. Registering queries nothing.
 Label names are ids: `site` (not `service`, which clashes with target labels), `department`, `regulation`,
-`page` (the page's position), `outcome`, `class`, `host`, `grade`, `verdict`.
+`page` (an id derived from the page's address: `freshness_page_info` gives the URL), `outcome`, `class`, `host`, `grade`, `verdict`.
 
     Scrape             begins a scrape (the two big queries start at once, side by side) and ends it
                        (freshness_database_up, the build, the scrape's duration)
@@ -39,7 +39,7 @@ from prometheus_client.samples import Sample
 from monitor import __version__, kinds
 from monitor.audit import UNREPORTED, ReportVerdict
 from monitor.clock import SYSTEM, Clock
-from monitor.domain import Catalogue, ChangeClass, Grade, Outcome, redact_url
+from monitor.domain import REGULATION_TEXT, Catalogue, ChangeClass, Grade, Outcome, page_label, redact_url
 from monitor.ports import DURATION_BUCKETS, MetricsReader, PageMetricRow, TallyRow
 from monitor.regulation import default_interval_s, nominal_gap_s
 from monitor.status import State, service_statuses
@@ -175,16 +175,19 @@ class CatalogueCollector(_Quiet):
         max_interval = 0
         for svc in self.sites.catalogue.services:
             labels = self.sites.labels[svc.id]
+            words, words_uk = REGULATION_TEXT[svc.regulation]
             info.add_metric(labels, {"name": svc.name, "department_name": svc.department,
-                                     "responsible": svc.responsible})
+                                     "responsible": svc.responsible, "regulation_text": words,
+                                     "regulation_text_uk": words_uk})
             monitored.add_metric(labels, 1 if svc.pages else 0)
             suspended.add_metric(labels, 1 if svc.suspended else 0)
             gap = nominal_gap_s(svc.regulation)
             if gap:
                 max_age.add_metric(labels, gap)
             for page in svc.pages:
-                page_info.add_metric([svc.id, str(page.position)], {
-                    "url": redact_url(page.url), "kind": page.kind.value, "name": page.name})
+                page_info.add_metric([svc.id, page.label], {
+                    "url": redact_url(page.url), "kind": page.kind.value, "name": page.name,
+                    "position": str(page.position)})
                 max_interval = max(max_interval, page.interval_s or default_interval_s(svc.regulation))
         longest = GaugeMetricFamily("freshness_monitor_max_interval_seconds", "Longest check interval of any page.")
         longest.add_metric([], max_interval)
@@ -242,7 +245,7 @@ SUCCESS = frozenset(o.value for o in Outcome if o.success)
 
 def _page_lines(row: PageMetricRow) -> tuple[str, str, str, str]:
     """The exposition lines of one page's series (empty where there is no value yet)."""
-    labels = f'{{site="{_escape(row.service_id)}",page="{row.position}"}}'
+    labels = f'{{site="{_escape(row.service_id)}",page="{page_label(row.url)}"}}'
     values = (None if row.outcome is None else (1 if row.outcome in SUCCESS else 0), row.status, row.duration_s,
               row.checked)
     return cast(tuple[str, str, str, str], tuple(

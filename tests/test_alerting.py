@@ -75,3 +75,33 @@ def test_inhibitions(config: Path) -> None:
     rules = doc["inhibit_rules"]
     assert any("FreshnessPageDown" in r["source_matchers"][0] and r.get("equal") == ["site"] for r in rules)
     assert any("FreshnessMonitorStalled" in r["source_matchers"][0] for r in rules)
+
+
+def test_alert_links_are_absolute_and_the_runbooks_are_written_from_the_rules(tmp_path: Path) -> None:
+    from monitor.alerting import RULES, Links, rules_yaml, runbooks_markdown
+
+    assert (ROOT / "docs" / "runbooks.md").read_text(encoding="utf-8") == runbooks_markdown(), (
+        "regenerate with `monitor alerting runbooks -o docs/runbooks.md`")
+    for bad in ("", "freshness.example.org", "/runbooks", "ftp://x.example"):
+        with pytest.raises(ValueError):
+            Links(bad)
+    # without Grafana, an alert about a service links to its page in the web interface
+    rules = {r["alert"]: r for g in yaml.safe_load(rules_yaml(Links("https://m.city.example/")))["groups"]
+             for r in g["rules"] if "alert" in r}
+    assert set(rules) == {r.alert for r in RULES}
+    assert rules["FreshnessServiceOverdue"]["annotations"]["dashboard_url"] == \
+        "https://m.city.example/services/{{ $labels.site }}"
+    assert rules["FreshnessMonitorStalled"]["annotations"]["dashboard_url"] == "https://m.city.example/"
+    assert all(r["annotations"]["runbook_url"].startswith("https://m.city.example/runbooks#") for r in rules.values())
+    # the command reads the catalogue's settings, and refuses relative links
+    targets = tmp_path / "targets.toml"
+    text = (ROOT / "targets.toml").read_text(encoding="utf-8")
+    targets.write_text(text, encoding="utf-8")
+    refused = CliRunner().invoke(main, ["-t", str(targets), "alerting", "rules"])
+    assert refused.exit_code == 2 and "external_url" in refused.output
+    targets.write_text(text.replace("[settings]\n", '[settings]\nexternal_url = "https://m.city.example"\n'
+                                    'grafana_url = "https://g.city.example"\n', 1), encoding="utf-8")
+    done = CliRunner().invoke(main, ["-t", str(targets), "alerting", "rules"])
+    assert done.exit_code == 0, done.output
+    assert "https://g.city.example/d/freshness-service?var-site={{ $labels.site }}" in done.output
+    assert "runbook_url: https://m.city.example/runbooks#freshness-page-down" in done.output

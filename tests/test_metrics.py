@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import urllib.error
 import urllib.request
@@ -62,6 +63,12 @@ async def _history(store: Store, clock: Clock) -> Runner:
     return runner
 
 
+def _page(runner: Runner, site: str) -> str:
+    """The `page` label of the service's (only) page: an id derived from its address."""
+    (label,) = {t.page.label for t in runner.targets.values() if t.service.id == site}
+    return label
+
+
 def _store(url: str) -> Store:
     return open_store(url)
 
@@ -86,20 +93,43 @@ async def test_values_come_from_the_database_and_agree_with_status(db_url: str) 
     assert v("freshness_checks_total", {"site": "safe-city", "outcome": "timeout"}) == 1
     assert v("freshness_changes_total", {"site": "portal", "class": "content"}) == 1
     assert v("freshness_fetch_duration_seconds_count", {"site": "portal"}) == 2
-    assert v("freshness_page_up", {"site": "safe-city", "page": "1"}) == 0
-    assert v("freshness_page_up", {"site": "portal", "page": "1"}) == 1
+    assert v("freshness_page_up", {"site": "safe-city", "page": _page(runner, "safe-city")}) == 0
+    assert v("freshness_page_up", {"site": "portal", "page": _page(runner, "portal")}) == 1
     assert v("freshness_site_monitored", {**labels, "site": "e-petitions", "regulation": "as_needed"}) == 0
     assert v("freshness_site_suspended", {**labels, "site": "safe-city"}) == 1
     assert v("freshness_site_state", {**labels, "site": "e-petitions", "regulation": "as_needed",
                                       "state": "unmonitored"}) == 1
     assert v("freshness_site_info", {**labels, "name": "SMART-ПОРТАЛ",
                                      "department_name": "Сектор інформаційних технологій та автоматизованих систем",
-                                     "responsible": ""}) == 1
+                                     "responsible": "", "regulation_text": "on every change, at least weekly",
+                                     "regulation_text_uk": "щоразу зі зміною даних, але не рідше ніж раз на тиждень",
+                                     }) == 1
     assert v("freshness_database_up") == 1
     assert v("freshness_monitor_heartbeat_timestamp_seconds") == (clock.now() - timedelta(days=10)).timestamp()
     assert v("freshness_monitor_max_interval_seconds") == 3 * 3600
     assert v("freshness_grade", {**labels, "site": "e-petitions", "regulation": "as_needed"}) is None
     store.close()
+
+
+def test_a_page_keeps_its_label_when_the_catalogue_is_reordered_and_info_joins_it(tmp_path: Path) -> None:
+    def pages(order: list[str]) -> str:
+        return catalogue_toml(order)
+
+    urls = ["https://portal.example/news", "https://portal.example/docs?token=s3cret", "https://portal.example/"]
+    labels = []
+    for order in (urls, list(reversed(urls))):
+        cat = catalogue(pages(order))
+        labels.append({p.url: p.label for s in cat.services for p in s.pages})
+    assert labels[0] == labels[1] and len(set(labels[0].values())) == 3  # the address decides, not the position
+    secret = labels[0]["https://portal.example/docs?token=s3cret"]
+    assert secret == catalogue(pages([urls[1].replace("s3cret", "other")])).services[0].pages[0].label
+    store = _store(f"sqlite:///{tmp_path / 'm.db'}")
+    cat = catalogue(pages(urls))
+    Runner(cat, store, StubFetcher(Clock())).prepare()
+    text = generate_latest(build_registry(cat, store.metrics)).decode()
+    store.close()
+    info = re.findall(r'freshness_page_info\{[^}]*page="(\w+)"[^}]*url="([^"]+)"', text)
+    assert {label: url for label, url in info} == {v: k.replace("s3cret", "REDACTED") for k, v in labels[0].items()}
 
 
 class DeadDatabase:
@@ -251,9 +281,11 @@ def test_alert_rules_use_only_exported_metrics_and_promtool_tests_pass() -> None
 
     root = Path(__file__).resolve().parents[1]
     rules = (root / "alerts" / "freshness.rules.yml").read_text(encoding="utf-8")
-    from monitor.alerting import rules_yaml
+    from monitor.alerting import EXAMPLE_EXTERNAL_URL, EXAMPLE_GRAFANA_URL, Links, rules_yaml
 
-    assert rules == rules_yaml(), "regenerate with `monitor alerting rules -o alerts/freshness.rules.yml`"
+    assert rules == rules_yaml(Links(EXAMPLE_EXTERNAL_URL, EXAMPLE_GRAFANA_URL)), (
+        f"regenerate with `monitor alerting rules --external-url {EXAMPLE_EXTERNAL_URL} --grafana-url "
+        f"{EXAMPLE_GRAFANA_URL} -o alerts/freshness.rules.yml`")
     exported = _exported_names()
     for metric in set(re.findall(r"(?<![:\w])(freshness_\w+)", rules)):
         assert metric in exported or metric.endswith("_info"), metric
@@ -280,10 +312,11 @@ async def test_page_series_follow_each_check_and_gzip_is_served(tmp_path: Path) 
             assert r.headers["Content-Encoding"] == "gzip"
             return gzip.decompress(r.read())
 
+    safe, portal_page = _page(runner, "safe-city"), _page(runner, "portal")
     try:
         before = scrape()
-        assert b'freshness_page_up{site="safe-city",page="1"} 0.0\n' in before
-        assert b'freshness_page_up{site="portal",page="1"} 1.0\n' in before
+        assert f'freshness_page_up{{site="safe-city",page="{safe}"}} 0.0\n'.encode() in before
+        assert f'freshness_page_up{{site="portal",page="{portal_page}"}} 1.0\n'.encode() in before
         # safe-city answers again: its lines are rendered anew, the portal's come from the cache unchanged
         fetcher = runner.fetcher
         assert isinstance(fetcher, StubFetcher)
@@ -294,12 +327,12 @@ async def test_page_series_follow_each_check_and_gzip_is_served(tmp_path: Path) 
         await runner.recorder.drain(5)
         writer.cancel()
         after = scrape()
-        assert b'freshness_page_up{site="safe-city",page="1"} 1.0\n' in after
-        assert b'freshness_page_http_status{site="safe-city",page="1"} 200.0\n' in after
+        assert f'freshness_page_up{{site="safe-city",page="{safe}"}} 1.0\n'.encode() in after
+        assert f'freshness_page_http_status{{site="safe-city",page="{safe}"}} 200.0\n'.encode() in after
         when = clock.now().timestamp()
-        checked = f'freshness_page_last_check_timestamp_seconds{{site="safe-city",page="1"}} {when!r}'
+        checked = f'freshness_page_last_check_timestamp_seconds{{site="safe-city",page="{safe}"}} {when!r}'
         assert checked.encode() in after
-        portal = [line for line in before.splitlines() if b'site="portal",page="1"' in line]
+        portal = [line for line in before.splitlines() if f'site="portal",page="{portal_page}"'.encode() in line]
         assert portal and all(line in after.splitlines() for line in portal)
         plain = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10)
         assert plain.headers.get("Content-Encoding") is None and plain.read().startswith(b"# HELP")
@@ -307,7 +340,7 @@ async def test_page_series_follow_each_check_and_gzip_is_served(tmp_path: Path) 
         server.stop()
         store.close()
     # other readers get the same per-page values as samples
-    assert registry.get_sample_value("freshness_page_up", {"site": "safe-city", "page": "1"}) == 1
+    assert registry.get_sample_value("freshness_page_up", {"site": "safe-city", "page": safe}) == 1
 
 
 def test_concurrent_scrapes_keep_their_own_state() -> None:

@@ -264,6 +264,23 @@ def test_the_public_page_in_a_browser_at_a_desk_and_on_a_phone(world: World, bro
         page.close()
 
 
+def test_every_alert_links_to_its_runbook_here(world: World, browser: Any) -> None:
+    from monitor.alerting import RULES, Links
+
+    code, _, html = get(world.served.url("/runbooks"))
+    assert code == 200
+    links = Links(world.served.url("/").rstrip("/"))
+    for rule in RULES:
+        anchor = rule.render(links)["annotations"]["runbook_url"].split("#", 1)[1]
+        section = html.split(f'<section id="{anchor}">')[1].split("</section>")[0]
+        assert rule.alert in section and "<code>" in section, rule.alert  # the steps, commands as code
+    page = browser.new_page(viewport={"width": 390, "height": 900})
+    page.goto(world.served.url("/runbooks#freshness-page-down"))
+    assert page.locator("#freshness-page-down h2").inner_text() == "FreshnessPageDown"
+    assert axe_serious(page) == []
+    page.close()
+
+
 # --- signed in -----------------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import __version__
+from monitor.alerting import RULES
 from monitor.audit import PeriodVerdict, ServiceAudit
 from monitor.auditing import CODES, VIEWS, about, audit_evidence, gather, run_audit, views
 from monitor.clock import SYSTEM, Clock
@@ -71,7 +72,7 @@ WORDS = {
         "reports": "Звіти підрозділу", "faults": "Технічні збої", "checks": "Перевірки", "notes": "Примітки",
         "add_note": "Додати примітку", "our_update": "наше оновлення", "redesign": "зміна дизайну сайту",
         "other": "інше", "deadline": "Строк наступного оновлення", "grafana": "Панель Grafana",
-        "departments": "Підрозділи", "audit": "Аудит", "status": "Стан сервісів", "download": "Завантажити",
+        "departments": "Підрозділи", "runbooks": "Що робити за сповіщенням", "audit": "Аудит", "status": "Стан сервісів", "download": "Завантажити",
         "from": "З", "to": "По", "show": "Показати", "none": "немає", "checked": "Перевірено",
         "outcome": "Результат", "class": "Клас", "real": "Справжнє", "detected": "Виявлено", "since": "Після",
         "declared": "Дати на сторінці", "feed": "Стрічка оновлень (Atom)", "json": "JSON",
@@ -96,6 +97,7 @@ WORDS = {
         "reports": "The department's reports", "faults": "Technical faults", "checks": "Checks", "notes": "Notes",
         "add_note": "Add a note", "our_update": "our update", "redesign": "site redesign", "other": "other",
         "deadline": "Next update due", "grafana": "Grafana dashboard", "departments": "Departments",
+        "runbooks": "What to do about an alert",
         "audit": "Audit", "status": "Services", "download": "Download", "from": "From", "to": "To",
         "show": "Show", "none": "none", "checked": "Checked", "outcome": "Outcome", "class": "Class",
         "real": "Real", "detected": "Detected", "since": "After", "declared": "Dates on the page",
@@ -416,6 +418,9 @@ def create_app(web: Web) -> Starlette:
         return web.render(request, "department.html", dept=dept, rows=[
             (s, grade_word(s), _strip(strips.get(s.id))) for s in statuses], reports=reports)
 
+    async def runbooks_page(request: Request) -> Response:
+        return web.render(request, "runbooks.html", rules=RULES)
+
     async def departments_index(request: Request) -> Response:
         session = web.require(request, "read")
         if isinstance(session, Response):
@@ -493,7 +498,7 @@ def create_app(web: Web) -> Starlette:
         Route("/logout", logout, methods=["POST"]),
         Route("/services/{id}", service_page), Route("/pages/{page:int}/check", check_now, methods=["POST"]),
         Route("/changes/{change:int}/note", note, methods=["POST"]),
-        Route("/departments", departments_index), Route("/departments/{id}", department_page),
+        Route("/departments", departments_index), Route("/runbooks", runbooks_page), Route("/departments/{id}", department_page),
         Route("/faults", faults_page), Route("/audit", audit_page),
         Route("/healthz", healthz), Route("/metrics", metrics),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
