@@ -94,6 +94,9 @@ def test_provisioning_matches_the_deployment() -> None:
     mounts = compose["services"]["grafana"]["volumes"]
     assert f"../grafana/dashboards:{provider['options']['path']}:ro" in mounts
     assert "../grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+    # Grafana's minimum step is the scrape interval: the annotations rely on it to sample every scraped value
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    assert ds["jsonData"]["timeInterval"] == prom["global"]["scrape_interval"]
 
 
 def _update_annotations() -> list[tuple[str, dict[str, Any]]]:
@@ -435,7 +438,8 @@ def _grafana_annotation_events(live: Live, ann: dict[str, Any], start: float, en
 
 
 def _annotation(dashboard: str, name: str) -> dict[str, Any]:
-    (ann,) = [a for a in DASHBOARDS[dashboard]["annotations"]["list"] if a["name"] == name]
+    found: list[dict[str, Any]] = [a for a in DASHBOARDS[dashboard]["annotations"]["list"] if a["name"] == name]
+    (ann,) = found
     return ann
 
 
