@@ -10,6 +10,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -140,6 +141,155 @@ def labelled(view: View, lang: str, tz: str, columns: Sequence[str] | None = Non
     keep = [i for i, c in enumerate(view.columns) if columns is None or c in columns]
     return (_label(lang, view.name), [_label(lang, view.columns[i]) for i in keep],
             [[cell_text(row[i], lang, tz) for i in keep] for row in view.rows])
+
+
+# --- terminal tables that fit the terminal ----------------------------------------------------------------------
+
+WORD_CAP = 24  # a word longer than this (an address, a hash) may be folded rather than widen its column
+DETAILS = {"uk": "Докладно", "en": "Details"}
+SQUEEZED_WORD = 12  # ... or longer than this, when the terminal is too narrow for the row even so
+DETAILS_WIDTH = 30  # the details column is at least this wide (or as wide as its longest line)
+# the columns of a report's view that say what a row is: never stacked into the details
+KEY_COLUMNS = frozenset({"service", "department", "period", "verdict", "change", "page", "kind", "field"})
+# the columns whose cells are long free text or lists: they wrap (the others stay whole on one line)
+WRAPPED = frozenset({"department_name", "typed_name", "filed_by", "filed_note", "what", "who", "link", "reason",
+                     "matched", "page", "evidence_ref", "declared", "updates", "date_only", "reports", "errors",
+                     "detail", "value", "evidence_from", "catalogue"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Column:
+    """A terminal table's column and how it gives way on a narrow terminal. `wrap`: the cells may wrap between
+    words (names, addresses, reasons); otherwise a cell stays whole on one line (ids, dates, grades, numbers).
+    `stack`: the order in which columns leave the row when the terminal is too narrow (lowest first), their
+    values then shown as `header: value` lines of a last details column, or (`drop`, for a column that repeats
+    what another says) not shown at all; None keeps the column in the row whatever the width."""
+
+    header: str
+    wrap: bool = False
+    stack: int | None = None
+    drop: bool = False
+    right: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layout:
+    """Which columns a table shows, at which widths (without padding), which are stacked as `header: value` lines
+    into a last details column (`details_width` > 0), and which are left out."""
+
+    shown: tuple[int, ...]
+    widths: tuple[int, ...]
+    stacked: tuple[int, ...] = ()
+    dropped: tuple[int, ...] = ()
+    details_width: int = 0
+
+    @property
+    def total(self) -> int:
+        """The table's width: the columns, a cell of padding either side of each, the borders."""
+        n = len(self.shown) + (1 if self.stacked else 0)
+        return sum(self.widths) + self.details_width + 3 * n + 1
+
+
+def _words(text: str) -> list[str]:
+    return [w for line in text.splitlines() for w in line.split()]
+
+
+def details_text(headers: Sequence[str], cells: Sequence[str]) -> list[str]:
+    """The lines of a details cell: `header: value` for each stacked cell that has a value."""
+    return [f"{h}: {c}" for h, c in zip(headers, cells, strict=True) if c.strip()]
+
+
+def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None,
+        measure: Callable[[str], int] = len) -> Layout:
+    """Lay a table out for `width` cells (borders and padding of one cell each side included); None: every column
+    at its full width. A cell is never cut: a column is at least as wide as its widest unwrappable cell (or, for a
+    wrapping column, its longest word up to WORD_CAP; longer ones fold); when even that does not fit, columns leave
+    the row in their `stack` order, their values shown as lines of a details column; only when nothing more can
+    leave do columns get narrower than a cell (which then folds onto the next line, still whole)."""
+
+    def lines(i: int) -> list[str]:
+        return [line for row in rows for line in (row[i].splitlines() or [""])]
+
+    def natural(i: int) -> int:
+        return max([measure(columns[i].header), *(measure(x) for x in lines(i))]) or 1
+
+    def least(i: int, cap: int = WORD_CAP) -> int:
+        col = columns[i]
+        head = max((min(measure(w), cap) for w in _words(col.header)), default=1)
+        if col.wrap:
+            cells = max((min(measure(w), cap) for x in lines(i) for w in _words(x)), default=1)
+        else:
+            cells = max((measure(x) for x in lines(i)), default=1)
+        return min(natural(i), max(head, cells, 1))
+
+    every = list(range(len(columns)))
+    nat = {i: natural(i) for i in every}
+    if width is None:
+        return Layout(shown=tuple(every), widths=tuple(nat[i] for i in every))
+    low = {i: least(i) for i in every}
+    order = sorted((i for i in every if columns[i].stack is not None), key=lambda i: (columns[i].stack, -i))
+    gone: list[int] = []
+
+    def stacked() -> list[int]:
+        return [i for i in every if i in gone and not columns[i].drop]
+
+    def details_widths() -> tuple[int, int, int]:
+        """The details column's width at the least (its longest word), as it should be, and at full width."""
+        texts = [line for row in rows
+                 for line in details_text([columns[i].header for i in stacked()], [row[i] for i in stacked()])]
+        if not texts:
+            return (1, 1, 1) if stacked() else (0, 0, 0)
+        longest = max(measure(x) for x in texts)
+        words = max(min(measure(w), SQUEEZED_WORD) for x in texts for w in _words(x))
+        return words, max(words, min(DETAILS_WIDTH, longest)), longest
+
+    while True:
+        shown = [i for i in every if i not in gone]
+        d_min, d_low, d_nat = details_widths()
+        room = width - 3 * (len(shown) + (1 if stacked() else 0)) - 1
+        if sum(low[i] for i in shown) + d_low <= room or not order:
+            break
+        gone.append(order.pop(0))
+    widths = {i: low[i] for i in shown}
+    details = d_low
+    if sum(widths.values()) + details > room:  # nothing more can leave: long words fold, then the widest give way
+        widths = {i: least(i, SQUEEZED_WORD) if columns[i].wrap else low[i] for i in shown}
+        details = max(d_min, min(d_low, room - sum(widths.values())))
+        while sum(widths.values()) + details > room and max([*widths.values(), details]) > 1:
+            widest = max(widths, key=lambda i: widths[i])
+            if details >= widths[widest]:
+                details -= 1
+            else:
+                widths[widest] -= 1
+    else:  # share what is left among the columns that want more, the wrapped ones and the details
+        spare = room - sum(widths.values()) - details
+        wants = {i: nat[i] - widths[i] for i in shown if nat[i] > widths[i]}
+        if d_nat > details:
+            wants[-1] = d_nat - details
+        while spare > 0 and wants:
+            share = max(1, spare // len(wants))
+            for i in list(wants):
+                give = min(share, wants[i], spare)
+                if i == -1:
+                    details += give
+                else:
+                    widths[i] += give
+                wants[i] -= give
+                spare -= give
+                if wants[i] == 0:
+                    del wants[i]
+                if spare == 0:
+                    break
+    return Layout(shown=tuple(shown), widths=tuple(widths[i] for i in shown), stacked=tuple(stacked()),
+                  dropped=tuple(i for i in every if i in gone and columns[i].drop),
+                  details_width=details if stacked() else 0)
+
+
+def view_columns(view: View, lang: str, columns: Sequence[str] | None) -> list[Column]:
+    """The terminal columns of a report's view: its key columns stay, the others leave right to left."""
+    keep = [c for c in view.columns if columns is None or c in columns]
+    return [Column(header=_label(lang, c), wrap=c in WRAPPED,
+                   stack=None if c in KEY_COLUMNS or n == 0 else len(keep) - n) for n, c in enumerate(keep)]
 
 
 HEAD = """<meta charset="utf-8">
@@ -417,4 +567,5 @@ def tables_to_html(title_key: str, views: Mapping[str, View], *, lang: str, tz: 
         text=lambda v: cell_text(v, lang, tz))
 
 
-__all__ = ["audit_meta", "cell_text", "labelled", "tables_to_html", "to_csv", "to_html", "to_json", "to_xlsx"]
+__all__ = ["DETAILS", "Column", "Layout", "audit_meta", "cell_text", "details_text", "fit", "labelled",
+           "tables_to_html", "to_csv", "to_html", "to_json", "to_xlsx", "view_columns"]
