@@ -200,12 +200,13 @@ def details_text(headers: Sequence[str], cells: Sequence[str]) -> list[str]:
 
 
 def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None,
-        measure: Callable[[str], int] = len) -> Layout:
+        measure: Callable[[str], int] = len, details: str = "details") -> Layout:
     """Lay a table out for `width` cells (borders and padding of one cell each side included); None: every column
     at its full width. A cell is never cut: a column is at least as wide as its widest unwrappable cell (or, for a
     wrapping column, its longest word up to WORD_CAP; longer ones fold); when even that does not fit, columns leave
     the row in their `stack` order, their values shown as lines of a details column; only when nothing more can
-    leave do columns get narrower than a cell (which then folds onto the next line, still whole)."""
+    leave do columns get narrower than a cell (which then folds onto the next line, still whole). A column that
+    leaves without a value in any row is left out (there is nothing to stack), as are those marked `drop`."""
 
     def lines(i: int) -> list[str]:
         return [line for row in rows for line in (row[i].splitlines() or [""])]
@@ -231,16 +232,16 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | N
     gone: list[int] = []
 
     def stacked() -> list[int]:
-        return [i for i in every if i in gone and not columns[i].drop]
+        return [i for i in every if i in gone and not columns[i].drop and any(row[i].strip() for row in rows)]
 
     def details_widths() -> tuple[int, int, int]:
         """The details column's width at the least (its longest word), as it should be, and at full width."""
         texts = [line for row in rows
                  for line in details_text([columns[i].header for i in stacked()], [row[i] for i in stacked()])]
         if not texts:
-            return (1, 1, 1) if stacked() else (0, 0, 0)
-        longest = max(measure(x) for x in texts)
-        words = max(min(measure(w), SQUEEZED_WORD) for x in texts for w in _words(x))
+            return 0, 0, 0
+        longest = max(measure(x) for x in [details, *texts])
+        words = max(min(measure(w), SQUEEZED_WORD) for x in [details, *texts] for w in _words(x))
         return words, max(words, min(DETAILS_WIDTH, longest)), longest
 
     while True:
@@ -261,27 +262,29 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | N
                 details -= 1
             else:
                 widths[widest] -= 1
-    else:  # share what is left among the columns that want more, the wrapped ones and the details
+    else:  # share what is left: first so that cells need not wrap, then so that headers need not
         spare = room - sum(widths.values()) - details
-        wants = {i: nat[i] - widths[i] for i in shown if nat[i] > widths[i]}
-        if d_nat > details:
-            wants[-1] = d_nat - details
-        while spare > 0 and wants:
-            share = max(1, spare // len(wants))
-            for i in list(wants):
-                give = min(share, wants[i], spare)
-                if i == -1:
-                    details += give
-                else:
-                    widths[i] += give
-                wants[i] -= give
-                spare -= give
-                if wants[i] == 0:
-                    del wants[i]
-                if spare == 0:
-                    break
+        cells = {i: max((measure(x) for x in lines(i)), default=1) for i in shown}
+        for want in (cells, nat):
+            wants = {i: want[i] - widths[i] for i in shown if want[i] > widths[i]}
+            if d_nat > details and want is cells:
+                wants[-1] = d_nat - details
+            while spare > 0 and wants:
+                share = max(1, spare // len(wants))
+                for i in list(wants):
+                    give = min(share, wants[i], spare)
+                    if i == -1:
+                        details += give
+                    else:
+                        widths[i] += give
+                    wants[i] -= give
+                    spare -= give
+                    if wants[i] == 0:
+                        del wants[i]
+                    if spare == 0:
+                        break
     return Layout(shown=tuple(shown), widths=tuple(widths[i] for i in shown), stacked=tuple(stacked()),
-                  dropped=tuple(i for i in every if i in gone and columns[i].drop),
+                  dropped=tuple(i for i in every if i in gone and i not in stacked()),
                   details_width=details if stacked() else 0)
 
 
