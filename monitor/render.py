@@ -252,29 +252,29 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | N
             break
         gone.append(order.pop(0))
     widths = {i: low[i] for i in shown}
-    details = d_low
-    if sum(widths.values()) + details > room:  # nothing more can leave: long words fold, then the widest give way
+    d_width = d_low
+    if sum(widths.values()) + d_width > room:  # nothing more can leave: long words fold, then the widest give way
         widths = {i: least(i, SQUEEZED_WORD) if columns[i].wrap else low[i] for i in shown}
-        details = max(d_min, min(d_low, room - sum(widths.values())))
-        while sum(widths.values()) + details > room and max([*widths.values(), details]) > 1:
+        d_width = max(d_min, min(d_low, room - sum(widths.values())))
+        while sum(widths.values()) + d_width > room and max([*widths.values(), d_width]) > 1:
             widest = max(widths, key=lambda i: widths[i])
-            if details >= widths[widest]:
-                details -= 1
+            if d_width >= widths[widest]:
+                d_width -= 1
             else:
                 widths[widest] -= 1
     else:  # share what is left: first so that cells need not wrap, then so that headers need not
-        spare = room - sum(widths.values()) - details
+        spare = room - sum(widths.values()) - d_width
         cells = {i: max((measure(x) for x in lines(i)), default=1) for i in shown}
         for want in (cells, nat):
             wants = {i: want[i] - widths[i] for i in shown if want[i] > widths[i]}
-            if d_nat > details and want is cells:
-                wants[-1] = d_nat - details
+            if d_nat > d_width and want is cells:
+                wants[-1] = d_nat - d_width
             while spare > 0 and wants:
                 share = max(1, spare // len(wants))
                 for i in list(wants):
                     give = min(share, wants[i], spare)
                     if i == -1:
-                        details += give
+                        d_width += give
                     else:
                         widths[i] += give
                     wants[i] -= give
@@ -285,7 +285,7 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | N
                         break
     return Layout(shown=tuple(shown), widths=tuple(widths[i] for i in shown), stacked=tuple(stacked()),
                   dropped=tuple(i for i in every if i in gone and i not in stacked()),
-                  details_width=details if stacked() else 0)
+                  details_width=d_width if stacked() else 0)
 
 
 def view_columns(view: View, lang: str, columns: Sequence[str] | None) -> list[Column]:
