@@ -269,20 +269,14 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | N
             wants = {i: want[i] - widths[i] for i in shown if want[i] > widths[i]}
             if d_nat > d_width and want is cells:
                 wants[-1] = d_nat - d_width
-            while spare > 0 and wants:
-                share = max(1, spare // len(wants))
-                for i in list(wants):
-                    give = min(share, wants[i], spare)
-                    if i == -1:
-                        d_width += give
-                    else:
-                        widths[i] += give
-                    wants[i] -= give
-                    spare -= give
-                    if wants[i] == 0:
-                        del wants[i]
-                    if spare == 0:
-                        break
+            # the smallest wants first, whole: a short cell stays on one line, a long one wraps anyway
+            for i in sorted(wants, key=lambda i: wants[i]):
+                give = min(wants[i], spare)
+                spare -= give
+                if i == -1:
+                    d_width += give
+                else:
+                    widths[i] += give
     return Layout(shown=tuple(shown), widths=tuple(widths[i] for i in shown), stacked=tuple(stacked()),
                   dropped=tuple(i for i in every if i in gone and i not in stacked()),
                   details_width=d_width if stacked() else 0)
