@@ -59,6 +59,10 @@ class Rule:
     runbook: str  # what to do, shown at <external_url>/runbooks and in docs/runbooks.md
 
     @property
+    def audience(self) -> str:
+        return "IT and the department" if self.scope == "page" else "IT" if self.team == "it" else "the department"
+
+    @property
     def anchor(self) -> str:
         return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", self.alert).lower()
 
@@ -363,6 +367,5 @@ def runbooks_markdown() -> str:
            "receives which alert.", ""]
     for r in RULES:
         out += [f'<a id="{r.anchor}"></a>', f"## {r.alert}", "",
-                f"Severity **{r.severity}**, to **{'IT and the department' if r.scope == 'page' else 'IT' if r.team == 'it' else 'the department'}**"
-                f" (after `{r.for_}`).", "", r.runbook, ""]
+                f"Severity **{r.severity}**, to **{r.audience}** (after `{r.for_}`).", "", r.runbook, ""]
     return "\n".join(out)

@@ -496,7 +496,8 @@ def _settings(c: _Collector, raw: Any, environ: Mapping[str, str]) -> Settings:
     return Settings(**{k: v for k, v in kwargs.items() if k in names})
 
 
-ENV_OTHERS = ("MONITOR_TARGETS", "MONITOR_WEB_SECRET", "MONITOR_TEST_OUTPUT", "MONITOR_PYWB")
+ENV_OTHERS = ("MONITOR_TARGETS", "MONITOR_LOG_LEVEL", "MONITOR_LOG_FORMAT",
+              "MONITOR_WEB_SECRET", "MONITOR_TEST_OUTPUT", "MONITOR_PYWB")
 
 
 def _unknown_environment(c: _Collector, env: Mapping[str, str], data: Mapping[str, Any]) -> None:

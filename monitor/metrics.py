@@ -4,7 +4,8 @@ Small collectors on one registry, each computing its families from the store at 
 over the page summaries, the persistent counters, and the aggregates the maintenance job keeps), so a
 scrape only reads, values survive restarts and agree with `monitor status`. Registering queries nothing.
 Label names are ids: `site` (not `service`, which clashes with target labels), `department`, `regulation`,
-`page` (an id derived from the page's address: `freshness_page_info` gives the URL), `outcome`, `class`, `host`, `grade`, `verdict`.
+`page` (an id derived from the page's address: `freshness_page_info` gives the URL), `outcome`, `class`,
+`host`, `grade`, `verdict`.
 
     Scrape             begins a scrape (the two big queries start at once, side by side) and ends it
                        (freshness_database_up, the build, the scrape's duration)

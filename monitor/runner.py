@@ -156,15 +156,19 @@ class Runner:
             self.health.checks_done += 1
             verdict = record.verdict.change_class.value if record.verdict else "-"
             status = record.fetch.status if record.fetch.status is not None else "-"
+            took = round(self.clock.monotonic() - t0, 2)
+            fields = {"service": target.service.id, "url": redact_url(target.page.url), "page": target.page.label,
+                      "outcome": record.outcome.value, "status": record.fetch.status, "seconds": took}
             if record.outcome.success:
-                logger.info("service=%s page=%s outcome=%s status=%s change=%s%s bytes=%d %.2fs",
-                            target.service.id, target.page.position, record.outcome.value, status, verdict,
-                            " real" if record.is_real else "", record.fetch.size, self.clock.monotonic() - t0)
+                logger.info("service=%s url=%s outcome=%s status=%s change=%s%s bytes=%d %.2fs",
+                            fields["service"], fields["url"], record.outcome.value, status, verdict,
+                            " real" if record.is_real else "", record.fetch.size, took,
+                            extra={**fields, "change": verdict, "real": record.is_real, "bytes": record.fetch.size})
             else:  # what an operator needs without running `monitor check`: where, and why
+                reason = redact_text(record.fetch.error or "-")[:300]
                 logger.warning("check failed: service=%s url=%s outcome=%s status=%s reason=%s %.2fs",
-                               target.service.id, redact_url(target.page.url), record.outcome.value, status,
-                               redact_text(record.fetch.error or "-")[:300],
-                               self.clock.monotonic() - t0)
+                               fields["service"], fields["url"], record.outcome.value, status, reason, took,
+                               extra={**fields, "reason": reason})
         for hook in self.after_check:
             hook(target, record, seq)
         return record

@@ -127,7 +127,7 @@ def test_run_checks_on_schedule_and_stops_cleanly_on_sigterm(site: Site, tmp_pat
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "service=portal page=1 outcome=ok" in err and "stopped" in err
+    assert f"service=portal url={site.url('/uk')} outcome=ok" in err and "stopped" in err
     with sqlite3.connect(db) as conn:
         stopped = conn.execute("select stopped_at from workers").fetchone()[0]
         integrity = conn.execute("pragma integrity_check").fetchone()[0]
@@ -217,6 +217,14 @@ def test_check_on_a_database_that_takes_no_writes_fails_with_the_reason(site: Si
     assert "0 failed" not in done.stdout and time.monotonic() - started < 30
     with sqlite3.connect(db) as conn:
         assert conn.execute("select count(*) from checks").fetchone()[0] == 1
+    # the monitor itself does not start on it: exit 1 and the reason, not a traceback
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ran = subprocess.run([sys.executable, "-m", "monitor", "-t", str(cat), "run"], capture_output=True, text=True,
+                         timeout=120, cwd=elsewhere)
+    assert ran.returncode == 1 and "error: cannot start:" in ran.stderr and "takes no writes" in ran.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr[-2000:]
+    assert not list(elsewhere.iterdir())  # the URI's file is the database's: no stray "file:" folder for a lock
 
 
 def test_a_second_monitor_on_one_sqlite_file_is_refused(site: Site, tmp_path: Path) -> None:

@@ -247,11 +247,17 @@ def test_dashboards_are_editable_and_use_known_metrics(name: str) -> None:
     for p in dash["panels"]:
         assert p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
         assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
-    defined = {v["name"] for v in dash["templating"]["list"]} | {"__interval", "__rate_interval", "__range"}
+    builtin = {"__interval", "__rate_interval", "__range", "__data", "__field", "__value", "__url_time_range"}
+    defined = {v["name"] for v in dash["templating"]["list"]} | builtin
     assert set(re.findall(r"\$\{?(\w+)", text)) <= defined
     exported = _exported_names()
-    for metric in set(re.findall(r"\b(freshness_\w+)", text)):
+    for metric in set(re.findall(r"(?<![:\w])(freshness_\w+)", text)):
         assert metric in exported, metric
+    from monitor.alerting import RECORDING
+
+    recorded = {r["record"] for r in RECORDING}
+    for metric in set(re.findall(r"\b(\w+:freshness_\w+:\w+)", text)):
+        assert metric in recorded, metric  # a recording rule we ship
 
 
 def _exported_names() -> set[str]:

@@ -36,8 +36,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        file = sqlite_path(url)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, poolclass=NullPool if not path else None,
                                **kwargs)
 
@@ -109,6 +110,9 @@ def sqlite_path(engine: Engine | str) -> Path | None:
     url = make_url(engine.url if isinstance(engine, Engine) else normalise_url(engine))
     if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
         return None
+    if url.database.startswith("file:"):  # a URI filename (?mode=ro&uri=true): its path, without the scheme
+        path = url.database.removeprefix("file:").split("?", 1)[0]
+        return None if not path or "mode=memory" in url.database else Path(path)
     return Path(url.database)
 
 
