@@ -195,8 +195,8 @@ def _words(text: str) -> list[str]:
 
 
 def details_text(headers: Sequence[str], cells: Sequence[str]) -> list[str]:
-    """The lines of a details cell: `header: value` for each stacked cell that has a value."""
-    return [f"{h}: {c}" for h, c in zip(headers, cells, strict=True) if c.strip()]
+    """The lines of a details cell: `header: value` for each stacked cell that has a value ("-" says none)."""
+    return [f"{h}: {c}" for h, c in zip(headers, cells, strict=True) if c.strip() not in ("", "-")]
 
 
 def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None,
@@ -232,7 +232,8 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | N
     gone: list[int] = []
 
     def stacked() -> list[int]:
-        return [i for i in every if i in gone and not columns[i].drop and any(row[i].strip() for row in rows)]
+        return [i for i in every if i in gone and not columns[i].drop and any(details_text(["-"], [row[i]])
+                                                                              for row in rows)]
 
     def details_widths() -> tuple[int, int, int]:
         """The details column's width at the least (its longest word), as it should be, and at full width."""
@@ -262,21 +263,18 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | N
                 d_width -= 1
             else:
                 widths[widest] -= 1
-    else:  # share what is left: first so that cells need not wrap, then so that headers need not
+    else:  # share what is left, the smallest wants first and whole: a short cell or header stays on one line
         spare = room - sum(widths.values()) - d_width
-        cells = {i: max((measure(x) for x in lines(i)), default=1) for i in shown}
-        for want in (cells, nat):
-            wants = {i: want[i] - widths[i] for i in shown if want[i] > widths[i]}
-            if d_nat > d_width and want is cells:
-                wants[-1] = d_nat - d_width
-            # the smallest wants first, whole: a short cell stays on one line, a long one wraps anyway
-            for i in sorted(wants, key=lambda i: wants[i]):
-                give = min(wants[i], spare)
-                spare -= give
-                if i == -1:
-                    d_width += give
-                else:
-                    widths[i] += give
+        wants = {i: nat[i] - widths[i] for i in shown if nat[i] > widths[i]}
+        if d_nat > d_width:
+            wants[-1] = d_nat - d_width
+        for i in sorted(wants, key=lambda i: wants[i]):
+            give = min(wants[i], spare)
+            spare -= give
+            if i == -1:
+                d_width += give
+            else:
+                widths[i] += give
     return Layout(shown=tuple(shown), widths=tuple(widths[i] for i in shown), stacked=tuple(stacked()),
                   dropped=tuple(i for i in every if i in gone and i not in stacked()),
                   details_width=d_width if stacked() else 0)
