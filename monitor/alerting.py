@@ -179,7 +179,9 @@ RULES: tuple[Rule, ...] = (
          "host; staleness alerts for the service are silenced meanwhile."),
     Rule("FreshnessChecksFailing",
          "(sum by (site) (increase(freshness_checks_total{outcome!~\"ok|not_modified\"}[2h]))"
-         " / sum by (site) (increase(freshness_checks_total[2h])) > 0.5) " + NOT_SUSPENDED,
+         " / sum by (site) (increase(freshness_checks_total[2h])) > 0.5) " + NOT_SUSPENDED +
+         # resolved as soon as every page's checks succeed again for 10 minutes, not when the 2-hour ratio falls
+         " unless on(site) (min by (site) (min_over_time(freshness_page_up[10m])) == 1)",
          "1h", "warning", "it", "service",
          f"Most checks of {NAME} fail",
          f"More than half of the checks of {NAME} failed in the last 2 hours ({{{{ $value | humanizePercentage }}}}).",
@@ -342,6 +344,28 @@ def alertmanager_config(catalogue: Catalogue, departments: dict[str, dict[str, s
         ],
     })
     return config
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCase:
+    """An alert's labels and the receivers it must reach, checked against a config with `amtool config routes
+    test` (`monitor alerting verify`)."""
+
+    labels: tuple[str, ...]
+    receivers: tuple[str, ...]
+
+
+def route_cases(catalogue: Catalogue) -> list[RouteCase]:
+    """For every service: its staleness alert reaches its department (and its responsible person, if any), its
+    page down reaches IT and the department; the monitor's own alerts reach IT."""
+    cases = [RouteCase(("alertname=FreshnessMonitorStalled", "team=it"), ("it",))]
+    for svc in catalogue.services:
+        dept = receiver_name("dept", svc.department_id)
+        where = (f"department={svc.department_id}", f"site={svc.id}")
+        person = (receiver_name("site", svc.id),) if "@" in svc.contact else ()
+        cases.append(RouteCase(("alertname=FreshnessServiceOverdue", *where), (*person, dept)))
+        cases.append(RouteCase(("alertname=FreshnessPageDown", "team=it", *where), ("it", *person, dept)))
+    return cases
 
 
 def undelivered(config: dict[str, Any]) -> list[str]:

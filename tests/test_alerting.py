@@ -10,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from monitor.cli import main
+from monitor.config import load_catalogue
 from tests.conftest import which
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +69,25 @@ def test_routes(config: Path, labels: list[str], receiver: str) -> None:
     result = subprocess.run([which("amtool"), "config", "routes", "test", f"--config.file={config}",
                              f"--verify.receivers={receiver}", *labels], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_verify_checks_every_service_route_with_amtool_and_names_a_wrong_one(config: Path) -> None:
+    targets = str(config.parent / "targets.toml")
+    amtool = which("amtool")
+    ok = CliRunner().invoke(main, ["-t", targets, "alerting", "verify", "--amtool", amtool, str(config)])
+    services = len(load_catalogue(targets).services)
+    assert ok.exit_code == 0, ok.output
+    assert f"valid; {1 + 2 * services} routes reach who they must" in ok.output
+    # a hand edit that drops one department's route: its services' alerts would go to IT alone
+    doc = yaml.safe_load(config.read_text(encoding="utf-8"))
+    doc["route"]["routes"] = [r for r in doc["route"]["routes"] if r["matchers"] != ['department="education"']]
+    broken = config.parent / "broken.yml"
+    broken.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    bad = CliRunner().invoke(main, ["-t", targets, "alerting", "verify", "--amtool", amtool, str(broken)])
+    assert bad.exit_code == 1
+    wrong = [line for line in bad.output.splitlines() if line.startswith("wrong route:")]
+    assert wrong and all("department=education" in line for line in wrong)
+    assert any("expected dept-education" in line for line in wrong), wrong
 
 
 def test_inhibitions(config: Path) -> None:
