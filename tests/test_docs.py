@@ -24,9 +24,12 @@ def test_toml_examples_load() -> None:
     blocks = [(page, b) for page, text in PAGES.items() for b in re.findall(r"```toml\n(.*?)```", text, re.S)]
     assert any(page == "docs/operators.md" for page, _ in blocks), "the operator's guide has no targets.toml example"
     for page, block in blocks:
-        data = tomllib.loads(block)
-        if "services" in data:
-            parse_catalogue(data, environ={"CONSULT_TOKEN": "x"})
+        try:
+            data = tomllib.loads(block)
+            if "services" in data:
+                parse_catalogue(data, environ={"CONSULT_TOKEN": "x"})
+        except Exception as exc:
+            raise AssertionError(f"a TOML example of {page}: {exc}") from exc
 
 
 def test_key_reference_is_current() -> None:
