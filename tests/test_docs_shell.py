@@ -212,7 +212,7 @@ def scratch(tmp_path: Path) -> Iterator[Scratch]:
                 site.routes["/uk"] = page(html("Сесія міської ради", "Графік прийому громадян",
                                                "Оголошено конкурс на посаду директора"))
             code, out, _ = box.run("monitor check smart-portal")
-            assert code == 0, out
+            assert code == 0, f"the scratch checkout: `monitor check smart-portal` exited {code}:\n{out}"
         yield box
 
 
