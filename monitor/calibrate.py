@@ -1,8 +1,9 @@
 """Learning a page's own noise (pure): blocks that change by themselves are masked from then on.
 
-Two sources, each with its evidence: two captures a few seconds apart (anything that differs between
-them changed by itself), and the history of versions (a block that changes at nearly every version
-while the rest of the page stays still).
+Three sources, each with its evidence: two captures a few seconds apart (anything that differs between
+them changed by itself), the history of versions (a block that changes at nearly every noise-only
+version while the rest of the page stays still; real updates are not counted), and the site's other
+monitored pages (blocks the site repeats on them are its template, not this page's content).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from monitor.domain import Content, Region
+from monitor.fingerprint import layers
 from monitor.mask import mask_volatile
 
 MAX_CHANGED_SHARE = 0.3  # if more of the blocks than this differ, the page itself was updated: learn nothing
@@ -20,6 +22,8 @@ PATH_SHARE = 0.5  # a structural path is volatile only if at least half of its b
 HISTORY_MIN_TRANSITIONS = 5
 HISTORY_SHARE = 0.8  # a block changing in at least 80 % of the transitions...
 HISTORY_QUIET = 2.0  # ...while, on average, at most this many blocks change per transition
+TEMPLATE_PAGES = 2  # a block repeated (same path, same text) on at least this many other pages of the site...
+TEMPLATE_MAX_SHARE = 0.5  # ...unless the repeats are most of the page's text: then it is the same page twice
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,18 +79,55 @@ def learn_from_pair(a: Content, b: Content, known: frozenset[str] = frozenset(),
             for p in changed]
 
 
+def is_noise_transition(a: Content, b: Content, known: frozenset[str] = frozenset()) -> bool:
+    """Whether the detector classes the change from a to b as noise: its content layer (stamps masked, dates
+    in sentences kept) and its documents are unchanged. A real update is never evidence of noise."""
+    return (layers(a, known).masked == layers(b, known).masked
+            and {d.url for d in a.documents} == {d.url for d in b.documents})
+
+
 def learn_from_history(versions: Sequence[Content], known: frozenset[str] = frozenset()) -> list[Learned]:
-    """Blocks that changed in nearly every transition of the recent versions, while the rest stayed still."""
-    transitions = len(versions) - 1
+    """Blocks that changed in nearly every noise-only transition of the recent versions, while the rest stayed
+    still. Transitions that the detector classes as real updates are not counted at all: a news list whose
+    items change at every real update is the page's content, not its noise."""
+    noise = [(a, b) for a, b in itertools.pairwise(versions) if is_noise_transition(a, b, known)]
+    transitions = len(noise)
     if transitions < HISTORY_MIN_TRANSITIONS:
         return []
     counts: Counter[str] = Counter()
     total_changed = 0
-    for a, b in itertools.pairwise(versions):
+    for a, b in noise:
         changed, _share, _texts = changed_paths(a, b, known)
         counts.update(changed)
         total_changed += len(changed)
     if total_changed / transitions > HISTORY_QUIET:
         return []
-    return [Learned(path=p, evidence=f"history: changed in {n} of the last {transitions} version transitions")
+    return [Learned(path=p, evidence=f"history: changed in {n} of the last {transitions} noise-only version "
+                                     "transitions")
             for p, n in sorted(counts.items()) if n / transitions >= HISTORY_SHARE]
+
+
+def learn_from_siblings(page: Content, siblings: Sequence[Content], known: frozenset[str] = frozenset(), *,
+                        when: str = "") -> list[Learned]:
+    """Paths of the page's blocks that the site repeats on its other monitored pages (the same text under the
+    same path): the site's template (a "latest news" box, the contacts under every page), whose changes are
+    not this page's update. A path is learned only if every one of the page's blocks under it repeats, so a
+    path the page shares between its own text and the template is never masked; and nothing is learned when
+    the repeats make up most of the page's text (two addresses of one page are not a template)."""
+    if len(siblings) < TEMPLATE_PAGES:
+        return []
+    seen: Counter[tuple[str, str]] = Counter()
+    for other in siblings:
+        seen.update({(b.path, b.text) for b in other.blocks})
+    by_path: dict[str, list[str]] = {}
+    total = 0
+    for b in page.blocks:
+        if b.region is Region.MAIN and b.volatile != "all":
+            total += len(b.text)
+            if b.path not in known:
+                by_path.setdefault(b.path, []).append(b.text)
+    template = {p: texts for p, texts in by_path.items() if all(seen[(p, t)] >= TEMPLATE_PAGES for t in texts)}
+    if not template or sum(len(t) for texts in template.values() for t in texts) > TEMPLATE_MAX_SHARE * total:
+        return []
+    return [Learned(path=p, evidence=f"template {when}: {_clip(texts)!r} also on {TEMPLATE_PAGES}+ other pages "
+                                     "of the site") for p, texts in sorted(template.items())]

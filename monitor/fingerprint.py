@@ -58,8 +58,33 @@ def layers(content: Content, noise_paths: frozenset[str] = frozenset()) -> Layer
         main.append(b.text)
         if not (text == VOLATILE and dated and dated[-1] == VOLATILE):  # a carousel's slides count as one
             dated.append(text)
-    masked = tuple(mask_dates(t) for t in dated) if content.mask else tuple(dated)
+    masked = tuple(_stamp_masked(t) for t in dated) if content.mask else tuple(dated)
     return Layers(main=tuple(main), dated=tuple(dated), masked=masked)
+
+
+_PLACEHOLDER = re.compile(r"⟨\w+⟩")
+_WORD = re.compile(r"[^\W\d_]{2,}")
+STAMP_WORDS = 3  # a block of dates and times with at most this many other words is a stamp (or a clock)
+STAMP_BLOCK_WORDS = 12  # a short line that names itself a stamp ("Опубліковано ... | Автор ...") is one too
+FIELDS = " | "  # how the feed and data readers join the fields of one record into a block
+STAMP_WITNESSES = re.compile(r"оновл|опубл|змін|створ|дата|станом на|обновл|опублик|изменен|updated|published|"
+                             r"posted|modified|last|as of|date|aktualisiert|veröffentlicht|stand", re.I)
+
+
+def _stamp_masked(text: str) -> str:
+    """Dates and times masked where the block is a stamp: the dates and times with hardly a word beside them
+    ("30.11.2026, 14:35"), or a short line that says what it stamps ("Оновлено: 30.11.2026"). A date inside a
+    sentence ("приймаються до 15 грудня") is the sentence's content, and stays."""
+    masked = mask_dates(text)
+    if masked is text or masked == text:
+        return text
+    if FIELDS in text:  # a record of fields (a feed item: title | date | summary): each field on its own
+        return FIELDS.join(_stamp_masked(field) for field in text.split(FIELDS))
+    rest = _PLACEHOLDER.sub(" ", masked)
+    words = len(_WORD.findall(rest))
+    if words <= STAMP_WORDS or (words <= STAMP_BLOCK_WORDS and STAMP_WITNESSES.search(rest)):
+        return masked
+    return text
 
 
 def fingerprints(content: Content, raw: bytes, noise_paths: frozenset[str] = frozenset(),

@@ -1,6 +1,7 @@
-"""Learning a page's own noise while the monitor runs: calibration (two captures seconds apart) and the
-history of versions. Both read captures through the core and store what they learn with its evidence; the
-runner masks the learned blocks from the page's next check on. Learning never disturbs checking."""
+"""Learning a page's own noise while the monitor runs: calibration (two captures seconds apart, and the
+blocks the site repeats on its other monitored pages) and the history of versions. All read captures through
+the core and store what they learn with its evidence; the runner masks the learned blocks from the page's
+next check on. Learning never disturbs checking."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor import core
-from monitor.calibrate import Learned, learn_from_history, learn_from_pair
+from monitor.calibrate import Learned, learn_from_history, learn_from_pair, learn_from_siblings
 from monitor.domain import CheckRecord, Content, Outcome, Quality, Target, load_content
 from monitor.errors import ReadRefused
 from monitor.runner import Runner
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 HISTORY_WAIT_S = 600.0  # history learning waits this long for the new version to be written
 HISTORY_VERSIONS = 12
+SIBLING_PAGES = 8  # the site's other monitored pages compared with a page for its template
 
 
 class Learner:
@@ -102,9 +105,28 @@ class Learner:
             when = self.clock.now().isoformat(timespec="seconds")
             learned = learn_from_pair(first, second, self.runner.targets[page_id].noise_paths, when=when)
             await asyncio.to_thread(self._add_rules, page_id, learned, "calibration")
+            siblings = await asyncio.to_thread(self._siblings, page_id)
+            template = learn_from_siblings(second, siblings, self.runner.targets[page_id].noise_paths, when=when)
+            await asyncio.to_thread(self._add_rules, page_id, template, "template")
             await asyncio.to_thread(self.noise.mark_calibrated, page_id, self.clock.now())
         except Exception as exc:  # learning is an extra: it must never disturb checking
             logger.warning("calibration of page %s failed: %s", page_id, exc)
+
+    def _siblings(self, page_id: int) -> list[Content]:
+        """The newest stored content of the other monitored HTML pages on the page's host."""
+        target = self.runner.targets[page_id]
+        host = urlsplit(target.page.url).hostname
+        out: list[Content] = []
+        for other in self.runner.targets.values():
+            if len(out) >= SIBLING_PAGES:
+                break
+            if (other.page_id == page_id or other.page.kind is not target.page.kind
+                    or urlsplit(other.page.url).hostname != host):
+                continue
+            blobs = self.noise.recent_contents(other.page_id, 1)
+            if blobs:
+                out.append(load_content(blobs[-1]))
+        return out
 
     async def learn_history(self, page_id: int, seq: int) -> None:
         """A block that changes at nearly every version while the rest stays still is the page's noise.

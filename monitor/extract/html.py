@@ -2,8 +2,10 @@
 
 Drops what is not content, finds the main content (a configured selector; else main/role=main;
 else the articles; else the densest block of text), keeps the page chrome (header, navigation,
-footer, asides) apart, and produces ordered text blocks with their structural path, the canonical
-links and the linked documents of the main content.
+footer, asides) apart, and produces ordered text blocks of the whole body with their structural path,
+the canonical links and the linked documents of the main content. Every visible text run lands in a
+block. Class and id words ("sidebar", "share") are only a prior: prose-sized text is content wherever
+it sits, unless HTML itself declares its place chrome (nav, aside, header/footer outside the main).
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ VOLATILE_WORDS = re.compile(r"(?:^|[-_\s])(?:clock|weather|currency|exchange|rat
 # nest 35 deep at most in the corpus; a page nested thousands deep must not cost time and memory squared.
 MAX_PATH_STEPS = 64
 MAX_STEP_CHARS = 256
+# Prose: a block of at least this many words and characters is content even where class or id words
+# suggest chrome, or outside the main container (a documentation section id'd "sharing-with-a-team").
+PROSE_WORDS = 6
+PROSE_CHARS = 40
 WIDGET_MAX_TEXT = 600  # a "slider" holding more text than this is the content itself, not a widget
 # Telling a small widget or counter from content measures the element's text; nested ones measure the same
 # text again and again. Past this many characters measured on a page (real pages measure a few thousand)
@@ -149,9 +155,10 @@ class _RawBlock:
     path: str
     text: str
     in_main: bool
-    in_chrome: bool
+    in_chrome: bool  # chrome by its tag or role, or by class and id words
     volatile: str
     element: int  # Lexbor's identity of the block element
+    declared: bool  # chrome by its tag or role (nav, aside, header/footer outside the main): HTML says so
 
 
 class _Tree:
@@ -162,6 +169,7 @@ class _Tree:
         self.main, self.strong, self.weak = main, strong, weak
         self.numbers = numbers
         self.memo: dict[int, tuple[str, bool, bool, str]] = {}
+        self.declared: set[int] = set()  # elements inside chrome that HTML declares (tags and roles)
         self.parent: dict[int, int] = {}  # element -> its parent element
         self.classes: dict[tuple[str, str, str], tuple[str, bool, bool]] = {}
         self.budget = TEXT_BUDGET  # characters measured to tell a small widget from content
@@ -186,6 +194,10 @@ class _Tree:
         self.classes[key] = known = (step, chrome, widget)
         return known
 
+    def is_declared(self, element: int) -> bool:
+        """Whether the element (already placed by `info`) lies in chrome that its tags or roles declare."""
+        return element in self.declared
+
     def info(self, node: LexborNode) -> tuple[str, bool, bool, str]:
         memo = self.memo
         known = memo.get(node.mem_id)
@@ -200,6 +212,7 @@ class _Tree:
             current = current.parent
         base = memo[current.mem_id] if current is not None and current.mem_id in memo else ("", False, False, "")
         parent_id = current.mem_id if current is not None else 0
+        declared = parent_id in self.declared
         for n in reversed(chain):
             path, in_main, in_chrome, vol = base
             mid = n.mem_id
@@ -208,9 +221,13 @@ class _Tree:
             attrs = n.attrs
             step, chrome, widget = self._classify(n.tag or "?", attrs.get("id") or "", attrs.get("class") or "")
             if mid in self.main:
-                in_main, in_chrome = True, False
-            elif chrome or mid in self.strong or (mid in self.weak and not in_main):
+                in_main, in_chrome, declared = True, False, False
+            elif mid in self.strong or (mid in self.weak and not in_main):
+                in_chrome = declared = True
+            elif chrome:
                 in_chrome = True
+            if declared:
+                self.declared.add(mid)
             if widget and vol != "all" and self.budget > 0:  # (inside a volatile widget: volatile already)
                 size = len(n.text(deep=True))
                 self.budget -= size
@@ -257,24 +274,29 @@ def _nearest_block(node: LexborNode, known: dict[int, LexborNode | None]) -> Lex
     return _up(node, known, lambda n: n if n.tag in BLOCK_TAGS else None, None)
 
 
-def _blocks(roots: list[LexborNode], tree: _Tree) -> list[_RawBlock]:
-    """Text blocks in document order: each block element's own text (inline markup already unwrapped)."""
+def _blocks(root: LexborNode, tree: _Tree) -> list[_RawBlock]:
+    """Text blocks in document order: each element's own text (inline markup already unwrapped, so every
+    element left holds its text as a block: the known block tags and any other, <noindex> or <my-widget>)."""
     out: list[_RawBlock] = []
-    elements = []
-    for root in roots:  # the root, then its block descendants in document order (css() would repeat the root)
-        nodes = root.traverse()
-        elements.append(next(nodes))
-        elements.extend(n for n in nodes if n.tag in BLOCK_TAGS)
-    for el in elements:
+    for el in root.traverse():  # the root, then its descendants in document order
         own = el.text(deep=False, separator=SEPARATOR)
         if not own or own.isspace():
             continue
+        tag = el.tag
+        if not tag or tag[0] in "-_!#":  # text and comment nodes are read through their element
+            continue
         path, in_main, in_chrome, vol = tree.info(el)
+        declared = el.mem_id in tree.declared
         for line in own.split(SEPARATOR) if SEPARATOR in own else (own,):
             text = normalise(line)
             if text:
-                out.append(_RawBlock(path, text, in_main, in_chrome, vol, el.mem_id))
+                out.append(_RawBlock(path, text, in_main, in_chrome, vol, el.mem_id, declared))
     return out
+
+
+def _prose(text: str) -> bool:
+    """Sentence-sized text: content wherever it sits unless HTML declares its place chrome."""
+    return len(text) >= PROSE_CHARS and text.count(" ") >= PROSE_WORDS - 1
 
 
 def _anchors(roots: list[LexborNode], tree: _Tree) -> list[tuple[str, str, tuple[str, bool, bool, str], int]]:
@@ -458,21 +480,27 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None, *, ign
                        main_ids)
     scope = roots or [body]
     anchors_text = _anchors(scope, where)  # read before the inline markup (the <a> elements too) is unwrapped
-    visible = normalise(body.text(deep=True, separator=" "))
     for node in tree.root.css(INLINE_SELECTOR) if tree.root is not None else ():  # one pass, not one per tag
         node.unwrap()
     tree.merge_text_nodes()
-    raw_blocks = _blocks(scope, where)
+    raw_blocks = _blocks(body, where)  # the whole body: no visible text is lost
     if roots and not opts.content and not any(b.in_main and not b.in_chrome for b in raw_blocks):
         return extract_html(source, url, options, ignore_main=True)  # an empty <main>: the densest block instead
     inside: set[int] | None = None  # without a main container: the densest block's subtree
     if main_ids:
-        is_main = [b.in_main and not b.in_chrome for b in raw_blocks]
+        placed = [b.in_main and not b.in_chrome for b in raw_blocks]
     else:
         top = _densest(raw_blocks, where.parent)
         inside = _subtree(top, where.parent) if top is not None else None
-        is_main = [not b.in_chrome and (inside is None or b.element in inside) for b in raw_blocks]
-    blocks = tuple(Block(path=b.path, text=b.text, region=Region.MAIN if m else Region.CHROME, volatile=b.volatile)
+        placed = [not b.in_chrome and (inside is None or b.element in inside) for b in raw_blocks]
+    # Outside the main content, or where only class words say chrome, prose is content all the same (a
+    # configured content selector is the operator's word, and stands)
+    is_main = placed if opts.content else [m or (not b.declared and _prose(b.text))
+                                           for b, m in zip(raw_blocks, placed, strict=True)]
+    # A widget's class words ("slider", "banner") make its small texts volatile, never its prose: a sentence in a
+    # carousel is content unless calibration or history shows that very block changing by itself.
+    blocks = tuple(Block(path=b.path, text=b.text, region=Region.MAIN if m else Region.CHROME,
+                         volatile="" if b.volatile == "all" and _prose(b.text) else b.volatile)
                    for b, m in zip(raw_blocks, is_main, strict=True))
     links: dict[str, Link] = {}
     documents: dict[str, Link] = {}
@@ -488,7 +516,8 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None, *, ign
     quality, reason = Quality.OK, ""
     if selector_missed:
         quality, reason = Quality.UNREADABLE, f"content selector {opts.content!r} matched nothing"
-    return Content(title=title, blocks=blocks, visible_text=visible,
+    # the blocks hold every visible text of the body (main and chrome alike): no separate visible text to keep
+    return Content(title=title, blocks=blocks, visible_text="",
                    links=tuple(sorted(links.values(), key=lambda x: x.url)),
                    documents=tuple(sorted(documents.values(), key=lambda x: x.url)),
                    declared_at=declared_meta or _declared_text((b for b in blocks if b.region is Region.MAIN),
