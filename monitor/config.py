@@ -26,6 +26,7 @@ from monitor.domain import (
     Catalogue,
     ChangeClass,
     Department,
+    Engine,
     Kind,
     PageConfig,
     Regulation,
@@ -284,6 +285,11 @@ def p_database_url(value: Any) -> str:
 SETTINGS: tuple[Key, ...] = (
     Key("database_url", p_database_url, "SQLAlchemy URL of the store; a SQLite file by default.",
         allowed="sqlite:///FILE or postgresql+psycopg://..."),
+    Key("engine", p_enum(Engine), "What runs the checks: `embedded` (one process, any database) or "
+        "`procrastinate` (`monitor worker` processes on any machines, over PostgreSQL).",
+        allowed="embedded or procrastinate"),
+    Key("worker_stalled_after", p_duration_range(10, 3600), "procrastinate engine: a worker that has not "
+        "beaten for this long is gone; the checks it was running are retried by another."),
     Key("user_agent", p_user_agent, "User-Agent sent with every request; must carry a contact."),
     Key("concurrency", p_int_range(1, 256), "Checks running at once, all hosts together."),
     Key("per_host_concurrency", p_int_range(1, 64), "Requests at once to one host."),
@@ -408,6 +414,7 @@ REPORTS: tuple[Key, ...] = (
 
 _SETTINGS_FIELD = {
     "per_host_delay": "per_host_delay_s",
+    "worker_stalled_after": "worker_stalled_after_s",
     "timeout": "timeout_s",
     "connect_timeout": "connect_timeout_s",
     "full_fetch_every": "full_fetch_every_s",
@@ -491,6 +498,9 @@ def _settings(c: _Collector, raw: Any, environ: Mapping[str, str]) -> Settings:
                 values[key.name] = _from_env(key, environ[env_name])
             except Invalid as exc:
                 c.add(f"environment {env_name}", str(exc))
+    if values.get("engine") is Engine.PROCRASTINATE and not str(values.get("database_url", "")).startswith("postgres"):
+        c.add("[settings] engine", "the procrastinate engine runs over PostgreSQL: set database_url to a "
+              "postgresql:// address, or engine = \"embedded\" for a SQLite file")
     kwargs = {_SETTINGS_FIELD.get(k, k): v for k, v in values.items()}
     names = {f.name for f in fields(Settings)}
     return Settings(**{k: v for k, v in kwargs.items() if k in names})

@@ -80,6 +80,13 @@ REGULATION_TEXT: Mapping[Regulation, tuple[str, str]] = {
 }
 
 
+class Engine(StrEnum):
+    """What runs the checks: one process (APScheduler, any store), or workers over PostgreSQL (procrastinate)."""
+
+    EMBEDDED = "embedded"
+    PROCRASTINATE = "procrastinate"
+
+
 class Kind(StrEnum):
     """What a page is, which decides how it is fetched, extracted and compared."""
 
@@ -159,6 +166,8 @@ class Grade(StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str = "sqlite:///monitor.db"
+    engine: Engine = Engine.EMBEDDED
+    worker_stalled_after_s: float = 60.0  # procrastinate: a worker silent this long is gone, its jobs retried
     user_agent: str = "CityFreshnessMonitor/0.1 (+mailto:it@example.org)"
     concurrency: int = 8
     per_host_concurrency: int = 1

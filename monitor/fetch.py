@@ -18,10 +18,10 @@ import socket
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import brotli
@@ -275,6 +275,14 @@ class _Decoder:
 # --- per-host politeness ---------------------------------------------------------------------
 
 
+class HostGate(Protocol):
+    """Who may start a request to a host, and when: this process's (below), or the fleet's (monitor.fleet)."""
+
+    def slot(self, host: str) -> AbstractAsyncContextManager[None]: ...
+
+    def defer(self, host: str, seconds: float) -> None: ...
+
+
 class _HostGate:
     """At most `concurrency` requests at a time to one host, starting at least `delay_s` apart."""
 
@@ -398,10 +406,11 @@ class Fetcher:
         clock: Clock = SYSTEM,
         transport: httpx.AsyncBaseTransport | None = None,
         is_public: Callable[[str], bool] = is_public_address,
+        gate: HostGate | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self._gate = _HostGate(settings.per_host_concurrency, settings.per_host_delay_s, clock)
+        self._gate: HostGate = gate or _HostGate(settings.per_host_concurrency, settings.per_host_delay_s, clock)
         resolve = resolver or system_resolve
         timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
         headers = {"User-Agent": settings.user_agent, "Accept": ACCEPT, "Accept-Language": "uk,en;q=0.8,ru;q=0.5",

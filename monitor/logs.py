@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 FORMATS = ("text", "json")
-NOISY = ("httpx", "httpcore", "apscheduler", "hpack", "h2", "alembic", "pypdf")
+NOISY = ("httpx", "httpcore", "apscheduler", "hpack", "h2", "alembic", "pypdf", "procrastinate")
 # the attributes every LogRecord has: whatever else a record carries came from `extra=`
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 

@@ -481,6 +481,25 @@ class MaintenanceStore(Protocol):
     def vacuum(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LastCheck:
+    page_id: int
+    at: datetime | None
+
+
+class FleetStore(Protocol):
+    """What workers over PostgreSQL share beyond the checks: each host's pace and leases (politeness for the
+    whole fleet), and the pages' last checks that dispatch reads."""
+
+    def take_turn(self, host: str, holder: str, *, concurrency: int, delay_s: float, lease_s: float) -> float: ...
+
+    def give_back(self, host: str, holder: str, *, delay_s: float) -> None: ...
+
+    def defer_host(self, host: str, seconds: float) -> None: ...
+
+    def last_checks(self, page_ids: Iterable[int] | None = None) -> list[LastCheck]: ...
+
+
 class Stores(Protocol):
     """Every interface at once, as the composition root holds them (monitor.store.Store is one)."""
 

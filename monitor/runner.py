@@ -31,6 +31,7 @@ from monitor.domain import (
     redact_text,
     redact_url,
 )
+from monitor.errors import StoreUnavailable
 from monitor.ports import Heartbeat, Stores
 from monitor.recorder import Recorder
 from monitor.regulation import default_interval_s
@@ -171,6 +172,28 @@ class Runner:
                                extra={**fields, "reason": reason})
         for hook in self.after_check:
             hook(target, record, seq)
+        return record
+
+    async def check_due(self, page_id: int, due_at: datetime, *, scheduled_at: datetime | None = None,
+                        timeout_s: float = 120.0) -> CheckRecord | None:
+        """A check job of the procrastinate engine: check the page unless a check at or after `due_at` is already
+        in the store (another worker did it, or this job is a retry of one that got that far), starting from
+        the page's state and learned noise as the store has them now, and return once the record is written —
+        a job that ends has its check stored."""
+        target = self.targets[page_id]
+        lock = self._page_locks.setdefault(page_id, asyncio.Lock())
+        async with lock:
+            state = (await asyncio.to_thread(self.stores.checks.page_states, [page_id], recent=self.keep)).get(
+                page_id, PageState(page_id=page_id))
+            if state.last_check_at is not None and state.last_check_at >= due_at:
+                return None
+            noise = await asyncio.to_thread(self.stores.noise.noise_paths, [page_id])
+            self.states[page_id] = state
+            self.targets[page_id] = replace(target, noise_paths=frozenset(noise.get(page_id, ())))
+        record = await self.check(self.targets[page_id], scheduled_at=scheduled_at)
+        if not await self.recorder.drain(timeout_s):
+            raise StoreUnavailable(f"the check of {redact_url(target.page.url)} could not be written in "
+                                   f"{timeout_s:g} s")
         return record
 
     async def record_late(self, target: Target, captured: FetchResult) -> CheckRecord:

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -84,6 +84,22 @@ class Periodic:
 def next_after(target: Target, now: datetime) -> datetime:
     """The grid point after a check that ran at `now` (the next one it is due at)."""
     return grid_after(now + timedelta(seconds=1), target.interval_s, phase_s(target.page.key, target.interval_s))
+
+
+def due(targets: Iterable[Target], last_checks: Mapping[int, datetime | None],
+        now: datetime) -> list[tuple[Target, datetime]]:
+    """The pages due now and the grid point each is due at (the procrastinate engine's dispatch; the same grid
+    as the embedded schedule). A page checked at or after that point has had its check of the round: a check
+    job that finds so does nothing (a retried job, a second dispatch). A page never checked is due since
+    always: any check of it counts."""
+    out = []
+    for t in targets:
+        last = last_checks.get(t.page_id)
+        at = EPOCH if last is None else grid_after(last + timedelta(seconds=t.interval_s / 2), t.interval_s,
+                                                   phase_s(t.page.key, t.interval_s))
+        if at <= now:
+            out.append((t, at))
+    return out
 
 
 async def _guarded(job: Periodic) -> None:

@@ -19,9 +19,17 @@ from pathlib import Path
 
 import pytest
 import trustme
+import yaml
 
-from monitor.alerting import RoutingOptions, alertmanager_yaml, rules_yaml
-from monitor.domain import ReportRow
+from monitor.alerting import (
+    EXAMPLE_EXTERNAL_URL,
+    EXAMPLE_GRAFANA_URL,
+    Links,
+    RoutingOptions,
+    alertmanager_yaml,
+    rules_yaml,
+)
+from monitor.domain import ReportRow, page_label
 from monitor.exporter import MetricsServer
 from monitor.fetch import Fetcher
 from monitor.maintenance import refresh_aggregates
@@ -34,6 +42,7 @@ from tests.helpers import Clock, catalogue, free_port, html
 from tests.siteserver import Request, Site, page, respond
 
 ROOT = Path(__file__).resolve().parents[1]
+LINKS = Links(EXAMPLE_EXTERNAL_URL, EXAMPLE_GRAFANA_URL)
 pytestmark = pytest.mark.slow
 
 
@@ -158,7 +167,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         registry = build_registry(cat, store.metrics, runtime=lambda: Runtime(
             pending_records=len(runner.recorder.pending), database_writable=runner.recorder.db_ok))
         metrics = MetricsServer(registry, "127.0.0.1:0", health=lambda: (True, {})).start()
-        rules = re.sub(r"for: \d+[mh]", "for: 2s", rules_yaml())
+        rules = re.sub(r"for: \d+[mh]", "for: 2s", rules_yaml(LINKS))
         (tmp / "rules.yml").write_text(rules, encoding="utf-8")
         prom_port, am_port = free_port(), free_port()
         (tmp / "alertmanager.yml").write_text(alertmanager_yaml(cat, {}, RoutingOptions(
@@ -226,7 +235,8 @@ def test_a_stale_service_alerts_its_department_and_it_gets_its_own(stack: Stack)
     wait_for("the department's webhook", lambda: delivered("dept-records-appeals", "FreshnessServiceOverdue"))
     # the broken page is down: IT hears of it, and so does the department that owns the service
     wait_for("FreshnessPageDown at IT", lambda: query(
-        stack, 'ALERTS{alertname="FreshnessPageDown", alertstate="firing", site="smart-portal", page="2"}'))
+        stack, 'ALERTS{alertname="FreshnessPageDown", alertstate="firing", site="smart-portal", '
+               f'page="{page_label(stack.portal.url("/broken"))}"}}'))
     wait_for("IT receiver", lambda: delivered("it", "FreshnessPageDown"))
     wait_for("the owning department's receiver", lambda: delivered("dept-it-sector", "FreshnessPageDown"))
     # the certificate expires in 5 days
@@ -237,6 +247,16 @@ def test_a_stale_service_alerts_its_department_and_it_gets_its_own(stack: Stack)
     receivers = {a["labels"]["alertname"]: {r["name"] for r in a["receivers"]} for a in am}  # type: ignore[union-attr]
     assert receivers["FreshnessServiceOverdue"] == {"site-online-reception", "dept-records-appeals"}
     assert receivers["FreshnessPageDown"] == {"it", "dept-it-sector"}
+    # what the notifications say: the service by its name, the facts, the address, absolute links
+    notes = {a["labels"]["alertname"]: a["annotations"] for a in am}  # type: ignore[index]
+    overdue = notes["FreshnessServiceOverdue"]
+    assert overdue["service"] == "Онлайн приймальня" and overdue["summary"] == "Онлайн приймальня is overdue"
+    assert overdue["regulation"] == "on every change, at least monthly"
+    assert overdue["last_real_update"] == "none detected" and overdue["deadline"].endswith("+0000 UTC")
+    assert overdue["runbook_url"] == f"{EXAMPLE_EXTERNAL_URL}/runbooks#freshness-service-overdue"
+    assert overdue["dashboard_url"] == f"{EXAMPLE_GRAFANA_URL}/d/freshness-service?var-site=online-reception"
+    down = notes["FreshnessPageDown"]
+    assert down["page_url"] == stack.portal.url("/broken") and down["page_url"] in down["summary"]
 
 
 def _dashboard_exprs() -> list[str]:
@@ -286,7 +306,11 @@ def test_every_dashboard_expression_returns_data(stack: Stack) -> None:
 
 
 def test_every_metric_selector_of_the_rules_returns_data(stack: Stack) -> None:
-    selectors = set(re.findall(r"(?<![:\w])(freshness_\w+(?:\{[^}]*\})?)", rules_yaml()))
+    rules = [r for g in yaml.safe_load(rules_yaml(LINKS))["groups"] for r in g["rules"]]
+    selectors = {s for r in rules for s in re.findall(r"(?<![:\w])(freshness_\w+(?:\{[^}]*\})?)", r["expr"])}
+    # and the series the annotations read when an alert is sent (by name: their selectors are templates)
+    selectors |= {s for r in rules for text in r.get("annotations", {}).values()
+                  for s in re.findall(r'printf "(freshness_\w+)\{', text)}
     empty = [s for s in sorted(selectors) if not query(stack, s)]
     assert not empty, empty
     for group in get_json(f"{stack.prometheus}/api/v1/rules")["data"]["groups"]:

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from monitor.store.catalogue import SqlCatalogue
 from monitor.store.checks import SqlChecks
 from monitor.store.engine import ensure_current, is_sqlite, make_engine
+from monitor.store.fleet import SqlFleet
 from monitor.store.maintenance import SqlMaintenance
 from monitor.store.noise import SqlNoise
 from monitor.store.reads import SqlAudit, SqlFaults, SqlHealth, SqlHistory, SqlMetrics
@@ -31,6 +32,7 @@ class Store:
         self.faults = SqlFaults(engine)
         self.maintenance = SqlMaintenance(engine)
         self.web = SqlWeb(engine)
+        self.fleet = SqlFleet(engine)  # the procrastinate engine's (PostgreSQL only)
 
     @classmethod
     def open(cls, url: str, *, auto_upgrade: bool | None = None) -> Store:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,8 @@ class SqlCatalogue:
 
     @staticmethod
     def _sync(s: Session, catalogue: Catalogue, now: datetime) -> dict[str, int]:
+        if s.get_bind().dialect.name == "postgresql":  # workers starting together apply a change once, in turn
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtext('monitor.sync_catalogue'))"))
         page_ids: dict[str, int] = {}
         services = {row.id: row for row in s.scalars(select(m.Service))}
         active_ids = set()

@@ -428,3 +428,24 @@ class ArchiveCapture(Base):
     page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), primary_key=True)
     captured_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     source: Mapped[str] = mapped_column(String(200))
+
+
+class HostPace(Base):
+    """The procrastinate engine's politeness across the fleet: when the next request to a host may start
+    (per_host_delay), read and moved under the row's lock by whichever worker goes next."""
+
+    __tablename__ = "host_pace"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    next_start: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HostLease(Base):
+    """A request to a host in flight somewhere in the fleet (per_host_concurrency): given back when it ends;
+    a worker killed mid-request leaves one that expires."""
+
+    __tablename__ = "host_leases"
+
+    holder: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,216 @@
+"""Checks by workers over PostgreSQL: the procrastinate engine, and the only module that imports procrastinate.
+
+Any number of `monitor worker` processes, on any machines, share one PostgreSQL: the store's and
+procrastinate's tables side by side, no broker.
+
+    dispatch   a periodic task (every 15 s). Procrastinate defers one job per period for the whole fleet,
+               whatever the number of workers; its queueing lock and lock keep it single. It reads every page's
+               last check from the store, asks the schedule which pages are due (`schedule.due`: the embedded
+               grid) and defers one `check` job per due page, with a queueing lock per page (never two waiting
+               jobs for a page) and a lock per page (never two running). It also retries the jobs of workers
+               that stopped beating (killed, or lost their machine).
+    check      `Runner.check_due`: the same core as the embedded engine, from the page's state as the store has
+               it, written before the job ends. A job that finds the page already checked for its round (a
+               retried job whose first run got that far) does nothing, so a check is recorded once.
+    FleetGate  per-host politeness for the whole fleet (per_host_concurrency, per_host_delay), from the
+               store's host pace and leases on the database's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import procrastinate
+from procrastinate import exceptions as pexc
+
+from monitor import schedule
+from monitor.clock import SYSTEM, Clock
+from monitor.domain import Settings
+from monitor.ports import FleetStore
+from monitor.runner import Runner
+
+logger = logging.getLogger(__name__)
+
+CHECKS, DISPATCH = "checks", "dispatch"
+DISPATCH_CRON = "* * * * * */15"  # the sixth column: seconds
+LEDGER = "monitor_procrastinate_migrations"  # the procrastinate migrations applied to this database
+
+tasks = procrastinate.Blueprint()
+
+
+@dataclass(slots=True)
+class Worker:
+    """What a worker process's jobs work with (procrastinate passes it to every job)."""
+
+    runner: Runner
+    fleet: FleetStore
+    clock: Clock = SYSTEM
+    jobs_done: int = 0
+    jobs_failed: int = 0
+    skipped: int = 0
+    queue_wait_s: float = 0.0  # the last job's wait between its dispatch and its start
+
+
+def _worker(context: procrastinate.JobContext) -> Worker:
+    worker = (context.additional_context or {}).get("monitor")
+    assert isinstance(worker, Worker), "a job runs only inside `monitor worker`"
+    return worker
+
+
+@tasks.task(name="check", queue=CHECKS, pass_context=True)
+async def check(context: procrastinate.JobContext, page_id: int, due_at: str, dispatched_at: str) -> bool:
+    """Check one page for its round; True if this job checked it, False if the round's check was done."""
+    w = _worker(context)
+    if page_id not in w.runner.targets:  # retired since it was dispatched
+        return False
+    dispatched = datetime.fromisoformat(dispatched_at)
+    w.queue_wait_s = max(0.0, (w.clock.now() - dispatched).total_seconds())
+    try:
+        record = await w.runner.check_due(page_id, datetime.fromisoformat(due_at), scheduled_at=dispatched)
+    except Exception:
+        w.jobs_failed += 1
+        raise
+    w.jobs_done += 1
+    if record is None:
+        w.skipped += 1
+    return record is not None
+
+
+@tasks.periodic(cron=DISPATCH_CRON)
+@tasks.task(name="dispatch", queue=DISPATCH, pass_context=True, queueing_lock="dispatch", lock="dispatch")
+async def dispatch(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Defer a check job for every due page; retry the jobs of stalled workers. Returns the jobs deferred."""
+    w = _worker(context)
+    app = context.app
+    assert app is not None
+    stalled_s = w.runner.settings.worker_stalled_after_s
+    for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_s):
+        logger.warning("retrying job %s (%s) of a worker that stopped beating", job.id, job.task_name)
+        await app.job_manager.retry_job(job)
+    await app.job_manager.prune_stalled_workers(stalled_s)
+    now = w.clock.now()
+    last = {c.page_id: c.at for c in await asyncio.to_thread(w.fleet.last_checks)}
+    due = schedule.due(w.runner.targets.values(), last, now)
+    deferred = 0
+    task = app.tasks["monitor:check"]
+    for target, at in due:
+        lock = f"page-{target.page_id}"
+        try:
+            await task.configure(queueing_lock=lock, lock=lock).defer_async(
+                page_id=target.page_id, due_at=at.isoformat(), dispatched_at=now.isoformat())
+            deferred += 1
+        except pexc.AlreadyEnqueued:
+            pass
+    if deferred:
+        logger.info("dispatch: %d pages due, %d jobs deferred", len(due), deferred)
+    return deferred
+
+
+def conninfo(database_url: str) -> str:
+    """The store's SQLAlchemy URL as libpq's (procrastinate connects with psycopg directly)."""
+    return re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgresql://", database_url)
+
+
+def make_app(database_url: str) -> procrastinate.App:
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(database_url)))
+    app.add_tasks_from(tasks, namespace="monitor")
+    return app
+
+
+def _migrations() -> list[str]:
+    folder = resources.files("procrastinate") / "sql" / "migrations"
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
+
+
+async def install(database_url: str) -> str:
+    """Install procrastinate's schema beside ours, or bring it up to the installed procrastinate's version
+    by its own migrations, each applied once (a ledger table keeps which). Returns what was done."""
+    app = make_app(database_url)
+    async with app.open_async():
+        c = app.connector
+        await c.execute_query_async(f"CREATE TABLE IF NOT EXISTS {LEDGER} "  # type: ignore[arg-type]
+                                    "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        await c.execute_query_async(f"SELECT pg_advisory_xact_lock(hashtext('{LEDGER}'))")  # type: ignore[arg-type]
+        present = await c.execute_query_one_async("SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present")
+        done = {r["name"] for r in await c.execute_query_all_async(f"SELECT name FROM {LEDGER}")}  # type: ignore[arg-type]
+        files = _migrations()
+        if not present["present"]:
+            await app.schema_manager.apply_schema_async()
+            applied = files  # the schema is the latest: every migration is in it
+            what = f"procrastinate {procrastinate.__version__} schema installed"
+        else:
+            applied = [f for f in files if f not in done]
+            folder = resources.files("procrastinate") / "sql" / "migrations"
+            for name in applied:
+                await c.execute_query_async((folder / name).read_text(encoding="utf-8"))  # type: ignore[arg-type]
+            what = (f"procrastinate schema: {len(applied)} migration(s) applied" if applied
+                    else "procrastinate schema is up to date")
+        for name in applied:
+            await c.execute_query_async(f"INSERT INTO {LEDGER} (name) VALUES (%(name)s) "  # type: ignore[arg-type]
+                                        "ON CONFLICT DO NOTHING", name=name)
+        return what
+
+
+class FleetGate:
+    """Per-host politeness across every worker: a turn at a host is a lease in the store, taken when fewer than
+    per_host_concurrency are out and per_host_delay has passed since the last start and the last end (the
+    database's clock).
+    A lease outlives a killed worker by at most the fetch timeout and a minute."""
+
+    def __init__(self, fleet: FleetStore, settings: Settings, *, poll_s: float = 1.0) -> None:
+        self.fleet, self.settings, self.poll_s = fleet, settings, poll_s
+
+    @asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        holder = uuid.uuid4().hex
+        s = self.settings
+        while True:
+            wait = await asyncio.to_thread(self.fleet.take_turn, host, holder, concurrency=s.per_host_concurrency,
+                                           delay_s=s.per_host_delay_s, lease_s=s.timeout_s * 2 + 60)
+            if wait <= 0:
+                break
+            await asyncio.sleep(min(wait, self.poll_s))
+        try:
+            yield
+        finally:
+            await asyncio.shield(asyncio.to_thread(self.fleet.give_back, host, holder, delay_s=s.per_host_delay_s))
+
+    def defer(self, host: str, seconds: float) -> None:
+        self.fleet.defer_host(host, seconds)
+
+
+async def run_worker(app: procrastinate.App, worker: Worker, *, concurrency: int, name: str,
+                     stop: asyncio.Event | None = None, wait: bool = True,
+                     on_started: Callable[[], None] | None = None) -> None:
+    """Run jobs of both queues until stopped (SIGTERM/SIGINT through procrastinate, or `stop`)."""
+    options: dict[str, Any] = {
+        "queues": [CHECKS, DISPATCH], "concurrency": concurrency, "name": name, "wait": wait,
+        "additional_context": {"monitor": worker},
+        "update_heartbeat_interval": min(5.0, worker.runner.settings.worker_stalled_after_s / 4),
+        "stalled_worker_timeout": worker.runner.settings.worker_stalled_after_s, "fetch_job_polling_interval": 1.0,
+        "install_signal_handlers": stop is None, "shutdown_graceful_timeout": 30.0}
+    async with app.open_async():
+        run = asyncio.create_task(app.run_worker_async(**options))
+        if on_started is not None:
+            on_started()
+        if stop is None:
+            await run
+            return
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():
+            run.cancel()  # procrastinate's graceful stop: running jobs finish (up to the graceful timeout)
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+        stopper.cancel()
+
