@@ -65,6 +65,7 @@ def layers(content: Content, noise_paths: frozenset[str] = frozenset()) -> Layer
 _PLACEHOLDER = re.compile(r"⟨\w+⟩")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 STAMP_WORDS = 3  # a block of dates and times with at most this many other words is a stamp (or a clock)
+STAMP_MAX_CHARS = 200
 STAMP_BLOCK_WORDS = 12  # a short line that names itself a stamp ("Опубліковано ... | Автор ...") is one too
 FIELDS = " | "  # how the feed and data readers join the fields of one record into a block
 STAMP_WITNESSES = re.compile(r"оновл|опубл|змін|створ|дата|станом на|обновл|опублик|изменен|updated|published|"
@@ -72,14 +73,16 @@ STAMP_WITNESSES = re.compile(r"оновл|опубл|змін|створ|дат�
 
 
 def _stamp_masked(text: str) -> str:
-    """Dates and times masked where the block is a stamp: the dates and times with hardly a word beside them
-    ("30.11.2026, 14:35"), or a short line that says what it stamps ("Оновлено: 30.11.2026"). A date inside a
-    sentence ("приймаються до 15 грудня") is the sentence's content, and stays."""
+    """Dates and times masked where the block is a stamp: a short line of dates and times with hardly a word
+    beside them ("30.11.2026, 14:35"), or one that says what it stamps ("Оновлено: 30.11.2026"). A date inside
+    a sentence ("приймаються до 15 грудня") is the sentence's content, and stays."""
+    if FIELDS in text:  # a record of fields (a feed item: title | date | summary): each field on its own
+        return FIELDS.join(_stamp_masked(field) for field in text.split(FIELDS))
+    if len(text) > STAMP_MAX_CHARS:  # a stamp is a short line: longer text is not masked at all (and not read)
+        return text
     masked = mask_dates(text)
     if masked is text or masked == text:
         return text
-    if FIELDS in text:  # a record of fields (a feed item: title | date | summary): each field on its own
-        return FIELDS.join(_stamp_masked(field) for field in text.split(FIELDS))
     rest = _PLACEHOLDER.sub(" ", masked)
     words = len(_WORD.findall(rest))
     if words <= STAMP_WORDS or (words <= STAMP_BLOCK_WORDS and STAMP_WITNESSES.search(rest)):

@@ -206,7 +206,8 @@ class _Tree:
         chain = []
         current: LexborNode | None = node
         while current is not None and current.mem_id not in memo:
-            if current.tag == "html" or current.tag is None or current.tag.startswith("#"):
+            tag = current.tag
+            if tag is None or tag == "html" or tag[0] == "#":
                 break
             chain.append(current)
             current = current.parent
@@ -218,7 +219,7 @@ class _Tree:
             mid = n.mem_id
             self.parent[mid] = parent_id
             parent_id = mid
-            attrs = n.attrs
+            attrs = n.attributes  # a plain dict: cheaper than the attrs view
             step, chrome, widget = self._classify(n.tag or "?", attrs.get("id") or "", attrs.get("class") or "")
             if mid in self.main:
                 in_main, in_chrome, declared = True, False, False
@@ -300,7 +301,8 @@ def _prose(text: str) -> bool:
 
 
 def _anchors(roots: list[LexborNode], tree: _Tree) -> list[tuple[str, str, tuple[str, bool, bool, str], int]]:
-    """The links outside the chrome: href, text, where their holder stands, the holder's identity."""
+    """The links outside the chrome: href, text (not normalised yet: most links repeat or are left out), where
+    their holder stands, the holder's identity."""
     out = []
     for root in roots:
         for a in root.css("a[href]"):
@@ -309,7 +311,7 @@ def _anchors(roots: list[LexborNode], tree: _Tree) -> list[tuple[str, str, tuple
                 continue
             info = tree.info(up)
             if not info[2]:
-                out.append((a.attrs.get("href") or "", normalise(a.text(deep=True)), info, up.mem_id))
+                out.append((a.attributes.get("href") or "", a.text(deep=True), info, up.mem_id))
     return out
 
 
@@ -504,15 +506,19 @@ def extract_html(html: str, url: str, options: HtmlOptions | None = None, *, ign
                    for b, m in zip(raw_blocks, is_main, strict=True))
     links: dict[str, Link] = {}
     documents: dict[str, Link] = {}
+    canonical_of: dict[str, str | None] = {}  # a page repeats its links (menus, "read more"): each href read once
     for href, text, (_path, in_main, in_chrome, vol), holder in anchors_text:
         if in_chrome or vol == "all" or not (in_main if main_ids else (inside is None or holder in inside)):
             continue
-        canonical = canonical_url(href, base)
-        if canonical is None:
+        if href in canonical_of:
+            canonical = canonical_of[href]
+        else:
+            canonical = canonical_of[href] = canonical_url(href, base)
+        if canonical is None or canonical in links:
             continue
-        links.setdefault(canonical, Link(url=canonical, text=text))
+        link = links[canonical] = Link(url=canonical, text=normalise(text))
         if document_extension(canonical):
-            documents.setdefault(canonical, Link(url=canonical, text=text))
+            documents[canonical] = link
     quality, reason = Quality.OK, ""
     if selector_missed:
         quality, reason = Quality.UNREADABLE, f"content selector {opts.content!r} matched nothing"
