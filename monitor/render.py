@@ -147,6 +147,8 @@ def labelled(view: View, lang: str, tz: str, columns: Sequence[str] | None = Non
 
 WORD_CAP = 24  # a word longer than this (an address, a hash) may be folded rather than widen its column
 DETAILS = {"uk": "Докладно", "en": "Details"}
+LEFT_OUT = {"uk": "не вміщено за цієї ширини: {} (--wide показує всі стовпці)",
+            "en": "left out at this width: {} (--wide shows every column)"}
 SQUEEZED_WORD = 12  # ... or longer than this, when the terminal is too narrow for the row even so
 DETAILS_WIDTH = 30  # the details column is at least this wide (or as wide as its longest line)
 # the columns of a report's view that say what a row is: never stacked into the details
@@ -562,5 +564,5 @@ def tables_to_html(title_key: str, views: Mapping[str, View], *, lang: str, tz: 
         text=lambda v: cell_text(v, lang, tz))
 
 
-__all__ = ["DETAILS", "Column", "Layout", "audit_meta", "cell_text", "details_text", "fit", "labelled",
+__all__ = ["DETAILS", "LEFT_OUT", "Column", "Layout", "audit_meta", "cell_text", "details_text", "fit", "labelled",
            "tables_to_html", "to_csv", "to_html", "to_json", "to_xlsx", "view_columns"]
