@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -192,20 +193,22 @@ class Scratch:
             return code, out.read() + note, time.monotonic() - started
 
 
-@pytest.fixture
-def scratch(tmp_path: Path) -> Iterator[Scratch]:
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scratch]:
+    """The scratch checkout as every file starts from it (built once: its two checks cost seconds)."""
+    root = tmp_path_factory.mktemp("scratch")
     with Site() as site:
         site.routes["/uk"] = page(html("Сесія міської ради", "Графік прийому громадян"))
         for name in LINKED:
-            (tmp_path / name).symlink_to(ROOT / name)
-        (tmp_path / "home").mkdir()
-        (tmp_path / "targets.toml").write_text(scratch_catalogue(site.url("/uk")), encoding="utf-8")
-        (tmp_path / "before.html").write_bytes(html("Сесія міської ради", "Графік прийому громадян"))
-        (tmp_path / "after.html").write_bytes(html("Сесія міської ради", "Графік прийому громадян",
-                                                   "Оголошено конкурс на посаду директора"))
-        (tmp_path / "responses.csv").write_text(responses_csv(), encoding="utf-8")
-        (tmp_path / "responses-en.csv").write_text(responses_en_csv(), encoding="utf-8")
-        box = Scratch(tmp_path, environ(tmp_path / "home"), site)
+            (root / name).symlink_to(ROOT / name)
+        (root / "home").mkdir()
+        (root / "targets.toml").write_text(scratch_catalogue(site.url("/uk")), encoding="utf-8")
+        (root / "before.html").write_bytes(html("Сесія міської ради", "Графік прийому громадян"))
+        (root / "after.html").write_bytes(html("Сесія міської ради", "Графік прийому громадян",
+                                               "Оголошено конкурс на посаду директора"))
+        (root / "responses.csv").write_text(responses_csv(), encoding="utf-8")
+        (root / "responses-en.csv").write_text(responses_en_csv(), encoding="utf-8")
+        box = Scratch(root, environ(root / "home"), site)
         # a history to read: a first check, a real update on the page, a second check
         for step in range(2):
             if step:
@@ -214,6 +217,14 @@ def scratch(tmp_path: Path) -> Iterator[Scratch]:
             code, out, _ = box.run("monitor check smart-portal")
             assert code == 0, f"the scratch checkout: `monitor check smart-portal` exited {code}:\n{out}"
         yield box
+
+
+@pytest.fixture
+def scratch(template: Scratch, tmp_path: Path) -> Scratch:
+    """A fresh copy of the template for one file's blocks (links stay links; the database is copied)."""
+    box = tmp_path / "checkout"
+    shutil.copytree(template.dir, box, symlinks=True)
+    return Scratch(box, environ(box / "home"), template.site)
 
 
 @pytest.mark.parametrize("path", [p for p in DOCS if any(not b.skip for b in blocks(p))],
