@@ -90,3 +90,11 @@ def test_links_between_the_pages_resolve() -> None:
             elif anchor and file.suffix == ".md" and anchor not in anchors(file.read_text(encoding="utf-8")):
                 broken.append(f"{page}: {link} (no such anchor)")
     assert not broken, "\n".join(broken)
+
+
+def test_every_command_is_in_the_operators_table() -> None:
+    from monitor.cli import main
+
+    table = OPERATORS.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in main.commands if f"`monitor {name}" not in table]
+    assert not missing, f"docs/operators.md, Commands: add {', '.join(missing)}"
