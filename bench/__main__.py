@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHES = ("extract", "quality", "crawl", "metrics", "soak", "web")
+BENCHES = ("extract", "quality", "crawl", "metrics", "soak", "web", "scale")
 
 
 def main() -> None:

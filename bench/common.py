@@ -22,7 +22,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _serve(bodies: list[bytes], port_q: mp.Queue) -> None:  # type: ignore[type-arg]
+def _serve(bodies: list[bytes], port_q: mp.Queue, host: str = "127.0.0.1") -> None:  # type: ignore[type-arg]
     """A minimal keep-alive HTTP/1.1 server: GET /p/<n> returns page n % len(bodies)."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -41,7 +41,7 @@ def _serve(bodies: list[bytes], port_q: mp.Queue) -> None:  # type: ignore[type-
             writer.close()
 
     async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+        server = await asyncio.start_server(handle, host, 0, backlog=1024)
         port_q.put(server.sockets[0].getsockname()[1])
         await server.serve_forever()
 
@@ -51,10 +51,11 @@ def _serve(bodies: list[bytes], port_q: mp.Queue) -> None:  # type: ignore[type-
 class PageServer:
     """Serves the corpus from another process, so the measured process only does the client side."""
 
-    def __init__(self, bodies: list[bytes]) -> None:
+    def __init__(self, bodies: list[bytes], host: str = "127.0.0.1") -> None:
         ctx = mp.get_context("spawn")
         self._q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-        self._proc = ctx.Process(target=_serve, args=(bodies, self._q), daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(bodies, self._q, host), daemon=True)
+        self.host = host  # another loopback address (127.0.0.2...) stands for another host
         self.port = 0
 
     def __enter__(self) -> PageServer:
@@ -67,4 +68,4 @@ class PageServer:
         self._proc.join(10)
 
     def url(self, n: int) -> str:
-        return f"http://127.0.0.1:{self.port}/p/{n}"
+        return f"http://{self.host}:{self.port}/p/{n}"

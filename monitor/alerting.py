@@ -19,7 +19,8 @@ NOT_SUSPENDED = "unless on(site) (last_over_time(freshness_site_suspended[1h]) =
 WITH_DEPARTMENT = "* on(site) group_left(department) max by (site, department) (freshness_site_info)"
 STALENESS = ("FreshnessServiceDue", "FreshnessServiceOverdue", "FreshnessServiceDelinquent",
              "FreshnessReportsUnconfirmed")
-MONITOR_DOWN = ("FreshnessMonitorStalled", "FreshnessExporterAbsent", "FreshnessDatabaseUnreachable")
+MONITOR_DOWN = ("FreshnessMonitorStalled", "FreshnessExporterAbsent", "FreshnessDatabaseUnreachable",
+                "FreshnessNoWorkers")
 # The links the committed alerts/freshness.rules.yml carries: an example, regenerated with a city's own addresses.
 EXAMPLE_EXTERNAL_URL = "https://freshness.example.org"
 EXAMPLE_GRAFANA_URL = "https://grafana.example.org"
@@ -210,6 +211,39 @@ RULES: tuple[Rule, ...] = (
          "`monitor status` shows the last heartbeat. Check the process (`systemctl status freshness-monitor`), "
          "its log, `/healthz` and `freshness_monitor_schedule_lag_seconds`; staleness alerts are silenced "
          "while the monitor is stalled."),
+    Rule("FreshnessNoWorkers", "max(last_over_time(freshness_monitor_workers[5m])) == 0", "5m", "critical", "it",
+         "monitor",
+         "No monitor worker is alive",
+         "No process checking pages (`monitor run` or `monitor worker`) has beaten for 5 minutes: nothing is checked.",
+         "Жоден робочий процес монітора не працює",
+         "Жоден процес перевірок (`monitor run` або `monitor worker`) не подає сигналу життя 5 хвилин: нічого не "
+         "перевіряється.",
+         "Start the workers (`systemctl start freshness-worker@1` …, or `monitor run` for one machine) and read "
+         "their log for why they stopped: a fatal start-up problem says so in one line with exit 1. Staleness "
+         "alerts are silenced meanwhile."),
+    Rule("FreshnessQueueBacklog",
+         "time() - min by (queue) (freshness_queue_oldest_waiting_timestamp_seconds) > 900",
+         "15m", "warning", "it", "monitor",
+         "Checks wait in the {{ $labels.queue }} queue",
+         "The oldest job of the {{ $labels.queue }} queue has waited {{ $value | humanizeDuration }}: the workers "
+         "cannot keep up.",
+         "Перевірки чекають у черзі {{ $labels.queue }}",
+         "Найстаріше завдання черги {{ $labels.queue }} чекає вже {{ $value | humanizeDuration }}: робочі процеси "
+         "не встигають.",
+         "The procrastinate engine's workers do not keep up with dispatch. `freshness_queue_jobs` shows the "
+         "waiting and running jobs, `freshness_worker_jobs_total` each worker's pace. Add workers (any machine, "
+         "the same targets.toml), raise their `--concurrency`, or check whether a slow host holds them "
+         "(`per_host_concurrency`, `per_host_delay` hold for the whole fleet)."),
+    Rule("FreshnessChecksLate",
+         "sum by (site) (last_over_time(freshness_pages_late[15m])) > 0 " + NOT_SUSPENDED,
+         "30m", "warning", "it", "service",
+         f"Checks of {NAME} are late",
+         f"{{{{ $value }}}} page(s) of {NAME} have not been checked for twice their interval.",
+         f"{NAME}: перевірки запізнюються",
+         f"{{{{ $value }}}} сторінок {NAME} не перевірялися вдвічі довше за свій інтервал.",
+         "The checking engine is behind: the embedded monitor is overloaded (raise `concurrency`), or the "
+         "procrastinate engine has too few workers or a long queue (see FreshnessQueueBacklog). A page that "
+         "was never checked since it was added counts as late too: is a worker running?"),
     Rule("FreshnessExporterAbsent", 'absent(up{job="freshness"} == 1)', "10m", "critical", "it", "monitor",
          "The freshness exporter is not scraped",
          "Prometheus has not scraped the job \"freshness\" successfully for 10 minutes.",

@@ -7,7 +7,9 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -20,14 +22,23 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import click
+from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from monitor import __version__
+from monitor import __version__, logs
 from monitor import checkpoint as checkpoints
-from monitor.alerting import RUNBOOK, RoutingOptions, alertmanager_config, alertmanager_yaml, rules_yaml, undelivered
+from monitor.alerting import (
+    Links,
+    RoutingOptions,
+    alertmanager_config,
+    alertmanager_yaml,
+    route_cases,
+    rules_yaml,
+    runbooks_markdown,
+    undelivered,
+)
 from monitor.archive import WAYBACK_CDX, WAYBACK_REPLAY, Archive
 from monitor.auditing import TERMINAL, VIEWS, View, about, audit_evidence, gather, views
 from monitor.backfill import Backfill, Counts, url_key
@@ -38,6 +49,7 @@ from monitor.domain import (
     DEFAULT_REAL_CLASSES,
     Catalogue,
     CheckRecord,
+    Engine,
     FetchResult,
     Grade,
     Kind,
@@ -48,15 +60,37 @@ from monitor.domain import (
     redact_text,
     redact_url,
 )
-from monitor.errors import ConfigError, MonitorError, Problem, StoreInUse, StoreReadOnly, UsageError
+from monitor.errors import (
+    ConfigError,
+    MonitorError,
+    Problem,
+    StoreInUse,
+    StoreReadOnly,
+    StoreUnavailable,
+    UsageError,
+)
 from monitor.exporter import MetricsServer
 from monitor.extract import validate_jmespath, validate_selector
 from monitor.faults import fault_views, run_faults
 from monitor.fetch import Fetcher
 from monitor.learning import Learner
 from monitor.maintenance import AGGREGATES_EVERY_S, Maintenance, refresh_aggregates
-from monitor.metrics import Runtime, build_registry
-from monitor.render import audit_meta, labelled, tables_to_html, to_csv, to_html, to_json, to_xlsx
+from monitor.metrics import Runtime, WorkerStats, build_registry, worker_registry
+from monitor.render import (
+    DETAILS,
+    LEFT_OUT,
+    Column,
+    audit_meta,
+    details_text,
+    fit,
+    labelled,
+    tables_to_html,
+    to_csv,
+    to_html,
+    to_json,
+    to_xlsx,
+    view_columns,
+)
 from monitor.reports import ReportMapping, department_note
 from monitor.reports import parse as parse_reports
 from monitor.runner import Runner
@@ -79,13 +113,6 @@ STATE_STYLE = {State.OK: "green", State.DOWN: "red", State.DEGRADED: "yellow", S
 
 def utcnow() -> datetime:
     return SYSTEM.now()
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "apscheduler", "hpack", "h2", "alembic", "pypdf"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -158,15 +185,78 @@ def age(seconds: float | None) -> str:
     return f"{days}d {rem // 3600}h" if days else f"{rem // 3600}h {rem % 3600 // 60}m"
 
 
+# --- what the commands print: tables that fit the terminal, or one JSON document -----------------------
+
+WIDE = click.option("--wide", is_flag=True,
+                    help="Every column at its full width, whatever the terminal's width (lines may be longer).")
+JSON = click.option("--json", "as_json", is_flag=True,
+                    help="Print one JSON document (stable keys, times in ISO 8601 UTC) instead of text.")
+JSON_REPORT = click.option("--json", "as_json", is_flag=True,
+                           help="Same as --format json: every view, times in ISO 8601 with the local offset.")
+Cell = str | Text
+
+
+def output_width() -> int:
+    """The terminal's width (rich reads it, and COLUMNS); when the output is no terminal, COLUMNS or 120."""
+    console = Console()
+    if console.is_terminal:
+        return max(20, console.width)
+    columns = os.environ.get("COLUMNS", "")
+    return max(20, int(columns)) if columns.isdigit() else 120
+
+
+def print_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[Cell]], *, wide: bool,
+                lang: str = "en", details: str = "details") -> None:
+    """A table that fits the terminal: cells wrap (never cut), columns the width cannot hold are stacked as
+    `header: value` lines in a last details column; `wide` prints every column at its full width."""
+    plain = [[c.plain if isinstance(c, Text) else c for c in row] for row in rows]
+    layout = fit(columns, plain, None if wide else output_width(), cell_len, details)
+    left_out = ", ".join(columns[i].header for i in layout.dropped)
+    table = Table(title=Text(title), caption=Text(LEFT_OUT[lang].format(left_out)) if left_out else None)
+    for i, width in zip(layout.shown, layout.widths, strict=True):
+        table.add_column(Text(columns[i].header), width=width, overflow="fold",
+                         justify="right" if columns[i].right else "left")
+    if layout.stacked:
+        table.add_column(Text(details), width=layout.details_width, overflow="fold")
+    for row, text in zip(rows, plain, strict=True):
+        cells = [cell if isinstance(cell, Text) else Text(cell) for cell in (row[i] for i in layout.shown)]
+        if layout.stacked:
+            cells.append(Text("\n".join(details_text([columns[i].header for i in layout.stacked],
+                                                      [text[i] for i in layout.stacked]))))
+        table.add_row(*cells)
+    Console(width=layout.total if wide else output_width(), highlight=False).print(table)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def print_json(doc: object) -> None:
+    """One JSON document on stdout: times as ISO 8601 in UTC, text as it is (no markup, no escapes)."""
+    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=_json_default))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="monitor")
 @click.option("--targets", "-t", "targets_path", default=default_targets, show_default="targets.toml",
               help="The catalogue file (env MONITOR_TARGETS).")
-@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
+@click.option("--log-level", default="INFO", show_default=True, envvar="MONITOR_LOG_LEVEL",
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="The least important events logged (env MONITOR_LOG_LEVEL).")
+@click.option("--log-format", default="text", show_default=True, envvar="MONITOR_LOG_FORMAT",
+              type=click.Choice(logs.FORMATS),
+              help="text for a terminal, json for a log pipeline: one object per line with the event's fields "
+                   "(env MONITOR_LOG_FORMAT).")
 @click.pass_context
-def main(ctx: click.Context, targets_path: str, log_level: str) -> None:
+def main(ctx: click.Context, targets_path: str, log_level: str, log_format: str) -> None:
     """Website freshness monitor for city web services."""
-    setup_logging(log_level)
+    logs.setup(log_level, log_format)
     ctx.obj = {"targets": targets_path}
 
 
@@ -180,13 +270,19 @@ def targets() -> None:
 
 @targets.command("check")
 @click.argument("file", required=False)
+@JSON
 @click.pass_context
-def targets_check(ctx: click.Context, file: str | None) -> None:
+def targets_check(ctx: click.Context, file: str | None, as_json: bool) -> None:
     """Validate FILE (default: the --targets file) without running anything."""
     path = file or ctx.obj["targets"]
     catalogue = load(path)
     pages = len(catalogue.pages)
     unmonitored = sum(1 for s in catalogue.services if not s.pages)
+    if as_json:
+        print_json({"file": path, "valid": True, "services": len(catalogue.services), "pages": pages,
+                    "unmonitored": [s.id for s in catalogue.services if not s.pages],
+                    "suspended": [s.id for s in catalogue.services if s.suspended]})
+        return
     click.echo(f"{path}: OK: {len(catalogue.services)} services, {pages} pages, {unmonitored} unmonitored, "
                f"{sum(1 for s in catalogue.services if s.suspended)} suspended")
 
@@ -209,8 +305,9 @@ def db() -> None:
 @click.option("--keep-checks", default=None, help="Keep check rows this long (default: settings.keep_checks).")
 @click.option("--keep-raw", default=None, help="Keep raw captures this long (default: settings.keep_raw).")
 @click.option("--vacuum", is_flag=True, help="Give the space back to the file system (SQLite: VACUUM).")
+@JSON
 @click.pass_context
-def db_prune(ctx: click.Context, keep_checks: str | None, keep_raw: str | None, vacuum: bool) -> None:
+def db_prune(ctx: click.Context, keep_checks: str | None, keep_raw: str | None, vacuum: bool, as_json: bool) -> None:
     """Bounded growth: summarise and remove old check rows, drop old raw captures; keep every change."""
     catalogue = load(ctx.obj["targets"])
     settings = catalogue.settings
@@ -230,16 +327,21 @@ def db_prune(ctx: click.Context, keep_checks: str | None, keep_raw: str | None, 
         after = store.maintenance.size_bytes()
     finally:
         store.close()
+    if as_json:
+        print_json({**report, "vacuumed": vacuum, "size_before_bytes": before, "size_after_bytes": after})
+        return
     click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report.items())
                + f"; size {before} -> {after} bytes")
 
 
 @db.command("upgrade")
 @click.option("--database-url", default=None, help="Overrides the catalogue's settings.database_url.")
+@JSON
 @click.pass_context
-def db_upgrade(ctx: click.Context, database_url: str | None) -> None:
+def db_upgrade(ctx: click.Context, database_url: str | None, as_json: bool) -> None:
     """Create or upgrade the database schema to this version."""
-    url = database_url or load(ctx.obj["targets"]).settings.database_url
+    settings = load(ctx.obj["targets"]).settings
+    url = database_url or settings.database_url
     engine = make_engine(url)
     try:
         upgrade(engine)
@@ -247,7 +349,18 @@ def db_upgrade(ctx: click.Context, database_url: str | None) -> None:
         fail(f"upgrade failed: {exc}")
     finally:
         engine.dispose()
-    click.echo("database schema is up to date")
+    queue = None
+    if settings.engine is Engine.PROCRASTINATE:  # its tables beside ours, upgraded by its own migrations
+        from monitor import fleet
+
+        try:
+            queue = asyncio.run(fleet.install(url))
+        except Exception as exc:
+            fail(f"upgrade of the procrastinate schema failed: {exc}")
+    if as_json:
+        print_json({"schema": "up_to_date", **({"procrastinate": queue} if queue else {})})
+        return
+    click.echo("database schema is up to date" + (f"; {queue}" if queue else ""))
 
 
 # --- run and check ----------------------------------------------------------------------------
@@ -299,6 +412,7 @@ async def _serve(catalogue: Catalogue, store: Store, stop: asyncio.Event,
     async with Fetcher(catalogue.settings) as fetcher, sandbox(catalogue.settings) as reader:
         runner = Runner(catalogue, store, fetcher, reader=reader)
         targets = runner.prepare()
+        runner.heartbeat()  # the first write: a database that takes none stops the start (StoreUnavailable)
         learner = Learner(runner).attach()
         maintenance = Maintenance(runner)
         metrics = start_metrics(catalogue, store, runner)
@@ -350,12 +464,99 @@ def run(ctx: click.Context) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await _serve(catalogue, store, stop)
+            if catalogue.settings.engine is Engine.PROCRASTINATE:  # a worker that also serves /metrics
+                await _work(catalogue, store, stop, concurrency=catalogue.settings.concurrency, serve_metrics=True)
+            else:
+                await _serve(catalogue, store, stop)
 
         try:
             asyncio.run(main_loop())
+        except StoreUnavailable as exc:  # at start (the catalogue's sync): while running, checks are buffered
+            fail(f"cannot start: {exc}", EXIT_PROBLEM)
         finally:
             store.close()
+
+
+async def _work(catalogue: Catalogue, store: Store, stop: asyncio.Event, *, concurrency: int,
+                serve_metrics: bool, worker_metrics: str | None = None,
+                on_started: Callable[[Runner], None] | None = None) -> None:
+    """A worker of the procrastinate engine: runs check jobs (and, for the fleet, dispatch) from the queue."""
+    from monitor import fleet
+
+    gate = fleet.FleetGate(store.fleet, catalogue.settings)
+    async with Fetcher(catalogue.settings, gate=gate) as fetcher, sandbox(catalogue.settings) as reader:
+        runner = Runner(catalogue, store, fetcher, reader=reader)
+        runner.prepare()  # the catalogue's changes, applied once: workers starting together take turns
+        runner.heartbeat()  # the first write: a database that takes none stops the start
+        learner = Learner(runner).attach()
+        metrics = start_metrics(catalogue, store, runner) if serve_metrics else None
+        if serve_metrics and metrics is None:
+            fail(f"cannot serve /metrics on {catalogue.settings.metrics_listen} (see above); free the port or set "
+                 "[settings] metrics_listen", EXIT_PROBLEM)
+        work = fleet.Worker(runner=runner, fleet=store.fleet)
+        if worker_metrics:  # this worker's own series: its jobs, its queue wait, its write buffer
+            registry = worker_registry(lambda: WorkerStats(work.jobs_done, work.jobs_failed, work.skipped,
+                                                           fleet.WAIT_BUCKETS, tuple(work.waits), work.wait_sum_s),
+                                       lambda: Runtime(
+                pending_records=len(runner.recorder.pending), database_writable=runner.recorder.db_ok))
+            try:
+                metrics = MetricsServer(registry, worker_metrics, health=lambda: runner.healthy(HEARTBEAT_S)).start()
+            except OSError as exc:
+                fail(f"cannot serve the worker's /metrics on {worker_metrics}: {exc}", EXIT_PROBLEM)
+        maintenance = Maintenance(runner)
+        writer = asyncio.create_task(runner.recorder.run())
+        beats = Schedule(lambda t, at: runner.check(t, scheduled_at=at), [
+            Periodic("heartbeat", lambda: asyncio.to_thread(runner.heartbeat), HEARTBEAT_S),
+            *([Periodic("aggregates", maintenance.aggregates, AGGREGATES_EVERY_S)] if serve_metrics else [])])
+        beats.start([], runner.states)
+        logger.info("worker %s: %d pages in the catalogue, %d jobs at once", runner.worker, len(runner.targets),
+                    concurrency)
+        try:
+            await fleet.run_worker(fleet.make_app(catalogue.settings.database_url), work, concurrency=concurrency,
+                                   name=runner.worker, stop=stop,
+                                   on_started=(lambda: on_started(runner)) if on_started else None)
+        finally:
+            logger.info("stopping: %d jobs done (%d failed)", work.jobs_done, work.jobs_failed)
+            await beats.stop()
+            learner.cancel()
+            if not await runner.recorder.drain(timeout_s=30):
+                logger.error("%d checks could not be written before stopping", len(runner.recorder.pending))
+            writer.cancel()
+            with contextlib.suppress(MonitorError):
+                runner.heartbeat(stopped=True)
+            if metrics is not None:
+                metrics.stop()
+
+
+@main.command()
+@click.option("--concurrency", type=click.IntRange(1, 256), default=None,
+              help="Check jobs at once in this process (default: [settings] concurrency).")
+@click.option("--metrics-listen", default=None, metavar="HOST:PORT",
+              help="Serve this worker's own series (freshness_worker_*) there; the catalogue's are the exporter's.")
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int | None, metrics_listen: str | None) -> None:
+    """Run check jobs from the queue (engine = "procrastinate"): start any number, on any machines, over one
+    PostgreSQL; each page is checked once per round by one of them. Stops cleanly on SIGTERM/SIGINT."""
+    catalogue = load(ctx.obj["targets"])
+    if catalogue.settings.engine is not Engine.PROCRASTINATE:
+        fail('`monitor worker` runs with the procrastinate engine: set [settings] engine = "procrastinate" and a '
+             "postgresql:// database_url (the embedded engine runs in `monitor run`)")
+    store = open_store(catalogue, auto_upgrade=False)
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await _work(catalogue, store, stop, concurrency=concurrency or catalogue.settings.concurrency,
+                    serve_metrics=False, worker_metrics=metrics_listen)
+
+    try:
+        asyncio.run(main_loop())
+    except StoreUnavailable as exc:
+        fail(f"cannot start: {exc}", EXIT_PROBLEM)
+    finally:
+        store.close()
 
 
 def _select(runner: Runner, services: Sequence[str]) -> list[Target]:
@@ -368,9 +569,10 @@ def _select(runner: Runner, services: Sequence[str]) -> list[Target]:
 
 @main.command()
 @click.argument("services", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@JSON
+@WIDE
 @click.pass_context
-def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
+def check(ctx: click.Context, services: tuple[str, ...], as_json: bool, wide: bool) -> None:
     """Check every page (or SERVICES' pages) once now and show the result. Exit 1 if a page failed."""
     catalogue = load(ctx.obj["targets"])
     store = open_store(catalogue)
@@ -424,18 +626,19 @@ def check(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None:
                                 "duration_s": round(r.fetch.elapsed_s, 3)} for t, r in results],
                               ensure_ascii=False, indent=2))
     else:
-        table = Table(title=f"{len(results)} pages checked, {len(failed)} failed")
-        for col in ("service", "page", "outcome", "HTTP", "change", "seconds", "note"):
-            table.add_column(col)
+        rows: list[list[Cell]] = []
         for t, r in results:
             change = r.verdict.change_class.value if r.verdict else "-"
             if r.is_real:
                 change += " (real update)"
-            table.add_row(t.service.id, str(t.page.position),
-                          f"[{'green' if r.outcome.success else 'red'}]{r.outcome.value}[/]",
-                          str(r.fetch.status or "-"), change, f"{r.fetch.elapsed_s:.2f}",
-                          escape(redact_text(r.fetch.error)[:80]))
-        Console(width=max(120, Console().width)).print(table)
+            rows.append([t.service.id, str(t.page.position), redact_url(t.page.url),
+                         Text(r.outcome.value, style="green" if r.outcome.success else "red"),
+                         str(r.fetch.status or "-"), change, f"{r.fetch.elapsed_s:.2f}", redact_text(r.fetch.error)])
+        print_table(f"{len(results)} pages checked, {len(failed)} failed", [
+            Column(header="service"), Column(header="page", right=True), Column(header="url", wrap=True, stack=3),
+            Column(header="outcome"), Column(header="HTTP", stack=1, right=True),
+            Column(header="change", wrap=True, stack=2), Column(header="seconds", stack=0, right=True),
+            Column(header="note", wrap=True, stack=4)], rows, wide=wide)
         unmonitored = [s.id for s in catalogue.services if not s.pages and (not services or s.id in services)]
         if unmonitored:
             click.echo(f"unmonitored (no known address): {', '.join(unmonitored)}")
@@ -450,9 +653,10 @@ def statuses(catalogue: Catalogue, store: Store, now: datetime) -> list[ServiceS
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@JSON
+@WIDE
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
+def status(ctx: click.Context, as_json: bool, wide: bool) -> None:
     """Where each service stands: regulation, last check, last real update, grade."""
     catalogue = load(ctx.obj["targets"])
     store = open_store(catalogue, writes=False)
@@ -468,16 +672,19 @@ def status(ctx: click.Context, as_json: bool) -> None:
                                             "stopped": w.stopped_at is not None} for w in workers]},
                               ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"{len(rows)} services — {local(utcnow(), tz)} ({tz})")
-    for col in ("service", "regulation", "state", "grade", "last check", "last real update", "age", "deadline"):
-        table.add_column(col)
+    table: list[list[Cell]] = []
     for r in rows:
         since = "" if r.last_real_update_at or not r.monitoring_since else " (none seen)"
-        table.add_row(r.id, r.regulation.value, f"[{STATE_STYLE[r.state]}]{r.state.value}[/]",
-                      f"[{GRADE_STYLE[r.grade]}]{r.grade.value}[/]" if r.state is not State.UNMONITORED else "-",
+        table.append([r.id, r.name, r.regulation.value, Text(r.state.value, style=STATE_STYLE[r.state]),
+                      Text(r.grade.value, style=GRADE_STYLE[r.grade]) if r.state is not State.UNMONITORED else "-",
                       local(r.last_check_at, tz), local(r.last_real_update_at, tz) + since, age(r.age_s),
-                      local(r.deadline, tz))
-    Console(width=max(120, Console().width)).print(table)
+                      local(r.deadline, tz)])
+    print_table(f"{len(rows)} services — {local(utcnow(), tz)} ({tz})", [
+        Column(header="service"), Column(header="name", wrap=True, stack=0, drop=True),
+        Column(header="regulation", stack=1), Column(header="state"), Column(header="grade"),
+        Column(header="last check", stack=2),
+        Column(header="last real update", stack=4), Column(header="age", stack=3, right=True),
+        Column(header="deadline", stack=5)], table, wide=wide)
     if workers:
         w = workers[0]
         click.echo(f"last heartbeat: {local(w.heartbeat_at, tz)} from {w.id}"
@@ -498,9 +705,10 @@ def _service_or_fail(catalogue: Catalogue, service: str) -> None:
 @click.argument("service")
 @click.option("--all", "show_all", is_flag=True, help="Include date-only bumps (shown by default) and no limit.")
 @click.option("--limit", default=50, show_default=True, help="Newest N changes.")
-@click.option("--json", "as_json", is_flag=True)
+@JSON
+@WIDE
 @click.pass_context
-def history(ctx: click.Context, service: str, show_all: bool, limit: int, as_json: bool) -> None:
+def history(ctx: click.Context, service: str, show_all: bool, limit: int, as_json: bool, wide: bool) -> None:
     """The change history of SERVICE: when, which page, which class, how much."""
     catalogue = load(ctx.obj["targets"])
     _service_or_fail(catalogue, service)
@@ -516,13 +724,13 @@ def history(ctx: click.Context, service: str, show_all: bool, limit: int, as_jso
                                 "detected_at": r.detected_at.isoformat(), "added": r.added, "removed": r.removed,
                                 "edited": r.edited} for r in rows], ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"{service}: {len(rows)} change(s), newest first")
-    for col in ("id", "detected", "since", "page", "class", "real", "+", "-", "~"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(str(r.id), local(r.detected_at, tz), local(r.window_start, tz), escape(r.url),
-                      r.change_class, "yes" if r.is_real else "", str(r.added), str(r.removed), str(r.edited))
-    Console(width=max(120, Console().width)).print(table)
+    print_table(f"{service}: {len(rows)} change(s), newest first", [
+        Column(header="id", right=True), Column(header="detected"), Column(header="since", stack=3),
+        Column(header="page", wrap=True), Column(header="class"), Column(header="real", stack=4),
+        Column(header="+", stack=2, right=True), Column(header="-", stack=1, right=True),
+        Column(header="~", stack=0, right=True)],
+        [[str(r.id), local(r.detected_at, tz), local(r.window_start, tz), r.url, r.change_class,
+          "yes" if r.is_real else "", str(r.added), str(r.removed), str(r.edited)] for r in rows], wide=wide)
 
 
 def print_evidence(console: Console, evidence: Mapping[str, object] | None) -> None:
@@ -544,8 +752,9 @@ def print_evidence(console: Console, evidence: Mapping[str, object] | None) -> N
 @main.command()
 @click.argument("service")
 @click.argument("change", required=False, type=int)
+@JSON
 @click.pass_context
-def diff(ctx: click.Context, service: str, change: int | None) -> None:
+def diff(ctx: click.Context, service: str, change: int | None, as_json: bool) -> None:
     """Show one change of SERVICE (the newest if CHANGE is not given) with its diff."""
     catalogue = load(ctx.obj["targets"])
     _service_or_fail(catalogue, service)
@@ -561,6 +770,12 @@ def diff(ctx: click.Context, service: str, change: int | None) -> None:
         store.close()
     if row is None or row.service_id != service:
         fail(f"change {change} is not a change of {service}")
+    if as_json:
+        print_json({"id": row.id, "service": service, "page_url": row.url, "class": row.change_class,
+                    "real_update": row.is_real, "window_start": row.window_start, "detected_at": row.detected_at,
+                    "added": row.added, "removed": row.removed, "edited": row.edited,
+                    "superseded_by": row.superseded_by, "evidence": row.evidence})
+        return
     tz = catalogue.settings.timezone
     console = Console(highlight=False)
     console.print(Text(f"change {row.id} of {service}: {row.change_class}"
@@ -662,9 +877,11 @@ def compare(before: str | None, after: str | None, pairs_file: str | None, kind:
 @click.argument("service")
 @click.option("--confirm", "confirm_id", type=int, help="Confirm rule ID (keeps it masked for good).")
 @click.option("--drop", "drop_id", type=int, help="Drop rule ID (stops masking it; it is not learned again).")
-@click.option("--json", "as_json", is_flag=True)
+@JSON
+@WIDE
 @click.pass_context
-def noise(ctx: click.Context, service: str, confirm_id: int | None, drop_id: int | None, as_json: bool) -> None:
+def noise(ctx: click.Context, service: str, confirm_id: int | None, drop_id: int | None, as_json: bool,
+          wide: bool) -> None:
     """The noise rules learned for SERVICE's pages, with their evidence; confirm or drop one."""
     catalogue = load(ctx.obj["targets"])
     _service_or_fail(catalogue, service)
@@ -684,12 +901,10 @@ def noise(ctx: click.Context, service: str, confirm_id: int | None, drop_id: int
                                 "status": r.status, "evidence": r.evidence, "created_at": r.created_at.isoformat()}
                                for r in rules], ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"{service}: {len(rules)} noise rule(s)")
-    for col in ("id", "page", "block", "source", "status", "evidence"):
-        table.add_column(col)
-    for r in rules:
-        table.add_row(str(r.id), str(r.page), escape(r.path), r.source, r.status, escape(r.evidence))
-    Console(width=max(120, Console().width)).print(table)
+    print_table(f"{service}: {len(rules)} noise rule(s)", [
+        Column(header="id", right=True), Column(header="page", right=True), Column(header="block", wrap=True),
+        Column(header="source", stack=0), Column(header="status"), Column(header="evidence", wrap=True, stack=1)],
+        [[str(r.id), str(r.page), r.path, r.source, r.status, r.evidence] for r in rules], wide=wide)
 
 
 # --- exporter and alerting ------------------------------------------------------------------------
@@ -783,8 +998,9 @@ def users() -> None:
 @click.argument("name")
 @click.option("--role", type=click.Choice(["viewer", "operator", "auditor", "admin"]), required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@JSON
 @click.pass_context
-def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
+def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool, as_json: bool) -> None:
     """Add an account, or set its role and password. The password is asked for (never an argument: it would
     stay in the shell's history) and kept only as a scrypt hash."""
     from monitor.web import hash_password
@@ -801,26 +1017,35 @@ def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) ->
         new = store.web.put_user(name, role=role, password_hash=hash_password(password), now=utcnow())
     finally:
         store.close()
+    if as_json:
+        print_json({"name": name, "role": role, "added": new})
+        return
     click.echo(f"{'added' if new else 'updated'} {name} ({role})")
 
 
 @users.command("list")
+@JSON
 @click.pass_context
-def users_list(ctx: click.Context) -> None:
-    """The accounts, their roles, and which are disabled."""
+def users_list(ctx: click.Context, as_json: bool) -> None:
+    """The accounts, their roles, and which are disabled (a line each, tab-separated)."""
     catalogue = load(ctx.obj["targets"])
     store = open_store(catalogue, writes=False)
     try:
-        for u in store.web.users():
-            click.echo("\t".join([u.name, u.role, *(["disabled"] if u.disabled else [])]))
+        accounts = store.web.users()
     finally:
         store.close()
+    if as_json:
+        print_json([{"name": u.name, "role": u.role, "disabled": bool(u.disabled)} for u in accounts])
+        return
+    for u in accounts:
+        click.echo("\t".join([u.name, u.role, *(["disabled"] if u.disabled else [])]))
 
 
 @users.command("disable")
 @click.argument("name")
+@JSON
 @click.pass_context
-def users_disable(ctx: click.Context, name: str) -> None:
+def users_disable(ctx: click.Context, name: str, as_json: bool) -> None:
     """Disable an account: its sessions end at once (`users add` with a new password enables it again)."""
     catalogue = load(ctx.obj["targets"])
     store = open_store(catalogue)
@@ -829,6 +1054,9 @@ def users_disable(ctx: click.Context, name: str) -> None:
             fail(f"no account named {name!r}")
     finally:
         store.close()
+    if as_json:
+        print_json({"name": name, "disabled": True})
+        return
     click.echo(f"disabled {name}")
 
 
@@ -846,12 +1074,33 @@ def _write(text: str, output: str | None) -> None:
 
 
 @alerting.command("rules")
-@click.option("--runbook-base", default=RUNBOOK, show_default=True,
-              help="Where the README's runbook lives; anchors are appended.")
+@click.option("--external-url", default=None, metavar="URL",
+              help="The web interface as people reach it (default: [settings] external_url); alerts link to its "
+                   "/runbooks and, without Grafana, its service pages.")
+@click.option("--grafana-url", default=None, metavar="URL",
+              help="Grafana's address (default: [settings] grafana_url); alerts link to the service dashboard.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-def alerting_rules(runbook_base: str, output: str | None) -> None:
-    """The Prometheus alerting and recording rules."""
-    _write(rules_yaml(runbook_base), output)
+@click.pass_context
+def alerting_rules(ctx: click.Context, /, external_url: str | None, grafana_url: str | None,
+                   output: str | None) -> None:
+    """The Prometheus alerting and recording rules. Their links are absolute (a notification is read far from
+    the monitor): without an external URL the command refuses (exit 2)."""
+    if external_url is None or grafana_url is None:
+        settings = load(ctx.obj["targets"]).settings
+        external_url = settings.external_url if external_url is None else external_url
+        grafana_url = settings.grafana_url if grafana_url is None else grafana_url
+    try:
+        links = Links(external_url, grafana_url)
+    except ValueError as exc:
+        fail(str(exc))
+    _write(rules_yaml(links), output)
+
+
+@alerting.command("runbooks")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def alerting_runbooks(output: str | None) -> None:
+    """What to do for each alert, in Markdown (docs/runbooks.md; the web interface serves it at /runbooks)."""
+    _write(runbooks_markdown(), output)
 
 
 @alerting.command("config")
@@ -886,6 +1135,36 @@ def alerting_config(ctx: click.Context, /, output: str | None, allow_empty: bool
     _write(alertmanager_yaml(catalogue, departments, opts), output)
 
 
+@alerting.command("verify")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--amtool", default="amtool", show_default=True, help="The amtool program (Alertmanager's).")
+@click.pass_context
+def alerting_verify(ctx: click.Context, /, config: str, amtool: str) -> None:
+    """Check an Alertmanager configuration against the catalogue with amtool: it is valid, and every service's
+    alerts reach its department (and its responsible person), a page down reaches IT too, the monitor's own
+    alerts reach IT. Exit 1 if a route is wrong, listing each."""
+    program = shutil.which(amtool)
+    if program is None:
+        fail(f"{amtool} not found: install Alertmanager's amtool (Debian: prometheus-alertmanager) or give --amtool")
+    checked = subprocess.run([program, "check-config", config], capture_output=True, text=True, timeout=60)
+    if checked.returncode != 0:
+        fail(f"amtool check-config: {(checked.stdout + checked.stderr).strip()[-2000:]}", EXIT_PROBLEM)
+    wrong = []
+    cases = route_cases(load(ctx.obj["targets"]))
+    for case in cases:
+        done = subprocess.run([program, "config", "routes", "test", f"--config.file={config}",
+                               f"--verify.receivers={','.join(case.receivers)}", *case.labels],
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            got = (done.stdout.strip().splitlines() or ["?"])[0]
+            wrong.append(f"{' '.join(case.labels)}: expected {','.join(case.receivers)}, got {got}")
+    for line in wrong:
+        click.echo(f"wrong route: {line}", err=True)
+    if wrong:
+        sys.exit(EXIT_PROBLEM)
+    click.echo(f"{config}: valid; {len(cases)} routes reach who they must")
+
+
 # --- self-reports, audit, verify -------------------------------------------------------------------
 
 
@@ -908,8 +1187,9 @@ def reports() -> None:
 @click.option("--date-order", type=click.Choice(["dmy", "mdy"]),
               help="How to read 05/01/2026: day first (dmy, en-GB) or month first (mdy, en-US). Needed only "
                    "when no date in the file tells.")
+@JSON
 @click.pass_context
-def reports_import(ctx: click.Context, file: str, skip_bad: bool, date_order: str | None) -> None:
+def reports_import(ctx: click.Context, file: str, skip_bad: bool, date_order: str | None, as_json: bool) -> None:
     """Import FILE: a Google Forms CSV export (any locale) or the Forms API's responses.list JSON.
 
     Every bad row is listed with its row number (as the spreadsheet numbers it) and reason; nothing from a file
@@ -932,6 +1212,11 @@ def reports_import(ctx: click.Context, file: str, skip_bad: bool, date_order: st
         kept = store.reports.add_rejected(parsed.rejected, now)
     finally:
         store.close()
+    if as_json:
+        print_json({"file": file, "read": len(parsed.rows), "new": added, "already_imported": len(parsed.rows) - added,
+                    "rejected": len(parsed.rejected), "rejected_new": kept if parsed.rejected else 0,
+                    "rejected_rows": [str(bad) for bad in parsed.rejected], "date_order": parsed.date_order or None})
+        return
     order = {"dmy": "; dates read day first", "mdy": "; dates read month first"}.get(parsed.date_order, "")
     rejected = (f"; {len(parsed.rejected)} rejected row(s) kept for the audit ({kept} new)"
                 if parsed.rejected else "")
@@ -985,10 +1270,11 @@ def _span(catalogue: Catalogue, start: str | None, end: str | None) -> tuple[dat
 @click.option("--rate", type=float, help="Requests a second to the archive, one at a time whatever the rate "
               "(default: 0.2 for the Wayback Machine, which throttles harder callers; 1 for others).")
 @click.option("--allow-private", is_flag=True, help="The archive is on a private or loopback address.")
+@JSON
 @click.pass_context
 def backfill(ctx: click.Context, services: tuple[str, ...], pages: tuple[str, ...], start: str | None,
              end: str | None, warcs: tuple[str, ...], cdx: str | None, replay: str | None, rate: float | None,
-             allow_private: bool) -> None:
+             allow_private: bool, as_json: bool) -> None:
     """Read the pages' history from before the monitor watched them: from a web archive (the Wayback Machine
     by default, or any CDX server with --cdx and --replay) or from WARC/WACZ files. Each capture is judged at
     its own time like a live check and marked with its source; a capture already recorded is passed over, so
@@ -1055,10 +1341,16 @@ def backfill(ctx: click.Context, services: tuple[str, ...], pages: tuple[str, ..
         fail(str(exc), EXIT_PROBLEM)
     finally:
         store.close()
-    click.echo(f"backfill from {'WARC files' if warcs else source.name}: {counts.pages} page(s), {counts.found} "
-               f"capture(s) in the range, {counts.imported} recorded, {counts.errors_recorded} error page(s) "
-               f"recorded, {counts.already} already recorded, {counts.reused} not fetched again (same digest), "
-               f"{counts.redirects} redirect(s) passed over")
+    if as_json:
+        print_json({"source": "warc" if warcs else source.name, "pages": counts.pages, "found": counts.found,
+                    "imported": counts.imported, "errors_recorded": counts.errors_recorded,
+                    "already": counts.already, "reused": counts.reused, "redirects": counts.redirects,
+                    "problems": counts.problems})
+    else:
+        click.echo(f"backfill from {'WARC files' if warcs else source.name}: {counts.pages} page(s), {counts.found} "
+                   f"capture(s) in the range, {counts.imported} recorded, {counts.errors_recorded} error page(s) "
+                   f"recorded, {counts.already} already recorded, {counts.reused} not fetched again (same digest), "
+                   f"{counts.redirects} redirect(s) passed over")
     for problem in counts.problems[:50]:
         click.echo(f"  {problem}", err=True)
     if len(counts.problems) > 50:
@@ -1078,9 +1370,10 @@ def export() -> None:
 @click.option("--to", "end", help="Day after the last (YYYY-MM-DD, exclusive; default: tomorrow).")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="The WARC file to write (gzipped; never overwritten).")
+@JSON
 @click.pass_context
 def export_warc(ctx: click.Context, services: tuple[str, ...], start: str | None, end: str | None,
-                output: str) -> None:
+                output: str, as_json: bool) -> None:
     """Write every version of the pages first captured in the range as a WARC that pywb or ReplayWeb.page can
     replay: a request, the response as served (raw bytes) and a metadata record with the monitor's hashes and
     the change that led to it. Versions whose raw capture retention dropped are counted, not written."""
@@ -1118,6 +1411,9 @@ def export_warc(ctx: click.Context, services: tuple[str, ...], start: str | None
         partial.replace(out)
     finally:
         store.close()
+    if as_json:
+        print_json({"output": str(out), "captures": written, "without_raw_capture": missing})
+        return
     click.echo(f"{written} capture(s) written to {out}" + (f"; {missing} version(s) without their raw capture "
                                                            "(dropped by retention)" if missing else ""))
 
@@ -1133,10 +1429,13 @@ def export_warc(ctx: click.Context, services: tuple[str, ...], start: str | None
               help="The view for table and csv (xlsx and html hold them all).")
 @click.option("--lang", type=click.Choice(["uk", "en"]), default="uk", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to a file (required for xlsx).")
+@JSON_REPORT
+@WIDE
 @click.pass_context
 def audit(ctx: click.Context, start: str, end: str, services: tuple[str, ...], departments: tuple[str, ...],
-          fmt: str, view: str, lang: str, output: str | None) -> None:
+          fmt: str, view: str, lang: str, output: str | None, as_json: bool, wide: bool) -> None:
     """Reconcile self-reports with detected changes, per service and regulation period (items 1.3 and 2)."""
+    fmt = _format(fmt, as_json)
     catalogue = load(ctx.obj["targets"])
     tz = catalogue.settings.timezone
     t0, t1 = _report_range(catalogue, start, end, services, fmt, output)
@@ -1155,23 +1454,28 @@ def audit(ctx: click.Context, start: str, end: str, services: tuple[str, ...], d
     tables, about_view = views(report), about(report)
     missed = any(p.verdict.value == "missed" for a in report.audits for p in a.periods)
     _emit(fmt, tables, view=view, lang=lang, output=output, tz=tz, meta=audit_meta(report), about=about_view,
-          html=lambda: to_html(report, tables, about_view, lang=lang, evidence=evidence,
+          wide=wide, html=lambda: to_html(report, tables, about_view, lang=lang, evidence=evidence,
                                note=lambda text, svc: department_note(text, svc, catalogue)))
     sys.exit(EXIT_PROBLEM if missed else EXIT_OK)
 
 
+def _format(fmt: str, as_json: bool) -> str:
+    """--json is --format json (the other formats are not JSON: both at once is a usage error)."""
+    if as_json and fmt not in ("table", "json"):
+        fail(f"--json and --format {fmt} ask for two formats: give one")
+    return "json" if as_json else fmt
+
+
 def _emit(fmt: str, tables: dict[str, View], *, view: str, lang: str, output: str | None, tz: str,
-          meta: dict[str, Any], html: Callable[[], str], about: View | None = None) -> None:
-    """Write report tables in the chosen format (table and csv: one view; json and xlsx: all of them)."""
+          meta: dict[str, Any], html: Callable[[], str], about: View | None = None, wide: bool = False) -> None:
+    """Write report tables in the chosen format (table and csv: one view; json and xlsx: all of them). The table
+    shows the view's terminal columns, those the width cannot hold stacked in a details column; `wide`: all of
+    the view's columns at full width."""
     if fmt == "table":
-        title, columns, rows = labelled(tables[view], lang, tz, TERMINAL.get(view))
-        table = Table(title=title)
-        for i, column in enumerate(columns):  # the first column names the row: whole, never cut
-            widest = max((len(row[i]) for row in rows), default=0) if i == 0 else None
-            table.add_column(column, no_wrap=i == 0, min_width=widest)
-        for row in rows:
-            table.add_row(*(escape(cell) for cell in row))
-        Console(width=max(120, Console().width)).print(table)
+        columns = None if wide else TERMINAL.get(view)
+        title, _headers, rows = labelled(tables[view], lang, tz, columns)
+        print_table(title, view_columns(tables[view], lang, columns), rows, wide=wide, lang=lang,
+                    details=DETAILS[lang])
     elif fmt == "csv":
         _write(to_csv(tables[view], lang, tz), output)
     elif fmt == "json":
@@ -1194,11 +1498,14 @@ def _emit(fmt: str, tables: dict[str, View], *, view: str, lang: str, output: st
               help="The view for table and csv (json, xlsx and html hold both).")
 @click.option("--lang", type=click.Choice(["uk", "en"]), default="uk", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to a file (required for xlsx).")
+@JSON_REPORT
+@WIDE
 @click.pass_context
 def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], fmt: str, view: str, lang: str,
-           output: str | None) -> None:
+           output: str | None, as_json: bool, wide: bool) -> None:
     """The technical-faults list (item 1.4): downtime, error classes, slow responses, TLS and certificates,
     broken same-site links and bad captures, per service."""
+    fmt = _format(fmt, as_json)
     catalogue = load(ctx.obj["targets"])
     tz = catalogue.settings.timezone
     t0, t1 = _report_range(catalogue, start, end, services, fmt, output)
@@ -1211,7 +1518,7 @@ def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], 
     tables = fault_views(found, tz)
     meta = {"from": t0.isoformat(), "to": t1.isoformat(), "timezone": tz, "generated_at": now.isoformat(),
             "version": __version__}
-    _emit(fmt, tables, view=view, lang=lang, output=output, tz=tz, meta=meta,
+    _emit(fmt, tables, view=view, lang=lang, output=output, tz=tz, meta=meta, wide=wide,
           html=lambda: tables_to_html("faults_title", tables, lang=lang, tz=tz, start=t0, end=t1, generated=now))
 
 
@@ -1220,8 +1527,9 @@ def faults(ctx: click.Context, start: str, end: str, services: tuple[str, ...], 
               help="A signed checkpoint (monitor checkpoint make): the records it signed must be unchanged.")
 @click.option("--public-key", type=click.Path(exists=True, dir_okay=False),
               help="The auditor's public key: proves who signed the checkpoint (else only that the file is whole).")
+@JSON
 @click.pass_context
-def verify(ctx: click.Context, checkpoint_file: str | None, public_key: str | None) -> None:
+def verify(ctx: click.Context, checkpoint_file: str | None, public_key: str | None, as_json: bool) -> None:
     """Prove that the stored history was not altered: every chain (versions, changes, checks, coverage summaries,
     self-reports, the retention log) and every content and evidence; print the heads to keep, and every break.
     Exit 1 if anything was altered."""
@@ -1239,9 +1547,20 @@ def verify(ctx: click.Context, checkpoint_file: str | None, public_key: str | No
             if public_key is None:
                 click.echo("note: no --public-key: the signature proves the file whole, not who signed it", err=True)
             breaks += checkpoints.compare(signed, found.heads, store.maintenance.chain_record)
-            click.echo(f"checkpoint of {signed.made_at}: {len(signed.heads)} chain head(s) compared")
+            compared = {"made_at": signed.made_at, "heads_compared": len(signed.heads)}
+            if not as_json:
+                click.echo(f"checkpoint of {signed.made_at}: {len(signed.heads)} chain head(s) compared")
     finally:
         store.close()
+    if as_json:
+        for b in breaks:
+            click.echo(f"ALTERED: {b.table} {f'record {b.record_id}' if b.record_id else 'the chain'}: {b.reason}",
+                       err=True)
+        print_json({"intact": not breaks, "checkpoint": compared if checkpoint_file else None,
+                    "chains": [{"chain": h.name, "records_checked": found.counts.get(h.name, 0),
+                                "base_seq": h.base_seq, "head_seq": h.seq, "head_hash": h.hash} for h in found.heads],
+                    "breaks": [{"table": b.table, "record_id": b.record_id, "reason": b.reason} for b in breaks]})
+        sys.exit(EXIT_PROBLEM if breaks else EXIT_OK)
     for head in found.heads:
         base = f", from {head.base_seq} (retention)" if head.base_seq else ""
         click.echo(f"{head.name}: {found.counts.get(head.name, 0)} record(s) checked{base}; head {head.seq} "
@@ -1265,7 +1584,8 @@ def checkpoint() -> None:
               help="Where to write the private key (the auditor keeps it; never next to the database).")
 @click.option("--public", "public_file", required=True, type=click.Path(dir_okay=False),
               help="Where to write the public key (to verify with).")
-def checkpoint_keygen(private_file: str, public_file: str) -> None:
+@JSON
+def checkpoint_keygen(private_file: str, public_file: str, as_json: bool) -> None:
     """Make an Ed25519 key pair for signing checkpoints."""
     for path in (private_file, public_file):
         if Path(path).exists():
@@ -1275,6 +1595,9 @@ def checkpoint_keygen(private_file: str, public_file: str) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(pair.private_pem)
     Path(public_file).write_bytes(pair.public_pem)
+    if as_json:
+        print_json({"private": private_file, "public": public_file})
+        return
     click.echo(f"wrote {private_file} (keep it safe) and {public_file}")
 
 
@@ -1283,8 +1606,9 @@ def checkpoint_keygen(private_file: str, public_file: str) -> None:
               help="The private key (monitor checkpoint keygen).")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Where to write it.")
 @click.option("--note", default="", help="A note signed with it (the audit it belongs to...).")
+@JSON
 @click.pass_context
-def checkpoint_make(ctx: click.Context, key_file: str, output: str, note: str) -> None:
+def checkpoint_make(ctx: click.Context, key_file: str, output: str, note: str, as_json: bool) -> None:
     """Verify the history, then sign the head of every chain into a file kept outside the database."""
     catalogue = load(ctx.obj["targets"])
     store = open_store(catalogue, writes=False)
@@ -1300,6 +1624,10 @@ def checkpoint_make(ctx: click.Context, key_file: str, output: str, note: str) -
     except UsageError as exc:
         fail(f"{key_file}: {exc}")
     Path(output).write_bytes(data)
+    if as_json:
+        print_json({"output": output, "note": note,
+                    "heads": [{"chain": h.name, "seq": h.seq, "hash": h.hash} for h in found.heads]})
+        return
     for head in found.heads:
         click.echo(f"{head.name}: {head.seq} {head.hash or '-'}")
     click.echo(f"wrote {output}")
@@ -1307,9 +1635,10 @@ def checkpoint_make(ctx: click.Context, key_file: str, output: str, note: str) -
 
 @main.command()
 @click.argument("service")
-@click.option("--json", "as_json", is_flag=True)
+@JSON
+@WIDE
 @click.pass_context
-def datasets(ctx: click.Context, service: str, as_json: bool) -> None:
+def datasets(ctx: click.Context, service: str, as_json: bool, wide: bool) -> None:
     """An open-data catalogue's datasets (ckan pages), each judged against its own update frequency."""
     catalogue = load(ctx.obj["targets"])
     _service_or_fail(catalogue, service)
@@ -1330,11 +1659,11 @@ def datasets(ctx: click.Context, service: str, as_json: bool) -> None:
                                for r in rows], ensure_ascii=False, indent=2))
         return
     tz = catalogue.settings.timezone
-    table = Table(title=f"{service}: {len(rows)} dataset(s), "
-                        f"{sum(1 for r in rows if r.grade.severity >= 2)} overdue or worse")
-    for col in ("dataset", "title", "frequency", "modified", "deadline", "grade"):
-        table.add_column(col)
-    for r in sorted(rows, key=lambda r: -r.grade.severity):
-        table.add_row(escape(r.key), escape(r.title[:60]), escape(r.frequency or "-"), local(r.modified_at, tz),
-                      local(r.deadline, tz), f"[{GRADE_STYLE[r.grade]}]{r.grade.value}[/]")
-    Console(width=max(120, Console().width)).print(table)
+    overdue = sum(1 for r in rows if r.grade.severity >= 2)
+    print_table(f"{service}: {len(rows)} dataset(s), {overdue} overdue or worse", [
+        Column(header="dataset", wrap=True), Column(header="title", wrap=True, stack=1),
+        Column(header="frequency", wrap=True, stack=0), Column(header="modified", stack=2),
+        Column(header="deadline", stack=3), Column(header="grade")],
+        [[r.key, r.title, r.frequency or "-", local(r.modified_at, tz), local(r.deadline, tz),
+          Text(r.grade.value, style=GRADE_STYLE[r.grade])] for r in sorted(rows, key=lambda r: -r.grade.severity)],
+        wide=wide)

@@ -19,13 +19,14 @@ procrastinate's tables side by side, no broker.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 CHECKS, DISPATCH = "checks", "dispatch"
 DISPATCH_CRON = "* * * * * */15"  # the sixth column: seconds
 LEDGER = "monitor_procrastinate_migrations"  # the procrastinate migrations applied to this database
+WAIT_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)  # a job's wait in the queue
 
 tasks = procrastinate.Blueprint()
 
@@ -58,7 +60,13 @@ class Worker:
     jobs_done: int = 0
     jobs_failed: int = 0
     skipped: int = 0
-    queue_wait_s: float = 0.0  # the last job's wait between its dispatch and its start
+    waits: list[int] = field(default_factory=lambda: [0] * (len(WAIT_BUCKETS) + 1))  # per bucket, +Inf last
+    wait_sum_s: float = 0.0
+
+    def waited(self, seconds: float) -> None:
+        """A job's wait between its dispatch and its start."""
+        self.waits[bisect.bisect_left(WAIT_BUCKETS, seconds)] += 1
+        self.wait_sum_s += seconds
 
 
 def _worker(context: procrastinate.JobContext) -> Worker:
@@ -74,7 +82,7 @@ async def check(context: procrastinate.JobContext, page_id: int, due_at: str, di
     if page_id not in w.runner.targets:  # retired since it was dispatched
         return False
     dispatched = datetime.fromisoformat(dispatched_at)
-    w.queue_wait_s = max(0.0, (w.clock.now() - dispatched).total_seconds())
+    w.waited(max(0.0, (w.clock.now() - dispatched).total_seconds()))
     try:
         record = await w.runner.check_due(page_id, datetime.fromisoformat(due_at), scheduled_at=dispatched)
     except Exception:
@@ -138,11 +146,11 @@ async def install(database_url: str) -> str:
     app = make_app(database_url)
     async with app.open_async():
         c = app.connector
-        await c.execute_query_async(f"CREATE TABLE IF NOT EXISTS {LEDGER} "  # type: ignore[arg-type]
+        await c.execute_query_async(f"CREATE TABLE IF NOT EXISTS {LEDGER} "
                                     "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        await c.execute_query_async(f"SELECT pg_advisory_xact_lock(hashtext('{LEDGER}'))")  # type: ignore[arg-type]
+        await c.execute_query_async(f"SELECT pg_advisory_xact_lock(hashtext('{LEDGER}'))")
         present = await c.execute_query_one_async("SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present")
-        done = {r["name"] for r in await c.execute_query_all_async(f"SELECT name FROM {LEDGER}")}  # type: ignore[arg-type]
+        done = {r["name"] for r in await c.execute_query_all_async(f"SELECT name FROM {LEDGER}")}
         files = _migrations()
         if not present["present"]:
             await app.schema_manager.apply_schema_async()
@@ -152,11 +160,11 @@ async def install(database_url: str) -> str:
             applied = [f for f in files if f not in done]
             folder = resources.files("procrastinate") / "sql" / "migrations"
             for name in applied:
-                await c.execute_query_async((folder / name).read_text(encoding="utf-8"))  # type: ignore[arg-type]
+                await c.execute_query_async((folder / name).read_text(encoding="utf-8"))
             what = (f"procrastinate schema: {len(applied)} migration(s) applied" if applied
                     else "procrastinate schema is up to date")
         for name in applied:
-            await c.execute_query_async(f"INSERT INTO {LEDGER} (name) VALUES (%(name)s) "  # type: ignore[arg-type]
+            await c.execute_query_async(f"INSERT INTO {LEDGER} (name) VALUES (%(name)s) "
                                         "ON CONFLICT DO NOTHING", name=name)
         return what
 
@@ -198,7 +206,8 @@ async def run_worker(app: procrastinate.App, worker: Worker, *, concurrency: int
         "additional_context": {"monitor": worker},
         "update_heartbeat_interval": min(5.0, worker.runner.settings.worker_stalled_after_s / 4),
         "stalled_worker_timeout": worker.runner.settings.worker_stalled_after_s, "fetch_job_polling_interval": 1.0,
-        "install_signal_handlers": stop is None, "shutdown_graceful_timeout": 30.0}
+        "install_signal_handlers": stop is None, "shutdown_graceful_timeout": 30.0,
+        "delete_jobs": "successful"}  # a round of 100,000 pages leaves no 100,000 rows behind
     async with app.open_async():
         run = asyncio.create_task(app.run_worker_async(**options))
         if on_started is not None:

@@ -47,7 +47,8 @@ from monitor.status import State, service_statuses
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CONTENT_TYPE_LATEST", "GRADE_VALUE", "Runtime", "build_registry", "exposition"]
+__all__ = ["CONTENT_TYPE_LATEST", "GRADE_VALUE", "Runtime", "WorkerStats", "build_registry", "exposition",
+           "worker_registry"]
 
 SITE_LABELS = ["site", "department", "regulation"]
 GRADE_VALUE = {Grade.UNKNOWN: -1, Grade.FRESH: 0, Grade.DUE: 1, Grade.OVERDUE: 2, Grade.DELINQUENT: 3}
@@ -278,8 +279,8 @@ class PageCollector(_Quiet):
     """Each page's last check, and the earliest certificate expiry per host. Thousands of pages: each page's
     lines are rendered once and reused while its row is unchanged."""
 
-    def __init__(self, sites: _Sites, scrape: Scrape) -> None:
-        self.sites, self.scrape = sites, scrape
+    def __init__(self, sites: _Sites, scrape: Scrape, clock: Clock) -> None:
+        self.sites, self.scrape, self.clock = sites, scrape, clock
         self._lines: dict[PageMetricRow, tuple[str, str, str, str]] = {}
         self._hosts: dict[str, str] = {}
 
@@ -297,6 +298,11 @@ class PageCollector(_Quiet):
         families = [_PageFamily(name, doc) for name, doc in PAGE_FAMILIES]
         tls = GaugeMetricFamily("freshness_tls_cert_expiry_timestamp_seconds",
                                 "Earliest certificate expiry seen on the host.", labels=["site", "host"])
+        late = GaugeMetricFamily("freshness_pages_late", "Pages whose last check is older than twice their "
+                                 "interval (the checking engine is behind, or they were never checked).",
+                                 labels=["site"])
+        late_by: dict[str, int] = {}
+        now = self.clock.now().timestamp()
         hosts: dict[tuple[str, str], float] = {}
         cache, fresh = self._lines, {}
         outs = [f.lines for f in families]
@@ -310,13 +316,17 @@ class PageCollector(_Quiet):
             for out, line in zip(outs, lines, strict=True):
                 if line:
                     out.append(line)
+            behind = (row.checked or 0.0) < now - 2 * row.interval_s
+            late_by[row.service_id] = late_by.get(row.service_id, 0) + behind
             if row.tls_expiry is not None:
                 key = (row.service_id, self._host(row.url))
                 hosts[key] = min(hosts.get(key, float("inf")), float(row.tls_expiry))
         self._lines = fresh
         for (site_id, host), expiry in sorted(hosts.items()):
             tls.add_metric([site_id, host], expiry)
-        yield from (*families, tls)
+        for site_id, n in sorted(late_by.items()):
+            late.add_metric([site_id], n)
+        yield from (*families, tls, late)
 
 
 class CounterCollector(_Quiet):
@@ -440,6 +450,69 @@ class WorkerCollector(_Quiet):
         yield from (heartbeat, last_round, lag, alive_g)
 
 
+class QueueCollector(_Quiet):
+    """The procrastinate engine's queue as the database holds it (nothing under the embedded engine)."""
+
+    def __init__(self, scrape: Scrape) -> None:
+        self.scrape = scrape
+
+    def collect(self) -> Iterator[Metric]:
+        return self.scrape.guarded("queue", self._families)
+
+    def _families(self) -> Iterator[Metric]:
+        rows = self.scrape.reader.queue()
+        jobs = GaugeMetricFamily("freshness_queue_jobs", "Jobs waiting (todo) or running (doing) by queue.",
+                                 labels=["queue", "status"])
+        oldest = GaugeMetricFamily("freshness_queue_oldest_waiting_timestamp_seconds", "When the longest-waiting "
+                                   "job of the queue was deferred (absent when none waits).", labels=["queue"])
+        for row in rows:
+            jobs.add_metric([row.queue, row.status], row.jobs)
+            if row.status == "todo" and row.oldest is not None:
+                oldest.add_metric([row.queue], row.oldest)
+        yield from (jobs, oldest)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStats:
+    """What a worker process of the procrastinate engine did (its own series, not the catalogue's)."""
+
+    jobs_done: int
+    jobs_failed: int
+    skipped: int
+    wait_buckets: tuple[float, ...]  # upper bounds
+    waits: tuple[int, ...]  # jobs per bucket, one more for +Inf
+    wait_sum_s: float
+
+
+class WorkerProcessCollector(_Quiet):
+    def __init__(self, stats: Callable[[], WorkerStats]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        st = self.stats()
+        jobs = CounterMetricFamily("freshness_worker_jobs", "Check jobs this worker ran, by outcome (skipped: "
+                                   "the round's check was already stored).", labels=["outcome"])
+        jobs.add_metric(["done"], st.jobs_done - st.skipped)
+        jobs.add_metric(["skipped"], st.skipped)
+        jobs.add_metric(["failed"], st.jobs_failed)
+        wait = HistogramMetricFamily("freshness_worker_queue_wait_seconds", "Check jobs' wait in the queue, from "
+                                     "their dispatch to their start.")
+        cumulative, buckets = 0, []
+        for bound, n in zip((*st.wait_buckets, float("inf")), st.waits, strict=True):
+            cumulative += n
+            buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", cumulative))
+        wait.add_metric([], buckets, st.wait_sum_s)
+        yield from (jobs, wait)
+
+
+def worker_registry(stats: Callable[[], WorkerStats], runtime: Callable[[], Runtime]) -> CollectorRegistry:
+    """A worker's own /metrics: its jobs and its write buffer; the catalogue's series are the exporter's."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(WorkerProcessCollector(stats))
+    registry.register(RuntimeCollector(runtime))
+    return registry
+
+
 class RuntimeCollector(_Quiet):
     """What only the running process knows: its write buffer."""
 
@@ -463,9 +536,9 @@ def build_registry(catalogue: Catalogue, reader: MetricsReader, *, clock: Clock 
     sites = _Sites(catalogue)
     scrape = Scrape(reader)
     collectors: list[Collector] = [scrape.begin, CatalogueCollector(sites), ServiceCollector(sites, scrape, clock),
-                                   PageCollector(sites, scrape), CounterCollector(sites, scrape),
+                                   PageCollector(sites, scrape, clock), CounterCollector(sites, scrape),
                                    ReportCollector(sites, scrape), DatasetCollector(sites, scrape),
-                                   WorkerCollector(scrape, clock)]
+                                   WorkerCollector(scrape, clock), QueueCollector(scrape)]
     if runtime is not None:
         collectors.append(RuntimeCollector(runtime))
     collectors.append(scrape.end)

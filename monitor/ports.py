@@ -391,8 +391,21 @@ class StatusReader(Protocol):
     def workers(self) -> list[WorkerRow]: ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueRow:
+    """Jobs of the procrastinate engine's queue in one status; `oldest`: the earliest dispatch among them (Unix
+    seconds)."""
+
+    queue: str
+    status: str
+    jobs: int
+    oldest: float | None
+
+
 class MetricsReader(StatusReader, Protocol):
     def page_metrics(self) -> list[PageMetricRow]: ...
+
+    def queue(self) -> list[QueueRow]: ...
 
     def tallies_by_service(self) -> list[TallyRow]: ...
 

@@ -136,6 +136,10 @@ class Runner:
 
     async def check(self, target: Target, *, scheduled_at: datetime | None = None) -> CheckRecord:
         """Check one page now (one check of a page at a time; `concurrency` checks in all)."""
+        return (await self._check(target, scheduled_at))[0]
+
+    async def _check(self, target: Target, scheduled_at: datetime | None) -> tuple[CheckRecord, int]:
+        """The check, and its record's number in the recorder (see Recorder.wait_written)."""
         lock = self._page_locks.setdefault(target.page_id, asyncio.Lock())
         async with lock, self.slots:
             target = self.targets.get(target.page_id, target)  # with the noise learned meanwhile
@@ -172,7 +176,7 @@ class Runner:
                                extra={**fields, "reason": reason})
         for hook in self.after_check:
             hook(target, record, seq)
-        return record
+        return record, seq
 
     async def check_due(self, page_id: int, due_at: datetime, *, scheduled_at: datetime | None = None,
                         timeout_s: float = 120.0) -> CheckRecord | None:
@@ -190,8 +194,8 @@ class Runner:
             noise = await asyncio.to_thread(self.stores.noise.noise_paths, [page_id])
             self.states[page_id] = state
             self.targets[page_id] = replace(target, noise_paths=frozenset(noise.get(page_id, ())))
-        record = await self.check(self.targets[page_id], scheduled_at=scheduled_at)
-        if not await self.recorder.drain(timeout_s):
+        record, seq = await self._check(self.targets[page_id], scheduled_at)
+        if not await self.recorder.wait_written(seq, timeout_s):
             raise StoreUnavailable(f"the check of {redact_url(target.page.url)} could not be written in "
                                    f"{timeout_s:g} s")
         return record

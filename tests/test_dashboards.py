@@ -194,6 +194,8 @@ TITLES: dict[tuple[str, str], set[str]] = {
         "freshness_monitor_schedule_lag_seconds"},
     ("overview", "Database and write buffer"): {
         "freshness_database_up", "freshness_database_writable", "freshness_write_buffer_records"},
+    ("overview", "Checking engine: queue and late pages"): {
+        "freshness_queue_jobs", "freshness_queue_oldest_waiting_timestamp_seconds", "freshness_pages_late"},
     ("service", "Grade"): {"freshness_grade"},
     ("service", "Last real update"): {"freshness_last_real_update_timestamp_seconds"},
     ("service", "Next update due"): {"freshness_deadline_timestamp_seconds"},

@@ -26,7 +26,7 @@ from tests.helpers import html
 from tests.siteserver import Site, page
 
 ROOT = Path(__file__).resolve().parents[1]
-HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 
 def _catalogue(db: str, pages: list[str], **settings: str | int) -> str:
@@ -80,6 +80,7 @@ def _wait(what: str, condition, timeout_s: float) -> None:  # type: ignore[no-un
     raise AssertionError(f"{what}: not within {timeout_s:g} s")
 
 
+@pytest.mark.timeout(900)
 def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_host_limits(
         pg_url: str, hosts: list[Site], tmp_path: Path) -> None:
     pages = []
@@ -88,8 +89,8 @@ def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_
         site.routes[f"/novyny/{i}"] = page(html(f"Оголошення виконкому № {i}"))
         pages.append(site.url(f"/novyny/{i}"))
     targets = tmp_path / "targets.toml"
-    targets.write_text(_catalogue(pg_url, pages, per_host_concurrency=2, per_host_delay="0.005s",
-                                  worker_stalled_after="10s"), encoding="utf-8")
+    targets.write_text(_catalogue(pg_url, pages, per_host_concurrency=3, per_host_delay="0.005s",
+                                  worker_stalled_after="10s", calibration_delay="0.01s"), encoding="utf-8")
     upgraded = CliRunner().invoke(main, ["-t", str(targets), "db", "upgrade"])
     assert upgraded.exit_code == 0 and "procrastinate" in upgraded.output, upgraded.output
     again = CliRunner().invoke(main, ["-t", str(targets), "db", "upgrade"])
@@ -97,10 +98,12 @@ def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_
     logs = [tmp_path / f"worker-{n}.log" for n in range(3)]
     workers = [_start_worker(targets, log) for log in logs]
     try:
+        started = time.monotonic()
         _wait("a third of the round", lambda: _checks(pg_url)[1] >= 600, 300)
         workers[0].send_signal(signal.SIGKILL)  # mid-round: some of its checks are running
         workers[0].wait(10)
-        _wait("every page checked", lambda: _checks(pg_url)[1] == len(pages), 400)
+        _wait("every page checked", lambda: _checks(pg_url)[1] == len(pages), 600)
+        print(f"{len(pages)} pages checked by the fleet in {time.monotonic() - started:.0f} s")
         time.sleep(15 + 2)  # one more dispatch after the round: nothing is due again for days
         total, checked, most = _checks(pg_url)
         assert (total, checked, most) == (len(pages), len(pages), 1), (total, checked, most)
@@ -113,13 +116,13 @@ def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_
         for w in workers:
             if w.poll() is None:
                 w.kill()
-    for site in hosts:  # never more than 2 requests at once to a host, from the three workers together
-        assert 1 <= site.max_active <= 2, (site.host, site.max_active)
+    for site in hosts:  # never more than 3 requests at once to a host, from the three workers together
+        assert 1 <= site.max_active <= 3, (site.host, site.max_active)
     with psycopg.connect(_libpq(pg_url)) as conn:
         states = dict(conn.execute("SELECT status, count(*) FROM procrastinate_jobs "
                                    "WHERE task_name = 'monitor:check' GROUP BY status").fetchall())
         leases = conn.execute("SELECT count(*) FROM host_leases WHERE expires_at > now()").fetchone()[0]  # type: ignore[index]
-    assert set(states) <= {"succeeded"}, states  # the killed worker's jobs were retried and done
+    assert not states, states  # the killed worker's jobs were retried and done; done jobs are deleted
     assert leases == 0
 
 

@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from monitor.exporter import MetricsServer
 from monitor.maintenance import refresh_aggregates
 from monitor.metrics import GRADE_VALUE, Runtime, build_registry
-from monitor.ports import Aggregate, PageMetricRow, ServiceAggregate, TallyRow, WorkerRow
+from monitor.ports import Aggregate, PageMetricRow, QueueRow, ServiceAggregate, TallyRow, WorkerRow
 from monitor.runner import Runner
 from monitor.status import service_statuses
 from monitor.store import Store
@@ -155,6 +155,10 @@ class DeadDatabase:
         return []
 
     def tallies_by_service(self) -> list[TallyRow]:
+        self._fail()
+        return []
+
+    def queue(self) -> list[QueueRow]:
         self._fail()
         return []
 

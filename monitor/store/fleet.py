@@ -32,7 +32,7 @@ class SqlFleet:
                                                                          L.c.expires_at > now)).scalar_one()
             if busy >= concurrency:
                 return max(0.05, min(delay_s, 0.5))
-            wait = (next_start - now).total_seconds()
+            wait = float((next_start - now).total_seconds())
             if wait > 0:
                 return wait
             conn.execute(delete(L).where(L.c.host == host, L.c.expires_at <= now))  # left by killed workers

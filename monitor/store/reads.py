@@ -25,6 +25,7 @@ from monitor.ports import (
     LinkRow,
     PageMetricRow,
     PageRow,
+    QueueRow,
     ServiceAggregate,
     TallyRow,
     WorkerRow,
@@ -72,6 +73,7 @@ class SqlHealth:
 
     def workers(self) -> list[WorkerRow]:
         return workers(self.engine)
+
 
 
 class SqlMetrics:
@@ -126,6 +128,20 @@ class SqlMetrics:
         with self.engine.connect() as conn:
             return {key: Aggregate(key=key, counts=json.loads(counts), computed_at=at) for key, counts, at in
                     conn.execute(select(A.c.key, A.c.counts, A.c.computed_at).where(A.c.name == name))}
+
+    def queue(self) -> list[QueueRow]:
+        """The procrastinate engine's waiting and running jobs (none on SQLite, or before its schema exists)."""
+        if self.engine.dialect.name != "postgresql":
+            return []
+        with self.engine.connect() as conn:
+            if not conn.execute(text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")).scalar_one():
+                return []
+            rows = conn.execute(text(
+                "SELECT queue_name, status::text, count(*), "
+                "extract(epoch FROM min((args->>'dispatched_at')::timestamptz)) FROM procrastinate_jobs "
+                "WHERE status IN ('todo', 'doing') GROUP BY 1, 2 ORDER BY 1, 2"))
+            return [QueueRow(queue=q, status=st, jobs=int(n), oldest=float(o) if o is not None else None)
+                    for q, st, n, o in rows]
 
 
 class SqlAudit:

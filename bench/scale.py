@@ -1,0 +1,143 @@
+"""The procrastinate engine at scale on this machine: 1, 2 and 4 `monitor worker` processes over the real
+PostgreSQL check every page of a catalogue served from four loopback hosts (127.0.0.1-4). Measured: pages/s over
+the round, PostgreSQL transactions per check (all of them: the store's and the queue's), and the check jobs'
+wait in the queue (from the workers' own /metrics histograms).
+
+The round measured is a first round (every page due at once, so the fleet is saturated): each new page is
+fetched twice, its calibration capture taken 10 ms after the first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from bench.common import PageServer, corpus_pages
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "scale.json"
+
+
+def catalogue(urls: list[str], db: str, concurrency: int) -> str:
+    out = [f'[settings]\ndatabase_url = "{db}"\nengine = "procrastinate"\n'
+           'user_agent = "bench (+mailto:bench@example.org)"\n'
+           f'concurrency = {concurrency}\nper_host_concurrency = 8\nper_host_delay = "0.0001s"\n'
+           'calibration_delay = "0.01s"\ntimeout = "60s"\n\n[departments.bench]\nname = "Bench"\n']
+    for s in range(0, len(urls), 100):
+        out.append(f'\n[[services]]\nid = "svc-{s // 100}"\nname = "Service {s}"\ndepartment = "Bench"\n'
+                   'regulation = "weekly"\n')
+        for u in urls[s:s + 100]:
+            out.append(f'  [[services.pages]]\n  url = "{u}"\n  allow_private = true\n')
+    return "".join(out)
+
+
+def _xacts(conn: psycopg.Connection, name: str) -> int:
+    row = conn.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+                       (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The bucket bound under which a fraction q of the jobs waited (cumulative buckets)."""
+    total = buckets[-1][1] if buckets else 0
+    for bound, count in buckets:
+        if total and count >= q * total:
+            return bound
+    return None
+
+
+def run(workers: int, pages: int, concurrency: int, servers: list[PageServer]) -> dict[str, object]:
+    name = f"bench_scale_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    db = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    urls = [servers[i % len(servers)].url(i) for i in range(pages)]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            targets = Path(tmp) / "targets.toml"
+            targets.write_text(catalogue(urls, db, concurrency), encoding="utf-8")
+            monitor = [sys.executable, "-m", "monitor", "-t", str(targets), "--log-level", "WARNING"]
+            subprocess.run([*monitor, "db", "upgrade"], check=True, capture_output=True)
+            ports = [20000 + os.getpid() % 20000 + n for n in range(workers)]
+            with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
+                before = _xacts(conn, name)
+                started = time.monotonic()
+                for port in ports:
+                    procs.append(subprocess.Popen([*monitor, "worker", "--metrics-listen", f"127.0.0.1:{port}"],
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                first = last = None
+                while time.monotonic() - started < 1800:
+                    done = conn.execute("SELECT count(DISTINCT page_id) FROM checks").fetchone()[0]  # type: ignore[index]
+                    if done and first is None:
+                        first = time.monotonic()
+                    if done >= pages:
+                        last = time.monotonic()
+                        break
+                    time.sleep(0.5)
+                if first is None or last is None:
+                    raise RuntimeError(f"{workers} workers did not check {pages} pages in 30 minutes")
+                checks = conn.execute("SELECT count(*) FROM checks").fetchone()[0]  # type: ignore[index]
+                xacts = _xacts(conn, name) - before
+            waits: list[tuple[float, float]] = []
+            for port in ports:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+                for bound, count in re.findall(r'freshness_worker_queue_wait_seconds_bucket\{le="([^"]+)"\} (\S+)',
+                                               text):
+                    b = float("inf") if bound == "+Inf" else float(bound)
+                    found = [i for i, (x, _) in enumerate(waits) if x == b]
+                    if found:
+                        waits[found[0]] = (b, waits[found[0]][1] + float(count))
+                    else:
+                        waits.append((b, float(count)))
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    waits.sort()
+    return {"workers": workers, "pages": pages, "checks": checks, "round_s": round(last - started, 1),
+            "pages_per_s": round(pages / (last - first), 1),
+            "transactions_per_check": round(xacts / checks, 1),
+            "queue_wait_p50_s": _quantile(waits, 0.5), "queue_wait_p95_s": _quantile(waits, 0.95)}
+
+
+def main(argv: list[str]) -> dict[str, object] | None:
+    ap = argparse.ArgumentParser(prog="python -m bench scale")
+    ap.add_argument("--pages", type=int, default=2000)
+    ap.add_argument("--workers", default="1,2,4", help="comma-separated worker counts")
+    ap.add_argument("--concurrency", type=int, default=8, help="check jobs at once per worker")
+    args = ap.parse_args(argv)
+    bodies = [p.read_bytes() for p in corpus_pages()[:50]] or [
+        ("<html><body><main><h1>Новини громади</h1>" + "<p>Оголошення виконкому.</p>" * 40
+         + "</main></body></html>").encode()]
+    servers = [PageServer(bodies, host=h) for h in HOSTS]
+    for s in servers:
+        s.__enter__()
+    try:
+        rounds = [run(int(w), args.pages, args.concurrency, servers) for w in args.workers.split(",")]
+    finally:
+        for s in servers:
+            s.__exit__()
+    result = {"machine": f"{os.cpu_count()} cores", "concurrency_per_worker": args.concurrency,
+              "corpus_bodies": len(bodies), "rounds": rounds}
+    RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return result
