@@ -44,6 +44,7 @@ class Layers:
 def layers(content: Content, noise_paths: frozenset[str] = frozenset()) -> Layers:
     main: list[str] = []
     dated: list[str] = []
+    cells: list[bool] = []
     for b in content.blocks:
         if b.region is not Region.MAIN:
             continue
@@ -58,8 +59,16 @@ def layers(content: Content, noise_paths: frozenset[str] = frozenset()) -> Layer
         main.append(b.text)
         if not (text == VOLATILE and dated and dated[-1] == VOLATILE):  # a carousel's slides count as one
             dated.append(text)
-    masked = tuple(_stamp_masked(t) for t in dated) if content.mask else tuple(dated)
+            cells.append(_is_cell(b.path))
+    masked = (tuple(_stamp_masked(t, cell=c) for t, c in zip(dated, cells, strict=True)) if content.mask
+              else tuple(dated))
     return Layers(main=tuple(main), dated=tuple(dated), masked=masked)
+
+
+def _is_cell(path: str) -> bool:
+    """Whether a block is a table cell (its path ends in td or th): a date there is data, not a clock."""
+    step = path[path.rfind("/") + 1:]
+    return step[:2] in ("td", "th") and (len(step) == 2 or step[2] in ".#")
 
 
 _PLACEHOLDER = re.compile(r"⟨\w+⟩")
@@ -72,12 +81,13 @@ STAMP_WITNESSES = re.compile(r"оновл|опубл|змін|створ|дат�
                              r"posted|modified|last|as of|date|aktualisiert|veröffentlicht|stand", re.I)
 
 
-def _stamp_masked(text: str) -> str:
+def _stamp_masked(text: str, *, cell: bool = False) -> str:
     """Dates and times masked where the block is a stamp: a short line of dates and times with hardly a word
-    beside them ("30.11.2026, 14:35"), or one that says what it stamps ("Оновлено: 30.11.2026"). A date inside
-    a sentence ("приймаються до 15 грудня") is the sentence's content, and stays."""
+    beside them ("30.11.2026, 14:35": a clock, today's date), or one that says what it stamps ("Оновлено:
+    30.11.2026"). A date inside a sentence ("приймаються до 15 грудня") is the sentence's content, and so is a
+    bare date in a table cell (a meeting moved in a schedule): they stay."""
     if FIELDS in text:  # a record of fields (a feed item: title | date | summary): each field on its own
-        return FIELDS.join(_stamp_masked(field) for field in text.split(FIELDS))
+        return FIELDS.join(_stamp_masked(field, cell=cell) for field in text.split(FIELDS))
     if len(text) > STAMP_MAX_CHARS:  # a stamp is a short line: longer text is not masked at all (and not read)
         return text
     masked = mask_dates(text)
@@ -85,7 +95,7 @@ def _stamp_masked(text: str) -> str:
         return text
     rest = _PLACEHOLDER.sub(" ", masked)
     words = len(_WORD.findall(rest))
-    if words <= STAMP_WORDS or (words <= STAMP_BLOCK_WORDS and STAMP_WITNESSES.search(rest)):
+    if (words <= STAMP_WORDS and not cell) or (words <= STAMP_BLOCK_WORDS and STAMP_WITNESSES.search(rest)):
         return masked
     return text
 

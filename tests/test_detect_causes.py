@@ -54,8 +54,10 @@ def test_short_chrome_by_class_words_and_declared_chrome_stay_chrome() -> None:
     ("16 проєктів", "36 проєктів"),
     ("18.12.2026 о 10:00", "19.12.2026 о 14:00"),
     ("1 200 000 гривень", "1 500 000 гривень"),
-], ids=["deadline", "year", "figure-in-list", "meeting-date", "amount"])
+    ("<td>22.12.2026</td>", "<td>29.12.2026</td>"),
+], ids=["deadline", "year", "figure-in-list", "meeting-date", "amount", "date-in-a-schedule-table"])
 def test_numbers_and_dates_inside_sentences_are_content(old: str, new: str) -> None:
+    """Masks are for stamps and clocks: a date or a figure in a sentence, a list item or a table cell is data."""
     assert _classify("announcement.html", old, new) is ChangeClass.CONTENT
 
 
