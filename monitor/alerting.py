@@ -164,7 +164,7 @@ RULES: tuple[Rule, ...] = (
          f"За 90 днів {{{{ $value }}}} звітів щодо {NAME} ({DEPARTMENT}) описують оновлення, яких монітор не виявив "
          "(або виявив лише зміну дати).",
          "The department reports updates the monitor cannot find on the service. Run the audit for the "
-         "service (`monitor audit --from DATE --service SERVICE`, or the web interface's audit page): each "
+         "service (`monitor audit --from DATE --to DATE --service SERVICE`, or the web interface's audit page): each "
          "report's verdict says what was missing. Either the reports describe work that is not on the site, "
          "or the update sits on a page that is not monitored: then add that page to targets.toml."),
     Rule("FreshnessPageDown",

@@ -1,7 +1,7 @@
 """targets.toml -> a validated Catalogue. Every problem is collected and reported at once.
 
 One declaration per table (``SETTINGS``, ``SERVICE``, ``PAGE``, ``DEPARTMENT``) drives parsing,
-validation, the error messages and the reference table in the README (``monitor targets keys``).
+validation, the error messages and the reference table in docs/operators.md (``monitor targets keys``).
 """
 
 from __future__ import annotations
@@ -584,7 +584,7 @@ def parse_catalogue(
         c.add("", "'services' must be an array of tables ([[services]])")
         raw_services = []
     elif not raw_services:
-        c.add("", "no services: a catalogue lists at least one [[services]] table (see the README's "
+        c.add("", "no services: a catalogue lists at least one [[services]] table (see docs/operators.md, "
                   "'Configure targets')")
     services: list[ServiceConfig] = []
     seen_ids: dict[str, int] = {}

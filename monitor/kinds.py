@@ -2,7 +2,7 @@
 quality gate applies, how its text is masked, and which extras (link checks, dataset grades) it has.
 
 In the spirit of blackbox_exporter's prober map and urlwatch's job declarations: the catalogue's
-validation, the core, the maintenance job, the metrics and the README's kinds table all read this
+validation, the core, the maintenance job, the metrics and the kinds table of docs/operators.md all read this
 registry. Adding a kind is a value in `domain.Kind` and an entry here.
 """
 
@@ -119,7 +119,7 @@ def extract(kind: Kind, body: bytes, *, url: str, charset: str | None = None, co
 
 
 def kinds_reference() -> str:
-    """The README's table of kinds, generated from the registry."""
+    """docs/operators.md's table of kinds, generated from the registry."""
     rows = ["| kind | reads | a change is | declared date | its own keys |", "|---|---|---|---|---|"]
     for k in Kind:
         s = REGISTRY[k]

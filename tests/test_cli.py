@@ -172,7 +172,7 @@ def test_a_relative_database_is_beside_the_catalogue_wherever_the_command_runs(s
 
 
 def test_sigterm_during_a_slow_check_finishes_and_stores_it(site: Site, tmp_path: Path) -> None:
-    """The README's promise: on SIGTERM the monitor finishes the running checks and writes them."""
+    """The docs' promise: on SIGTERM the monitor finishes the running checks and writes them."""
     async def slow(req: Request, w: asyncio.StreamWriter) -> None:
         await asyncio.sleep(3)
         await respond(w, 200, html("Повільна сторінка"))

@@ -51,17 +51,6 @@ def test_every_outcome_is_listed() -> None:
         assert f"`{outcome.value}`" in OPERATORS
 
 
-def test_every_alert_has_a_runbook_anchor() -> None:
-    # for the alerting work (issue 19): the runbooks are docs/runbooks.md, generated from monitor/alerting.py;
-    # the README's runbook section is gone. Either place counts while that lands.
-    from monitor.alerting import RULES
-
-    where = PAGES.get("docs/runbooks.md", "") + PAGES["README.md"]
-    for rule in RULES:
-        anchor = rule.anchor if hasattr(rule, "anchor") else re.sub(r"(?<!^)(?=[A-Z])", "-", rule.alert).lower()
-        assert re.search(rf'<a id="(runbook-)?{re.escape(anchor)}"></a>', where), anchor
-
-
 def test_every_test_the_docs_cite_exists() -> None:
     cited = {c for text in PAGES.values() for c in re.findall(r"(tests/test_\w+\.py)::(\w+)", text)}
     assert cited

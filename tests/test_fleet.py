@@ -152,6 +152,40 @@ def test_two_workers_keep_one_pause_between_requests_to_a_host_as_the_server_see
     assert min(served) > 0, "both workers took part"
 
 
+def test_workers_reconnect_when_the_database_drops_every_connection(pg_url: str, hosts: list[Site],
+                                                                      tmp_path: Path) -> None:
+    """What a PostgreSQL restart does to its clients: every connection is cut mid-round. The workers reconnect
+    and finish the round, each page checked once."""
+    site = hosts[2]
+    for i in range(150):
+        site.routes[f"/zvernennia/{i}"] = page(html(f"Відповідь на звернення № {i}"))
+    targets = tmp_path / "targets.toml"
+    targets.write_text(_catalogue(pg_url, [site.url(f"/zvernennia/{i}") for i in range(150)], per_host_concurrency=4,
+                                  per_host_delay="0.05s", calibration_delay="0.01s"), encoding="utf-8")
+    assert CliRunner().invoke(main, ["-t", str(targets), "db", "upgrade"]).exit_code == 0
+    logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+    workers = [_start_worker(targets, log) for log in logs]
+    name = pg_url.rsplit("/", 1)[1]
+    try:
+        _wait("a third of the round", lambda: _checks(pg_url)[1] >= 50, 180)
+        with psycopg.connect(fleet.conninfo(pg_url.rsplit("/", 1)[0] + "/postgres"), autocommit=True) as admin:
+            cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
+                                "AND pid <> pg_backend_pid()", (name,)).fetchone()[0]  # type: ignore[index]
+        assert cut >= 2
+        _wait("every page checked after the cut", lambda: _checks(pg_url)[1] == 150, 240)
+        time.sleep(17)  # one more dispatch
+        assert _checks(pg_url) == (150, 150, 1)
+        assert all(w.poll() is None for w in workers), [log.read_text()[-2000:] for log in logs]
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(60)
+            except subprocess.TimeoutExpired:
+                w.kill()
+
+
 def test_the_procrastinate_engine_needs_postgresql_and_a_worker_needs_it(tmp_path: Path) -> None:
     targets = tmp_path / "targets.toml"
     targets.write_text(_catalogue(f"sqlite:///{tmp_path / 'm.db'}", ["http://127.0.0.1:9/"]), encoding="utf-8")

@@ -472,7 +472,7 @@ def test_kind_options_are_validated() -> None:
 
 async def test_the_registry_declares_every_kind_once_and_drives_the_catalogue() -> None:
     """Every kind has one entry: its reader, its capture, its options, its gate, its masking; the catalogue
-    accepts a kind's own keys only on that kind, and the README's table of kinds is generated from it."""
+    accepts a kind's own keys only on that kind, and the docs' table of kinds is generated from it."""
     from monitor import kinds
     from monitor.config import parse_catalogue
     from monitor.errors import ConfigError
