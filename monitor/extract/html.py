@@ -194,10 +194,6 @@ class _Tree:
         self.classes[key] = known = (step, chrome, widget)
         return known
 
-    def is_declared(self, element: int) -> bool:
-        """Whether the element (already placed by `info`) lies in chrome that its tags or roles declare."""
-        return element in self.declared
-
     def info(self, node: LexborNode) -> tuple[str, bool, bool, str]:
         memo = self.memo
         known = memo.get(node.mem_id)
