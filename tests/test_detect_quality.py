@@ -10,6 +10,7 @@ import pytest
 from bench.quality import evaluate, held_out, part, summary, table
 from monitor.compare import classify_pair
 from monitor.domain import ChangeClass
+from tests import mutations_independent
 from tests.helpers import html, run_bounded
 from tests.mutations import MUTATIONS, pair
 
@@ -55,6 +56,34 @@ def test_every_mutation_on_our_portal_fixture(mutation: object) -> None:
     cls = classify_pair(before.encode(), after.encode(), url="https://pokrovsk-rada.gov.ua/uk/articles/item/1")
     real = cls in (ChangeClass.CONTENT, ChangeClass.DOCUMENTS)
     assert real == mutation.real, (mutation.name, cls)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mutation", mutations_independent.MUTATIONS,
+                         ids=[m.name for m in mutations_independent.MUTATIONS])
+@pytest.mark.parametrize("fixture", [FIXTURE, FIXTURE.parent.parent / "issue13" / "regulation-sections.html"],
+                         ids=["portal-article", "regulation-sections"])
+def test_every_independent_mutation_on_our_fixtures(mutation: mutations_independent.Mutation, fixture: Path) -> None:
+    made = mutations_independent.pair(fixture.read_text(encoding="utf-8"), mutation, seed=7)
+    assert made is not None, "every mutation applies to our fixtures"
+    before, after = made
+    cls = classify_pair(before.encode(), after.encode(), url="https://pokrovsk-rada.gov.ua/uk/articles/item/1")
+    assert (cls in (ChangeClass.CONTENT, ChangeClass.DOCUMENTS)) == mutation.real, (mutation.name, cls)
+
+
+def test_the_independent_generator_edits_only_visible_text_outside_declared_chrome() -> None:
+    """Its one notion of chrome is what HTML declares: nav, header, footer, aside; everything else visible is
+    fair game, hidden and script text never."""
+    from lxml import html as lhtml
+
+    root = lhtml.document_fromstring(
+        "<html><body><header><p>Покровська міська рада: офіційний вебсайт громади міста</p></header>"
+        "<div class='sidebar'><p>Прийом громадян у четвер з 9:00 до 12:00 у приймальні міської ради</p></div>"
+        "<p hidden>Прихований текст, якого відвідувач не бачить на сторінці сайту</p>"
+        "<script>var a = 'скрипт, який не є текстом сторінки для відвідувача сайту';</script>"
+        "<aside><p>Опитування: чи задоволені ви роботою громадського транспорту міста</p></aside>"
+        "</body></html>")
+    assert [s.get() for s in mutations_independent.prose_spots(root)] == [
+        "Прийом громадян у четвер з 9:00 до 12:00 у приймальні міської ради"]
 
 
 @pytest.mark.parametrize(("before", "after", "expected"), [
