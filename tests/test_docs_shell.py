@@ -110,12 +110,12 @@ def blocks(path: Path) -> list[Block]:
 
 def test_the_convention_is_read() -> None:
     """The parser sees every block of the docs, with its directive; a skip always says why, and skips stay few
-    (raise the bound only for a block that truly cannot run here)."""
+    (raise the bound only for a block that truly cannot run here: the ninth starts systemd units of workers)."""
     every = [b for p in DOCS for b in blocks(p)]
     skipped = [f"{b.where}: {b.skip}" for b in every if b.skip]
     assert len(every) - len(skipped) >= 20
     assert all(b.skip is None or len(b.skip) > 10 for b in every)
-    assert len(skipped) <= 8, "\n".join(skipped)
+    assert len(skipped) <= 9, "\n".join(skipped)
     console = Block(ROOT / "README.md", 1, "console", "$ monitor status \\\n    --json\nout\n$ true\n")
     assert console.script() == "monitor status \\\n    --json\ntrue\n"
 
