@@ -9,13 +9,14 @@ monitored pages (blocks the site repeats on them are its template, not this page
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from monitor.domain import Content, Region
 from monitor.fingerprint import layers
-from monitor.mask import mask_volatile
+from monitor.mask import DATE, mask_volatile
 
 MAX_CHANGED_SHARE = 0.3  # if more of the blocks than this differ, the page itself was updated: learn nothing
 PATH_SHARE = 0.5  # a structural path is volatile only if at least half of its blocks changed
@@ -107,6 +108,12 @@ def learn_from_history(versions: Sequence[Content], known: frozenset[str] = froz
             for p, n in sorted(counts.items()) if n / transitions >= HISTORY_SHARE]
 
 
+def _date_stamp(text: str) -> bool:
+    """A date with at most a few words ("Оновлено: 15.03.2021"): each page's own stamp, alike on pages updated the
+    same day, and the signal of a date-only change. Never taken for the site's template."""
+    return DATE.search(text) is not None and len(re.findall(r"\w+", DATE.sub(" ", text))) <= 3
+
+
 def learn_from_siblings(page: Content, siblings: Sequence[Content], known: frozenset[str] = frozenset(), *,
                         when: str = "") -> list[Learned]:
     """Paths of the page's blocks that the site repeats on its other monitored pages (the same text under the
@@ -126,7 +133,8 @@ def learn_from_siblings(page: Content, siblings: Sequence[Content], known: froze
             total += len(b.text)
             if b.path not in known:
                 by_path.setdefault(b.path, []).append(b.text)
-    template = {p: texts for p, texts in by_path.items() if all(seen[(p, t)] >= TEMPLATE_PAGES for t in texts)}
+    template = {p: texts for p, texts in by_path.items()
+                if all(seen[(p, t)] >= TEMPLATE_PAGES and not _date_stamp(t) for t in texts)}
     if not template or sum(len(t) for texts in template.values() for t in texts) > TEMPLATE_MAX_SHARE * total:
         return []
     return [Learned(path=p, evidence=f"template {when}: {_clip(texts)!r} also on {TEMPLATE_PAGES}+ other pages "

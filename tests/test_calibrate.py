@@ -107,3 +107,17 @@ def test_blocks_the_site_repeats_on_its_other_pages_are_its_template() -> None:
     fresher = read(page_of_site("Субсидії", ("Прийом заяв на оздоровлення дітей", "Сесія міської ради "
                                                                                   "скликається 5 грудня"))).content
     assert learn_from_siblings(fresher, siblings) == []  # the box differs: nothing proven yet
+
+
+def test_an_updated_stamp_alike_on_pages_updated_the_same_day_is_not_the_template() -> None:
+    """Every page of a council's site says "Оновлено: 01.03.2026" after a day of updates: a coincidence of
+    dates, and each page's own signal of a date-only change, never its template (the quarter's date bump was
+    lost when it was)."""
+    def stamped(own: str) -> bytes:
+        return page_of_site(own).replace(b"</h1>", "</h1><div class='meta'>Оновлено: 01.03.2026</div>".encode(), 1)
+
+    page = read(stamped("Субсидії")).content
+    siblings = [read(stamped(own)).content for own in ("Пільги", "Довідки", "Реєстрація місця проживання")]
+    assert any(b.text == "Оновлено: 01.03.2026" for b in page.blocks)
+    learned = learn_from_siblings(page, siblings)
+    assert [x.path for x in learned] == ["body/div.bottom/ul/li"]  # the news box still is
