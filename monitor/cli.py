@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -459,27 +459,33 @@ def run(ctx: click.Context) -> None:
             fail(str(exc))
         store = open_store(catalogue)
 
-        async def main_loop() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            if catalogue.settings.engine is Engine.PROCRASTINATE:  # a worker that also serves /metrics
-                await _work(catalogue, store, stop, concurrency=catalogue.settings.concurrency, serve_metrics=True)
-            else:
-                await _serve(catalogue, store, stop)
+        if catalogue.settings.engine is Engine.PROCRASTINATE:  # a worker that also serves /metrics
+            _until_stopped(store, lambda stop: _work(catalogue, store, stop, concurrency=catalogue.settings.concurrency,
+                                                     serve_metrics=True))
+        else:
+            _until_stopped(store, lambda stop: _serve(catalogue, store, stop))
 
-        try:
-            asyncio.run(main_loop())
-        except StoreUnavailable as exc:  # at start (the catalogue's sync): while running, checks are buffered
-            fail(f"cannot start: {exc}", EXIT_PROBLEM)
-        finally:
-            store.close()
+
+def _until_stopped(store: Store, serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run the monitor until SIGTERM or SIGINT sets its stop event; a database it cannot use at start stops it
+    with exit 1 and the reason (while running, checks are buffered instead)."""
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(stop)
+
+    try:
+        asyncio.run(main_loop())
+    except StoreUnavailable as exc:
+        fail(f"cannot start: {exc}", EXIT_PROBLEM)
+    finally:
+        store.close()
 
 
 async def _work(catalogue: Catalogue, store: Store, stop: asyncio.Event, *, concurrency: int,
-                serve_metrics: bool, worker_metrics: str | None = None,
-                on_started: Callable[[Runner], None] | None = None) -> None:
+                serve_metrics: bool, worker_metrics: str | None = None) -> None:
     """A worker of the procrastinate engine: runs check jobs (and, for the fleet, dispatch) from the queue."""
     from monitor import fleet
 
@@ -513,8 +519,7 @@ async def _work(catalogue: Catalogue, store: Store, stop: asyncio.Event, *, conc
                     concurrency)
         try:
             await fleet.run_worker(fleet.make_app(catalogue.settings.database_url), work, concurrency=concurrency,
-                                   name=runner.worker, stop=stop,
-                                   on_started=(lambda: on_started(runner)) if on_started else None)
+                                   name=runner.worker, stop=stop)
         finally:
             logger.info("stopping: %d jobs done (%d failed)", work.jobs_done, work.jobs_failed)
             await beats.stop()
@@ -542,21 +547,8 @@ def worker(ctx: click.Context, concurrency: int | None, metrics_listen: str | No
         fail('`monitor worker` runs with the procrastinate engine: set [settings] engine = "procrastinate" and a '
              "postgresql:// database_url (the embedded engine runs in `monitor run`)")
     store = open_store(catalogue, auto_upgrade=False)
-
-    async def main_loop() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await _work(catalogue, store, stop, concurrency=concurrency or catalogue.settings.concurrency,
-                    serve_metrics=False, worker_metrics=metrics_listen)
-
-    try:
-        asyncio.run(main_loop())
-    except StoreUnavailable as exc:
-        fail(f"cannot start: {exc}", EXIT_PROBLEM)
-    finally:
-        store.close()
+    _until_stopped(store, lambda stop: _work(catalogue, store, stop, serve_metrics=False, worker_metrics=metrics_listen,
+                                             concurrency=concurrency or catalogue.settings.concurrency))
 
 
 def _select(runner: Runner, services: Sequence[str]) -> list[Target]:

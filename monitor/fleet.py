@@ -24,7 +24,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -198,11 +198,10 @@ class FleetGate:
 
 
 async def run_worker(app: procrastinate.App, worker: Worker, *, concurrency: int, name: str,
-                     stop: asyncio.Event | None = None, wait: bool = True,
-                     on_started: Callable[[], None] | None = None) -> None:
+                     stop: asyncio.Event | None = None) -> None:
     """Run jobs of both queues until stopped (SIGTERM/SIGINT through procrastinate, or `stop`)."""
     options: dict[str, Any] = {
-        "queues": [CHECKS, DISPATCH], "concurrency": concurrency, "name": name, "wait": wait,
+        "queues": [CHECKS, DISPATCH], "concurrency": concurrency, "name": name,
         "additional_context": {"monitor": worker},
         "update_heartbeat_interval": min(5.0, worker.runner.settings.worker_stalled_after_s / 4),
         "stalled_worker_timeout": worker.runner.settings.worker_stalled_after_s, "fetch_job_polling_interval": 1.0,
@@ -210,8 +209,6 @@ async def run_worker(app: procrastinate.App, worker: Worker, *, concurrency: int
         "delete_jobs": "successful"}  # a round of 100,000 pages leaves no 100,000 rows behind
     async with app.open_async():
         run = asyncio.create_task(app.run_worker_async(**options))
-        if on_started is not None:
-            on_started()
         if stop is None:
             await run
             return
