@@ -4,7 +4,9 @@ Any number of `monitor worker` processes, on any machines, share one PostgreSQL:
 procrastinate's tables side by side, no broker.
 
     dispatch   a periodic task (every 15 s). Procrastinate defers one job per period for the whole fleet,
-               whatever the number of workers; its queueing lock and lock keep it single. It reads every page's
+               whatever the number of workers; its queueing lock keeps one waiting. It has no lock: a dispatch
+               killed mid-run must not hold back the next one, which retries it (two running at once defer
+               nothing twice, the per-page queueing locks see to that). It reads every page's
                last check from the store, asks the schedule which pages are due (`schedule.due`: the embedded
                grid) and defers one `check` job per due page, with a queueing lock per page (never two waiting
                jobs for a page) and a lock per page (never two running). It also retries the jobs of workers
@@ -95,7 +97,7 @@ async def check(context: procrastinate.JobContext, page_id: int, due_at: str, di
 
 
 @tasks.periodic(cron=DISPATCH_CRON)
-@tasks.task(name="dispatch", queue=DISPATCH, pass_context=True, queueing_lock="dispatch", lock="dispatch")
+@tasks.task(name="dispatch", queue=DISPATCH, pass_context=True, queueing_lock="dispatch")
 async def dispatch(context: procrastinate.JobContext, timestamp: int) -> int:
     """Defer a check job for every due page; retry the jobs of stalled workers. Returns the jobs deferred."""
     w = _worker(context)

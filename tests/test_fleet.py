@@ -22,6 +22,8 @@ from click.testing import CliRunner
 from monitor import fleet
 from monitor.cli import main
 from monitor.config import ConfigError, load_catalogue
+from monitor.metrics import build_registry
+from monitor.store import Store
 from tests.helpers import html
 from tests.siteserver import Site, page
 
@@ -71,6 +73,19 @@ def _start_worker(targets: Path, log: Path) -> subprocess.Popen[bytes]:
                                 stderr=out, cwd=targets.parent, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM the workers still running, wait for them, kill those that do not stop: none outlives its test."""
+    for w in workers:
+        if w.poll() is None:
+            w.send_signal(signal.SIGTERM)
+    for w in workers:
+        try:
+            w.wait(60)
+        except subprocess.TimeoutExpired:
+            w.kill()
+            w.wait(10)
+
+
 def _wait(what: str, condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -101,6 +116,15 @@ def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_
         started = time.monotonic()
         _wait("a third of the round", lambda: _checks(pg_url)[1] >= 600, 300)
         workers[0].send_signal(signal.SIGKILL)  # mid-round: some of its checks are running
+        # what the exporter serves meanwhile: the queue, its oldest waiting job, the pages not checked yet
+        store = Store.open(pg_url)
+        try:
+            sample = build_registry(load_catalogue(targets), store.metrics).get_sample_value
+            waiting = sample("freshness_queue_jobs", {"queue": "checks", "status": "todo"})
+            oldest = sample("freshness_queue_oldest_waiting_timestamp_seconds", {"queue": "checks"})
+        finally:
+            store.close()
+        assert waiting and oldest and oldest <= time.time()
         workers[0].wait(10)
         _wait("every page checked", lambda: _checks(pg_url)[1] == len(pages), 600)
         print(f"{len(pages)} pages checked by the fleet in {time.monotonic() - started:.0f} s")
@@ -113,9 +137,7 @@ def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_
         for w in workers[1:]:
             assert w.wait(90) == 0, logs[workers.index(w)].read_text()[-3000:]
     finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
+        _stop(workers)
     for site in hosts:  # never more than 3 requests at once to a host, from the three workers together
         assert 1 <= site.max_active <= 3, (site.host, site.max_active)
     with psycopg.connect(_libpq(pg_url)) as conn:
@@ -140,10 +162,7 @@ def test_two_workers_keep_one_pause_between_requests_to_a_host_as_the_server_see
     try:
         _wait("every page checked", lambda: _checks(pg_url)[1] == 24, 180)
     finally:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        for w in workers:
-            w.wait(60)
+        _stop(workers)
     starts = sorted(r.at for r in site.requests)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     # turns are taken 250 ms apart on the database's clock; a request reaches the server a few ms after its turn
@@ -177,13 +196,7 @@ def test_workers_reconnect_when_the_database_drops_every_connection(pg_url: str,
         assert _checks(pg_url) == (150, 150, 1)
         assert all(w.poll() is None for w in workers), [log.read_text()[-2000:] for log in logs]
     finally:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        for w in workers:
-            try:
-                w.wait(60)
-            except subprocess.TimeoutExpired:
-                w.kill()
+        _stop(workers)
 
 
 def test_the_procrastinate_engine_needs_postgresql_and_a_worker_needs_it(tmp_path: Path) -> None:
@@ -203,7 +216,6 @@ def test_a_retried_job_of_a_page_checked_for_its_round_does_nothing(pg_url: str,
     """The check job's own guard, without the queue: the second run of a round's job finds the check stored."""
     from monitor.fetch import Fetcher
     from monitor.runner import Runner
-    from monitor.store import Store
 
     hosts[0].routes["/uk"] = page(html("Розклад прийому громадян"))
     targets = tmp_path / "targets.toml"
