@@ -143,9 +143,13 @@ def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_
     with psycopg.connect(_libpq(pg_url)) as conn:
         states = dict(conn.execute("SELECT status, count(*) FROM procrastinate_jobs "
                                    "WHERE task_name = 'monitor:check' GROUP BY status").fetchall())
-        leases = conn.execute("SELECT count(*) FROM host_leases WHERE expires_at > now()").fetchone()[0]  # type: ignore[index]
+        leases, longest = conn.execute(  # type: ignore[misc]
+            "SELECT count(*), coalesce(extract(epoch FROM max(expires_at - now())), 0) FROM host_leases "
+            "WHERE expires_at > now()").fetchone()
     assert not states, states  # the killed worker's jobs were retried and done; done jobs are deleted
-    assert leases == 0
+    # the workers stopped by SIGTERM gave every turn back; only the killed one's requests in flight (at most its 8
+    # jobs) still hold theirs, and those expire within twice the fetch timeout and a minute (30 s * 2 + 60 s)
+    assert leases <= 8 and longest <= 120, (leases, longest)
 
 
 def test_two_workers_keep_one_pause_between_requests_to_a_host_as_the_server_sees_it(
