@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from monitor import core
 from monitor.calibrate import Learned, learn_from_history, learn_from_pair, learn_from_siblings
-from monitor.domain import CheckRecord, Content, Outcome, Quality, Target, load_content
+from monitor.domain import CheckRecord, Content, Outcome, Quality, Target, load_content, redact_url
 from monitor.errors import ReadRefused
 from monitor.runner import Runner
 
@@ -77,8 +77,8 @@ class Learner:
                                            now=self.clock.now())
         if added:
             self.runner.add_noise(page_id, added)
-            logger.info("service=%s page=%s learned %d volatile block(s) from %s: %s", target.service.id,
-                        target.page.position, len(added), source, ", ".join(added))
+            logger.info("service=%s url=%s learned %d volatile block(s) from %s: %s", target.service.id,
+                        redact_url(target.page.url), len(added), source, ", ".join(added))
 
     async def _content(self, target: Target) -> Content | None:
         """One capture of the page read by the core, or None if it is not the page's content."""

@@ -4,7 +4,6 @@ comes from rows locked for the moment of the question, on the database's clock (
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy import Engine, delete, func, select, update
@@ -57,11 +56,9 @@ class SqlFleet:
             conn.execute(pg_insert(P).values(host=host, next_start=later).on_conflict_do_update(
                 index_elements=["host"], set_={"next_start": func.greatest(P.c.next_start, later)}))
 
-    def last_checks(self, page_ids: Iterable[int] | None = None) -> list[LastCheck]:
+    def last_checks(self) -> list[LastCheck]:
         """Each live page's last check (any outcome): what dispatch decides due pages from."""
         P = table(m.Page)
         q = select(P.c.id, P.c.last_check_at).where(P.c.retired_at.is_(None))
-        if page_ids is not None:
-            q = q.where(P.c.id.in_(list(page_ids)))
         with self.engine.connect() as conn:
             return [LastCheck(page_id=pid, at=utc(at) if at else None) for pid, at in conn.execute(q)]
