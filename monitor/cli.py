@@ -499,17 +499,17 @@ async def _work(catalogue: Catalogue, store: Store, stop: asyncio.Event, *, conc
         if serve_metrics and metrics is None:
             fail(f"cannot serve /metrics on {catalogue.settings.metrics_listen} (see above); free the port or set "
                  "[settings] metrics_listen", EXIT_PROBLEM)
-        work = fleet.Worker(runner=runner, fleet=store.fleet)
+        maintenance = Maintenance(runner)
+        work = fleet.Worker(runner=runner, fleet=store.fleet, gate=gate, daily=maintenance.daily)
         if worker_metrics:  # this worker's own series: its jobs, its queue wait, its write buffer
-            registry = worker_registry(lambda: WorkerStats(work.jobs_done, work.jobs_failed, work.skipped,
-                                                           fleet.WAIT_BUCKETS, tuple(work.waits), work.wait_sum_s),
-                                       lambda: Runtime(
+            registry = worker_registry(lambda: WorkerStats(
+                jobs_done=work.jobs_done, jobs_failed=work.jobs_failed, skipped=work.skipped, postponed=work.postponed,
+                wait_buckets=fleet.WAIT_BUCKETS, waits=tuple(work.waits), wait_sum_s=work.wait_sum_s), lambda: Runtime(
                 pending_records=len(runner.recorder.pending), database_writable=runner.recorder.db_ok))
             try:
                 metrics = MetricsServer(registry, worker_metrics, health=lambda: runner.healthy(HEARTBEAT_S)).start()
             except OSError as exc:
                 fail(f"cannot serve the worker's /metrics on {worker_metrics}: {exc}", EXIT_PROBLEM)
-        maintenance = Maintenance(runner)
         writer = asyncio.create_task(runner.recorder.run())
         beats = Schedule(lambda t, at: runner.check(t, scheduled_at=at), [
             Periodic("heartbeat", lambda: asyncio.to_thread(runner.heartbeat), HEARTBEAT_S),

@@ -478,7 +478,7 @@ class Fetcher:
             transient = hop.outcome in TRANSIENT or (
                 hop.outcome is Outcome.HTTP_STATUS and hop.status in RETRY_STATUSES)
             if retry_after is not None:
-                self._gate.defer(_host(result.final_url), retry_after)
+                self._gate.defer(host_key(result.final_url), retry_after)
             if not transient or attempts > self.settings.retries:
                 break
             backoff = retry_after if retry_after is not None else random.uniform(0, min(30.0, 0.5 * 2 ** attempts))
@@ -552,7 +552,7 @@ class Fetcher:
             return _Result(final_url=current, redirects=redirects, hop=hop)
 
     async def _request(self, url: str, headers: dict[str, str], allow_private: bool, probe: bool = False) -> _Hop:
-        async with self._gate.slot(_host(url)):
+        async with self._gate.slot(host_key(url)):
             return await self._send(url, headers, allow_private, probe)
 
     async def _send(self, url: str, headers: dict[str, str], allow_private: bool, probe: bool) -> _Hop:
@@ -626,6 +626,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
-def _host(url: str) -> str:
+def host_key(url: str) -> str:
+    """What politeness is kept per: the host and its port."""
     parts = urlsplit(url)
     return f"{(parts.hostname or '').lower()}:{parts.port or ''}"

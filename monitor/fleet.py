@@ -24,9 +24,10 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import random
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,10 +36,12 @@ from typing import Any
 
 import procrastinate
 from procrastinate import exceptions as pexc
+from procrastinate import jobs as pjobs
 
 from monitor import schedule
 from monitor.clock import SYSTEM, Clock
 from monitor.domain import Settings
+from monitor.fetch import host_key
 from monitor.ports import FleetStore
 from monitor.runner import Runner
 
@@ -46,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 CHECKS, DISPATCH = "checks", "dispatch"
 DISPATCH_CRON = "* * * * * */15"  # the sixth column: seconds
+DAILY_CRON = "17 3 * * *"  # link checks and retention, at night
+DEFER_BATCH = 500  # check jobs deferred per statement
+BUSY_POLL_MAX_S = 0.25  # a request waiting for a slot at a busy host asks again at most this far apart
+POSTPONE_AFTER_S = 5.0  # a check whose host cannot be asked for longer is put off, its job slot freed
 LEDGER = "monitor_procrastinate_migrations"  # the procrastinate migrations applied to this database
 WAIT_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)  # a job's wait in the queue
 
@@ -58,10 +65,13 @@ class Worker:
 
     runner: Runner
     fleet: FleetStore
+    gate: FleetGate | None = None  # None: this process's own gate (a test's)
+    daily: Callable[[], Awaitable[None]] | None = None  # link checks and retention, once a day for the fleet
     clock: Clock = SYSTEM
     jobs_done: int = 0
     jobs_failed: int = 0
     skipped: int = 0
+    postponed: int = 0
     waits: list[int] = field(default_factory=lambda: [0] * (len(WAIT_BUCKETS) + 1))  # per bucket, +Inf last
     wait_sum_s: float = 0.0
 
@@ -69,6 +79,18 @@ class Worker:
         """A job's wait between its dispatch and its start."""
         self.waits[bisect.bisect_left(WAIT_BUCKETS, seconds)] += 1
         self.wait_sum_s += seconds
+
+    async def put_off_s(self, url: str) -> float:
+        """How long to put a check off so that it does not hold a job slot waiting for its host (0: run it now):
+        a few seconds when this process already has a full set of requests for the host, or the host's own
+        wait when it is longer than POSTPONE_AFTER_S (a Retry-After, a long pause)."""
+        if self.gate is None:
+            return 0.0
+        host = host_key(url)
+        if self.gate.crowded(host):
+            return random.uniform(1.0, 3.0)
+        wait = await asyncio.to_thread(self.fleet.host_wait, host)
+        return wait if wait > POSTPONE_AFTER_S else 0.0
 
 
 def _worker(context: procrastinate.JobContext) -> Worker:
@@ -79,9 +101,22 @@ def _worker(context: procrastinate.JobContext) -> Worker:
 
 @tasks.task(name="check", queue=CHECKS, pass_context=True)
 async def check(context: procrastinate.JobContext, page_id: int, due_at: str, dispatched_at: str) -> bool:
-    """Check one page for its round; True if this job checked it, False if the round's check was done."""
+    """Check one page for its round; True if this job checked it, False if the round's check was done (or is
+    put off: a job for the same round comes back when its host can be asked)."""
     w = _worker(context)
-    if page_id not in w.runner.targets:  # retired since it was dispatched
+    target = w.runner.targets.get(page_id)
+    if target is None:  # retired since it was dispatched
+        return False
+    later_s = await w.put_off_s(target.page.url)
+    if later_s > 0:
+        w.postponed += 1
+        w.jobs_done += 1
+        assert context.app is not None
+        lock = f"page-{page_id}"  # as dispatch defers it
+        with contextlib.suppress(pexc.AlreadyEnqueued):  # a dispatch queued the page again meanwhile
+            await context.app.tasks["monitor:check"].configure(
+                queueing_lock=lock, lock=lock, schedule_in={"milliseconds": int(later_s * 1000)}).defer_async(
+                page_id=page_id, due_at=due_at, dispatched_at=dispatched_at)
         return False
     dispatched = datetime.fromisoformat(dispatched_at)
     w.waited(max(0.0, (w.clock.now() - dispatched).total_seconds()))
@@ -111,19 +146,36 @@ async def dispatch(context: procrastinate.JobContext, timestamp: int) -> int:
     now = w.clock.now()
     last = {c.page_id: c.at for c in await asyncio.to_thread(w.fleet.last_checks)}
     due = schedule.due(w.runner.targets.values(), last, now)
+    queued = {r["queueing_lock"] for r in await app.connector.execute_query_all_async(
+        "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' AND task_name = %(task)s",
+        task="monitor:check")}
+    jobs = [pjobs.Job(queue=CHECKS, task_name="monitor:check", lock=f"page-{t.page_id}",  # as for one job
+                      queueing_lock=f"page-{t.page_id}", task_kwargs={
+                          "page_id": t.page_id, "due_at": at.isoformat(), "dispatched_at": now.isoformat()})
+            for t, at in due if f"page-{t.page_id}" not in queued]
     deferred = 0
-    task = app.tasks["monitor:check"]
-    for target, at in due:
-        lock = f"page-{target.page_id}"
+    for start in range(0, len(jobs), DEFER_BATCH):  # one statement per batch
+        batch = jobs[start:start + DEFER_BATCH]
         try:
-            await task.configure(queueing_lock=lock, lock=lock).defer_async(
-                page_id=target.page_id, due_at=at.isoformat(), dispatched_at=now.isoformat())
-            deferred += 1
-        except pexc.AlreadyEnqueued:
-            pass
+            await app.job_manager.batch_defer_jobs_async(batch)
+            deferred += len(batch)
+        except pexc.AlreadyEnqueued:  # queued meanwhile (a postponed check, another dispatch): one by one
+            for job in batch:
+                with contextlib.suppress(pexc.AlreadyEnqueued):
+                    await app.job_manager.defer_job_async(job)
+                    deferred += 1
     if deferred:
         logger.info("dispatch: %d pages due, %d jobs deferred", len(due), deferred)
     return deferred
+
+
+@tasks.periodic(cron=DAILY_CRON)
+@tasks.task(name="daily", queue=DISPATCH, pass_context=True, queueing_lock="daily")
+async def daily(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Link checks and retention (what `monitor run` does daily), once a day for the whole fleet."""
+    w = _worker(context)
+    if w.daily is not None:
+        await w.daily()
 
 
 def conninfo(database_url: str) -> str:
@@ -174,26 +226,45 @@ async def install(database_url: str) -> str:
 class FleetGate:
     """Per-host politeness across every worker: a turn at a host is a lease in the store, taken when fewer than
     per_host_concurrency are out and per_host_delay has passed since the last start and the last end (the
-    database's clock).
-    A lease outlives a killed worker by at most the fetch timeout and a minute."""
+    database's clock). A lease outlives a killed worker by at most twice the fetch timeout and a minute.
+
+    In this process, at most per_host_concurrency requests to a host ask the store at once; the others wait
+    here, so a busy host costs the database one question per slot and poll, not one per waiting job."""
 
     def __init__(self, fleet: FleetStore, settings: Settings, *, poll_s: float = 1.0) -> None:
         self.fleet, self.settings, self.poll_s = fleet, settings, poll_s
+        self._local: dict[str, asyncio.Semaphore] = {}
+        self._wanting: dict[str, int] = {}  # requests to the host in this process: holding or waiting for a turn
+
+    def crowded(self, host: str) -> bool:
+        """Whether this process already has a full set of requests holding or waiting for the host's turns."""
+        return self._wanting.get(host, 0) >= self.settings.per_host_concurrency
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
-        holder = uuid.uuid4().hex
         s = self.settings
-        while True:
-            wait = await asyncio.to_thread(self.fleet.take_turn, host, holder, concurrency=s.per_host_concurrency,
-                                           delay_s=s.per_host_delay_s, lease_s=s.timeout_s * 2 + 60)
-            if wait <= 0:
-                break
-            await asyncio.sleep(min(wait, self.poll_s))
+        holder = uuid.uuid4().hex
+        local = self._local.setdefault(host, asyncio.Semaphore(s.per_host_concurrency))
+        self._wanting[host] = self._wanting.get(host, 0) + 1
         try:
-            yield
+            async with local:
+                busy_s = max(0.05, min(s.per_host_delay_s, 0.5))
+                while True:
+                    wait = await asyncio.to_thread(self.fleet.take_turn, host, holder,
+                                                   concurrency=s.per_host_concurrency, delay_s=s.per_host_delay_s,
+                                                   lease_s=s.timeout_s * 2 + 60)
+                    if wait == 0:
+                        break
+                    if wait < 0:  # every slot is out, in other workers: ask again later, later each time
+                        wait, busy_s = busy_s * random.uniform(0.8, 1.2), min(busy_s * 1.5, BUSY_POLL_MAX_S)
+                    await asyncio.sleep(min(wait, self.poll_s))
+                try:
+                    yield
+                finally:
+                    await asyncio.shield(asyncio.to_thread(self.fleet.give_back, host, holder,
+                                                           delay_s=s.per_host_delay_s))
         finally:
-            await asyncio.shield(asyncio.to_thread(self.fleet.give_back, host, holder, delay_s=s.per_host_delay_s))
+            self._wanting[host] -= 1
 
     def defer(self, host: str, seconds: float) -> None:
         self.fleet.defer_host(host, seconds)

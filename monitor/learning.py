@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from monitor import core
 from monitor.calibrate import Learned, learn_from_history, learn_from_pair, learn_from_siblings
-from monitor.domain import CheckRecord, Content, Outcome, Quality, Target, load_content, redact_url
+from monitor.domain import CheckRecord, Content, Kind, Outcome, Quality, Target, load_content, redact_url
 from monitor.errors import ReadRefused
 from monitor.runner import Runner
 
@@ -37,6 +37,8 @@ class Learner:
         self.settings = runner.settings
         self._calibrated: dict[int, datetime | None] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._by_host: dict[tuple[str | None, Kind], list[int]] = {}  # the monitored pages of each host, by kind
+        self._parsed: dict[str, Content] = {}  # sibling contents by their sha256
 
     def attach(self) -> Learner:
         """Load when each page was last calibrated and follow the runner's checks."""
@@ -113,19 +115,21 @@ class Learner:
             logger.warning("calibration of page %s failed: %s", page_id, exc)
 
     def _siblings(self, page_id: int) -> list[Content]:
-        """The newest stored content of the other monitored HTML pages on the page's host."""
+        """The newest stored content of up to SIBLING_PAGES other monitored pages of the page's kind on its host
+        (read in one query; each content parsed once while it stays the newest)."""
         target = self.runner.targets[page_id]
-        host = urlsplit(target.page.url).hostname
+        if not self._by_host:
+            for t in self.runner.targets.values():
+                self._by_host.setdefault((urlsplit(t.page.url).hostname, t.page.kind), []).append(t.page_id)
+        same = self._by_host.get((urlsplit(target.page.url).hostname, target.page.kind), [])
+        others = [pid for pid in same if pid != page_id][:4 * SIBLING_PAGES]  # some not captured yet
         out: list[Content] = []
-        for other in self.runner.targets.values():
-            if len(out) >= SIBLING_PAGES:
-                break
-            if (other.page_id == page_id or other.page.kind is not target.page.kind
-                    or urlsplit(other.page.url).hostname != host):
-                continue
-            blobs = self.noise.recent_contents(other.page_id, 1)
-            if blobs:
-                out.append(load_content(blobs[-1]))
+        for _, (sha, blob) in sorted(self.noise.newest_contents(others).items())[:SIBLING_PAGES]:
+            if sha not in self._parsed:
+                if len(self._parsed) >= 4 * SIBLING_PAGES * 64:
+                    self._parsed.clear()
+                self._parsed[sha] = load_content(blob)
+            out.append(self._parsed[sha])
         return out
 
     async def learn_history(self, page_id: int, seq: int) -> None:

@@ -479,6 +479,7 @@ class WorkerStats:
     jobs_done: int
     jobs_failed: int
     skipped: int
+    postponed: int  # put off to free the job's slot: its host could not be asked for a while
     wait_buckets: tuple[float, ...]  # upper bounds
     waits: tuple[int, ...]  # jobs per bucket, one more for +Inf
     wait_sum_s: float
@@ -491,9 +492,11 @@ class WorkerProcessCollector(_Quiet):
     def collect(self) -> Iterator[Metric]:
         st = self.stats()
         jobs = CounterMetricFamily("freshness_worker_jobs", "Check jobs this worker ran, by outcome (skipped: "
-                                   "the round's check was already stored).", labels=["outcome"])
-        jobs.add_metric(["done"], st.jobs_done - st.skipped)
+                                   "the round's check was already stored; postponed: put off while its host "
+                                   "could not be asked).", labels=["outcome"])
+        jobs.add_metric(["done"], st.jobs_done - st.skipped - st.postponed)
         jobs.add_metric(["skipped"], st.skipped)
+        jobs.add_metric(["postponed"], st.postponed)
         jobs.add_metric(["failed"], st.jobs_failed)
         wait = HistogramMetricFamily("freshness_worker_queue_wait_seconds", "Check jobs' wait in the queue, from "
                                      "their dispatch to their start.")

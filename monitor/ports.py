@@ -362,6 +362,9 @@ class NoiseStore(Protocol):
 
     def recent_contents(self, page_id: int, limit: int) -> list[bytes]: ...
 
+    def newest_contents(self, page_ids: Iterable[int]) -> dict[int, tuple[str, bytes]]:
+        """Each page's newest version: its content's sha256 and serialised Content (pages without one left out)."""
+
 
 class ReportStore(Protocol):
     def add_reports(self, rows: Iterable[ReportRow], now: datetime) -> int: ...
@@ -504,11 +507,15 @@ class FleetStore(Protocol):
     """What workers over PostgreSQL share beyond the checks: each host's pace and leases (politeness for the
     whole fleet), and the pages' last checks that dispatch reads."""
 
-    def take_turn(self, host: str, holder: str, *, concurrency: int, delay_s: float, lease_s: float) -> float: ...
+    def take_turn(self, host: str, holder: str, *, concurrency: int, delay_s: float, lease_s: float) -> float:
+        """0 with a lease taken; the pause still to run; or -1 when every slot at the host is out."""
 
     def give_back(self, host: str, holder: str, *, delay_s: float) -> None: ...
 
     def defer_host(self, host: str, seconds: float) -> None: ...
+
+    def host_wait(self, host: str) -> float:
+        """Seconds before a request to the host may start (its pause, or the wait its server asked for)."""
 
     def last_checks(self) -> list[LastCheck]: ...
 

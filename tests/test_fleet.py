@@ -67,9 +67,9 @@ def hosts() -> Iterator[list[Site]]:
             s.__exit__()
 
 
-def _start_worker(targets: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start_worker(targets: Path, log: Path, *options: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "monitor", "-t", str(targets), "worker"], stdout=out,
+        return subprocess.Popen([sys.executable, "-m", "monitor", "-t", str(targets), "worker", *options], stdout=out,
                                 stderr=out, cwd=targets.parent, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
@@ -86,16 +86,43 @@ def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
             w.wait(10)
 
 
-def _wait(what: str, condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+def _wait(what: str, condition, timeout_s: float, state=lambda: "") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout_s:g} s")
+    raise AssertionError(f"{what}: not within {timeout_s:g} s\n{state()}")
 
 
-@pytest.mark.timeout(900)
+def _wait_progress(what: str, count, goal: int, *, stalled_s: float, state) -> float:  # type: ignore[no-untyped-def]
+    """Wait until count() reaches goal, failing only when it stops moving for `stalled_s` (a slow machine makes
+    a round slower, not wrong). Returns the seconds it took."""
+    started = last_move = time.monotonic()
+    seen = count()
+    while seen < goal:
+        time.sleep(0.5)
+        now_seen = count()
+        if now_seen != seen:
+            seen, last_move = now_seen, time.monotonic()
+        elif time.monotonic() - last_move > stalled_s:
+            raise AssertionError(f"{what}: stuck at {seen} of {goal} for {stalled_s:g} s\n{state()}")
+    return time.monotonic() - started
+
+
+def _fleet_state(db: str, logs: list[Path]) -> str:
+    """What a failing fleet test shows: the checks, the queue, the host leases and each worker's last lines."""
+    with psycopg.connect(_libpq(db)) as conn:
+        jobs = conn.execute("SELECT task_name, status, count(*), min(scheduled_at) FROM procrastinate_jobs "
+                            "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+        leases = conn.execute("SELECT host, count(*), max(expires_at) FROM host_leases GROUP BY 1").fetchall()
+        pace = conn.execute("SELECT host, next_start - now() FROM host_pace").fetchall()
+    tails = "\n".join(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+                      for log in logs if log.exists())
+    return f"checks (total, pages, most per page): {_checks(db)}\njobs: {jobs}\nleases: {leases}\npace: {pace}\n{tails}"
+
+
+@pytest.mark.timeout(1800)
 def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_host_limits(
         pg_url: str, hosts: list[Site], tmp_path: Path) -> None:
     pages = []
@@ -114,7 +141,8 @@ def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_
     workers = [_start_worker(targets, log) for log in logs]
     try:
         started = time.monotonic()
-        _wait("a third of the round", lambda: _checks(pg_url)[1] >= 600, 300)
+        _wait_progress("a third of the round", lambda: min(_checks(pg_url)[1], 600), 600, stalled_s=120,
+                       state=lambda: _fleet_state(pg_url, logs))
         workers[0].send_signal(signal.SIGKILL)  # mid-round: some of its checks are running
         # what the exporter serves meanwhile: the queue, its oldest waiting job, the pages not checked yet
         store = Store.open(pg_url)
@@ -126,11 +154,13 @@ def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_
             store.close()
         assert waiting and oldest and oldest <= time.time()
         workers[0].wait(10)
-        _wait("every page checked", lambda: _checks(pg_url)[1] == len(pages), 600)
+        # the killed worker's turns at the hosts are out until they expire (2 min): the round may pause that long
+        _wait_progress("every page checked", lambda: _checks(pg_url)[1], len(pages), stalled_s=240,
+                       state=lambda: _fleet_state(pg_url, logs))
         print(f"{len(pages)} pages checked by the fleet in {time.monotonic() - started:.0f} s")
         time.sleep(15 + 2)  # one more dispatch after the round: nothing is due again for days
         total, checked, most = _checks(pg_url)
-        assert (total, checked, most) == (len(pages), len(pages), 1), (total, checked, most)
+        assert (total, checked, most) == (len(pages), len(pages), 1), _fleet_state(pg_url, logs)
         for w in workers[1:]:
             assert w.poll() is None, logs[workers.index(w)].read_text()[-3000:]
             w.send_signal(signal.SIGTERM)
@@ -152,6 +182,77 @@ def test_three_workers_check_every_page_once_a_killed_one_included_and_keep_the_
     assert leases <= 8 and longest <= 120, (leases, longest)
 
 
+def _slow(body: bytes, active: dict[str, int], most: dict[str, int], seconds: float = 1.5):  # type: ignore[no-untyped-def]
+    """A page that takes `seconds` to answer, counting the requests to it at once."""
+    async def handler(req, w) -> None:  # type: ignore[no-untyped-def]
+        active[req.path] = active.get(req.path, 0) + 1
+        most[req.path] = max(most.get(req.path, 0), active[req.path])
+        try:
+            await asyncio.sleep(seconds)
+            await page(body)(req, w)
+        finally:
+            active[req.path] -= 1
+    return handler
+
+
+def test_two_workers_never_check_one_page_at_once(pg_url: str, hosts: list[Site], tmp_path: Path) -> None:
+    """Two jobs of one page wait in the queue (a retried job and a new dispatch, say): the per-page lock makes
+    the second wait for the first, which it then finds done. Control: two jobs of a page without the lock are
+    run at once by the two workers, so the test would see it."""
+    from procrastinate import jobs as pjobs
+
+    active: dict[str, int] = {}
+    most: dict[str, int] = {}
+    hosts[0].routes["/rishennia"] = _slow(html("Рішення виконкому"), active, most)
+    hosts[1].routes["/kontrol"] = _slow(html("Контрольна сторінка"), active, most)
+    targets = tmp_path / "targets.toml"
+    targets.write_text(_catalogue(pg_url, [hosts[0].url("/rishennia"), hosts[1].url("/kontrol")],
+                                  per_host_concurrency=4, per_host_delay="0.01s"), encoding="utf-8")
+    assert CliRunner().invoke(main, ["-t", str(targets), "db", "upgrade"]).exit_code == 0
+    cat = load_catalogue(targets)
+    store = Store.open(pg_url)
+    try:  # in the store, checked ten minutes ago and calibrated: nothing is due, nothing calibrates
+        ids = store.catalogue.sync_catalogue(cat, datetime.now(UTC))
+    finally:
+        store.close()
+    with psycopg.connect(_libpq(pg_url)) as conn:
+        conn.execute("UPDATE pages SET last_check_at = now() - interval '10 minutes', calibrated_at = now()")
+    locked, control = (ids[p.key] for s in cat.services for p in s.pages)
+    logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+    workers = [_start_worker(targets, log, "--concurrency", "1") for log in logs]
+    try:
+        _wait("both workers ready", lambda: all("jobs at once" in log.read_text() for log in logs), 60,
+              state=lambda: _fleet_state(pg_url, logs))
+        time.sleep(2)  # listening to the queue
+
+        def job(pid: int, lock: str | None) -> pjobs.Job:
+            return pjobs.Job(queue=fleet.CHECKS, task_name="monitor:check", lock=lock, queueing_lock=None,
+                             task_kwargs={"page_id": pid, "due_at": datetime.now(UTC).isoformat(),
+                                          "dispatched_at": datetime.now(UTC).isoformat()})
+
+        async def defer() -> None:
+            app = fleet.make_app(pg_url)
+            async with app.open_async():  # the control page's two jobs first: both workers are free for them
+                await app.job_manager.batch_defer_jobs_async([job(control, None), job(control, None),
+                                                              job(locked, f"page-{locked}"),
+                                                              job(locked, f"page-{locked}")])
+
+        asyncio.run(defer())
+
+        def left() -> int:
+            with psycopg.connect(_libpq(pg_url)) as conn:
+                return int(conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'monitor:check'"
+                                        ).fetchone()[0])  # type: ignore[index]
+        _wait("every job done", lambda: left() == 0, 120, state=lambda: _fleet_state(pg_url, logs))
+    finally:
+        _stop(workers)
+    with psycopg.connect(_libpq(pg_url)) as conn:
+        per_page = dict(conn.execute("SELECT page_id, count(*) FROM checks GROUP BY page_id").fetchall())
+    assert most.get("/kontrol") == 2 and per_page.get(control) == 2, (most, per_page)  # the control: at once
+    assert most.get("/rishennia") == 1 and len(hosts[0].hits("/rishennia")) == 1, most
+    assert per_page.get(locked) == 1, per_page  # the second job found the round's check stored
+
+
 def test_two_workers_keep_one_pause_between_requests_to_a_host_as_the_server_sees_it(
         pg_url: str, hosts: list[Site], tmp_path: Path) -> None:
     site = hosts[1]
@@ -164,7 +265,8 @@ def test_two_workers_keep_one_pause_between_requests_to_a_host_as_the_server_see
     logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
     workers = [_start_worker(targets, log) for log in logs]
     try:
-        _wait("every page checked", lambda: _checks(pg_url)[1] == 24, 180)
+        _wait_progress("every page checked", lambda: _checks(pg_url)[1], 24, stalled_s=120,
+                       state=lambda: _fleet_state(pg_url, logs))
     finally:
         _stop(workers)
     starts = sorted(r.at for r in site.requests)
@@ -190,12 +292,14 @@ def test_workers_reconnect_when_the_database_drops_every_connection(pg_url: str,
     workers = [_start_worker(targets, log) for log in logs]
     name = pg_url.rsplit("/", 1)[1]
     try:
-        _wait("a third of the round", lambda: _checks(pg_url)[1] >= 50, 180)
+        _wait_progress("a third of the round", lambda: min(_checks(pg_url)[1], 50), 50, stalled_s=120,
+                       state=lambda: _fleet_state(pg_url, logs))
         with psycopg.connect(fleet.conninfo(pg_url.rsplit("/", 1)[0] + "/postgres"), autocommit=True) as admin:
             cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
                                 "AND pid <> pg_backend_pid()", (name,)).fetchone()[0]  # type: ignore[index]
         assert cut >= 2
-        _wait("every page checked after the cut", lambda: _checks(pg_url)[1] == 150, 240)
+        _wait_progress("every page checked after the cut", lambda: _checks(pg_url)[1], 150, stalled_s=120,
+                       state=lambda: _fleet_state(pg_url, logs))
         time.sleep(17)  # one more dispatch
         assert _checks(pg_url) == (150, 150, 1)
         assert all(w.poll() is None for w in workers), [log.read_text()[-2000:] for log in logs]

@@ -179,8 +179,6 @@ class _Batch:
         if changes_rows:
             inserted_ids = conn.execute(insert(CH).returning(CH.c.id), changes_rows).scalars().all()
             chain.append(conn, CH, list(inserted_ids))
-        chain.stamp(conn, "checks", checks_rows)
-        conn.execute(insert(C), checks_rows)
         # the archive captures recorded, kept when retention summarises their check rows: imported once, ever
         insert_ignore(conn, table(m.ArchiveCapture), [
             dict(page_id=row["page_id"], captured_at=row["started_at"], source=row["source"])
@@ -201,6 +199,9 @@ class _Batch:
         if revised:
             self._latest_changes(sorted(revised))
         self._tallies()
+        # last: the checks chain's head is locked from here to the commit, and every writer of the fleet waits for it
+        chain.stamp(conn, "checks", checks_rows)
+        conn.execute(insert(C), checks_rows)
 
     def _latest_changes(self, page_ids: list[int]) -> None:
         """After a correction a page's latest change may be earlier than the one it had: taken again from its

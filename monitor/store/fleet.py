@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from monitor.ports import LastCheck
@@ -20,33 +20,32 @@ class SqlFleet:
 
     def take_turn(self, host: str, holder: str, *, concurrency: int, delay_s: float, lease_s: float) -> float:
         """0 and a lease held by `holder` when a request to the host may start now; otherwise the seconds to
-        wait before asking again (the pause still to run, or a short while when every slot is taken)."""
-        P, L = table(m.HostPace), table(m.HostLease)
-        with translate("cannot take a turn at the host"), self.engine.begin() as conn:
-            conn.execute(pg_insert(P).values(host=host, next_start=func.clock_timestamp())
-                         .on_conflict_do_nothing(index_elements=["host"]))
-            next_start = conn.execute(select(P.c.next_start).where(P.c.host == host).with_for_update()).scalar_one()
-            now = conn.execute(select(func.clock_timestamp())).scalar_one()
-            busy = conn.execute(select(func.count()).select_from(L).where(L.c.host == host,
-                                                                         L.c.expires_at > now)).scalar_one()
-            if busy >= concurrency:
-                return max(0.05, min(delay_s, 0.5))
-            wait = float((next_start - now).total_seconds())
-            if wait > 0:
-                return wait
-            conn.execute(delete(L).where(L.c.host == host, L.c.expires_at <= now))  # left by killed workers
-            conn.execute(pg_insert(L).values(holder=holder, host=host, expires_at=now + timedelta(seconds=lease_s)))
-            conn.execute(update(P).where(P.c.host == host).values(next_start=now + timedelta(seconds=delay_s)))
-            return 0.0
+        wait before asking again: the pause still to run, or -1 when every slot is out. One round trip
+        (`monitor_take_turn`, migration 0010)."""
+        with translate("cannot take a turn at the host"), self._autocommit() as conn:
+            return float(conn.execute(text("SELECT monitor_take_turn(:host, :holder, :concurrency, :delay, :lease)"),
+                                      {"host": host, "holder": holder, "concurrency": concurrency,
+                                       "delay": delay_s, "lease": lease_s}).scalar_one())
 
     def give_back(self, host: str, holder: str, *, delay_s: float) -> None:
         """The request is over: its slot is free, and the next request to the host starts `delay_s` after this
         moment at the earliest (a pause between requests as the server sees them, whatever their length)."""
-        P, L = table(m.HostPace), table(m.HostLease)
-        with translate("cannot give the turn back"), self.engine.begin() as conn:
-            later = func.clock_timestamp() + timedelta(seconds=delay_s)
-            conn.execute(update(P).where(P.c.host == host).values(next_start=func.greatest(P.c.next_start, later)))
-            conn.execute(delete(L).where(L.c.holder == holder))
+        with translate("cannot give the turn back"), self._autocommit() as conn:
+            conn.execute(text("WITH gone AS (DELETE FROM host_leases WHERE holder = :holder) "
+                              "UPDATE host_pace SET next_start = greatest(next_start, clock_timestamp() "
+                              "+ make_interval(secs => :delay)) WHERE host = :host"),
+                         {"holder": holder, "host": host, "delay": delay_s})
+
+    def host_wait(self, host: str) -> float:
+        """Seconds until a request to the host may start (its pause, or a Retry-After); 0 if it may now."""
+        with translate("cannot read the host's pace"), self._autocommit() as conn:
+            wait = conn.execute(text("SELECT extract(epoch FROM next_start - clock_timestamp()) FROM host_pace "
+                                     "WHERE host = :host"), {"host": host}).scalar()
+            return max(0.0, float(wait)) if wait is not None else 0.0
+
+    def _autocommit(self) -> Connection:
+        """A connection whose every statement is its own transaction: one round trip, no BEGIN and COMMIT."""
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def defer_host(self, host: str, seconds: float) -> None:
         """The server asked us to wait (Retry-After): no worker starts a request to it before then."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from monitor.ports import NoiseRuleRow
@@ -80,3 +80,16 @@ class SqlNoise:
                              .where(m.Version.page_id == page_id)
                              .order_by(m.Version.first_seen_at.desc(), m.Version.id.desc()).limit(limit)).all()
         return [unpack(codec, data) for codec, data in reversed(rows)]
+
+    def newest_contents(self, page_ids: Iterable[int]) -> dict[int, tuple[str, bytes]]:
+        ids = list(page_ids)
+        if not ids:
+            return {}
+        V = m.Version
+        newest = (select(V.page_id, V.content_sha, func.row_number().over(
+            partition_by=V.page_id, order_by=(V.first_seen_at.desc(), V.id.desc())).label("rn"))
+            .where(V.page_id.in_(ids)).subquery())
+        with Session(self.engine) as s:
+            rows = s.execute(select(newest.c.page_id, m.Blob.sha256, m.Blob.codec, m.Blob.data)
+                             .join(m.Blob, m.Blob.sha256 == newest.c.content_sha).where(newest.c.rn == 1)).all()
+        return {pid: (sha, unpack(codec, data)) for pid, sha, codec, data in rows}
