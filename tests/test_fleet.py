@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,6 +254,49 @@ def test_two_workers_never_check_one_page_at_once(pg_url: str, hosts: list[Site]
     assert most.get("/kontrol") == 2 and per_page.get(control) == 2, (most, per_page)  # the control: at once
     assert most.get("/rishennia") == 1 and len(hosts[0].hits("/rishennia")) == 1, most
     assert per_page.get(locked) == 1, per_page  # the second job found the round's check stored
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_host_that_asks_to_wait_does_not_hold_the_workers_job_slots(pg_url: str, hosts: list[Site],
+                                                                       tmp_path: Path) -> None:
+    """A server answers 429 with Retry-After: 10 minutes. Its other pages' jobs are put off (the host's wait),
+    not parked in the worker's two job slots: the other host's pages are all checked meanwhile."""
+    for i in range(6):
+        hosts[0].routes[f"/zajniato/{i}"] = page(b"", status=429, headers={"Retry-After": "600"})
+    for i in range(12):
+        hosts[1].routes[f"/vilno/{i}"] = page(html(f"Рішення № {i}"))
+    urls = [hosts[0].url(f"/zajniato/{i}") for i in range(6)] + [hosts[1].url(f"/vilno/{i}") for i in range(12)]
+    targets = tmp_path / "targets.toml"
+    targets.write_text(_catalogue(pg_url, urls, per_host_concurrency=2, per_host_delay="0.01s", retries=0,
+                                  calibration_delay="0.01s"), encoding="utf-8")
+    assert CliRunner().invoke(main, ["-t", str(targets), "db", "upgrade"]).exit_code == 0
+    logs = [tmp_path / "worker.log"]
+    port = _free_port()
+    workers = [_start_worker(targets, logs[0], "--concurrency", "2", "--metrics-listen", f"127.0.0.1:{port}")]
+    try:
+        def free_host_checked() -> int:
+            with psycopg.connect(_libpq(pg_url)) as conn:
+                return int(conn.execute("SELECT count(DISTINCT c.page_id) FROM checks c JOIN pages p ON p.id = "
+                                        "c.page_id WHERE p.url LIKE %s", (hosts[1].base + "%",)).fetchone()[0])  # type: ignore[index]
+        # parked jobs would hold both slots for the ten minutes: the free host's pages would stop for that long
+        _wait_progress("the free host's pages checked", free_host_checked, 12, stalled_s=60,
+                       state=lambda: _fleet_state(pg_url, logs))
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    finally:
+        _stop(workers)
+    postponed = re.search(r'freshness_worker_jobs_total\{outcome="postponed"\} (\S+)', metrics)
+    assert postponed and float(postponed.group(1)) >= 1, metrics[-3000:]
+    # the busy host was asked once, then left alone: its other pages wait their turn in the queue
+    assert len([r for r in hosts[0].requests if r.path.startswith("/zajniato/")]) <= 2, hosts[0].requests
+    with psycopg.connect(_libpq(pg_url)) as conn:
+        later = conn.execute("SELECT count(*), min(scheduled_at - now()) FROM procrastinate_jobs WHERE "
+                             "task_name = 'monitor:check' AND status = 'todo'").fetchone()
+    assert later is not None and later[0] >= 4 and later[1].total_seconds() > 500, later
 
 
 def test_two_workers_keep_one_pause_between_requests_to_a_host_as_the_server_sees_it(
