@@ -265,7 +265,7 @@ def main(ctx: click.Context, targets_path: str, log_level: str, log_format: str)
 
 @main.group()
 def targets() -> None:
-    """Validate and document the catalogue."""
+    """Validate, apply and document the catalogue."""
 
 
 @targets.command("check")
@@ -285,6 +285,30 @@ def targets_check(ctx: click.Context, file: str | None, as_json: bool) -> None:
         return
     click.echo(f"{path}: OK: {len(catalogue.services)} services, {pages} pages, {unmonitored} unmonitored, "
                f"{sum(1 for s in catalogue.services if s.suspended)} suspended")
+
+
+@targets.command("sync")
+@JSON
+@click.pass_context
+def targets_sync(ctx: click.Context, as_json: bool) -> None:
+    """Apply the catalogue to the database now, once: new services and pages are added, removed ones retired
+    (never deleted). Workers and `monitor run` also apply it when they start; this is the step to run once
+    after editing targets.toml, before restarting the workers."""
+    catalogue = load(ctx.obj["targets"])
+    store = open_store(catalogue)
+    try:
+        before = {p.page_id for p in store.catalogue.pages()}
+        ids = set(store.catalogue.sync_catalogue(catalogue, datetime.now(UTC)).values())
+    except MonitorError as exc:
+        fail(str(exc), EXIT_PROBLEM)
+    finally:
+        store.close()
+    added, retired = len(ids - before), len(before - ids)
+    if as_json:
+        print_json({"services": len(catalogue.services), "pages": len(ids), "added": added, "retired": retired})
+        return
+    click.echo(f"catalogue applied: {len(catalogue.services)} services, {len(ids)} pages "
+               f"({added} added, {retired} retired)")
 
 
 @targets.command("keys")

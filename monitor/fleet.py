@@ -53,6 +53,7 @@ DAILY_CRON = "17 3 * * *"  # link checks and retention, at night
 DEFER_BATCH = 500  # check jobs deferred per statement
 BUSY_POLL_MAX_S = 0.25  # a request waiting for a slot at a busy host asks again at most this far apart
 POSTPONE_AFTER_S = 5.0  # a check whose host cannot be asked for longer is put off, its job slot freed
+RESTART_PAUSE_S = (1.0, 30.0)  # the pause before starting the queue's worker again, first and longest
 LEDGER = "monitor_procrastinate_migrations"  # the procrastinate migrations applied to this database
 WAIT_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)  # a job's wait in the queue
 
@@ -271,25 +272,41 @@ class FleetGate:
 
 
 async def run_worker(app: procrastinate.App, worker: Worker, *, concurrency: int, name: str,
-                     stop: asyncio.Event | None = None) -> None:
-    """Run jobs of both queues until stopped (SIGTERM/SIGINT through procrastinate, or `stop`)."""
+                     stop: asyncio.Event) -> None:
+    """Run jobs of both queues until `stop` is set (SIGTERM/SIGINT). Procrastinate stops its worker when the
+    database goes away under it (its listener, heartbeat or job fetch fails): it is started again, after a
+    pause that grows while the database stays away, so a PostgreSQL restart costs a few seconds, not the
+    worker."""
     options: dict[str, Any] = {
         "queues": [CHECKS, DISPATCH], "concurrency": concurrency, "name": name,
         "additional_context": {"monitor": worker},
         "update_heartbeat_interval": min(5.0, worker.runner.settings.worker_stalled_after_s / 4),
         "stalled_worker_timeout": worker.runner.settings.worker_stalled_after_s, "fetch_job_polling_interval": 1.0,
-        "install_signal_handlers": stop is None, "shutdown_graceful_timeout": 30.0,
+        "install_signal_handlers": False, "shutdown_graceful_timeout": 30.0,
         "delete_jobs": "successful"}  # a round of 100,000 pages leaves no 100,000 rows behind
-    async with app.open_async():
-        run = asyncio.create_task(app.run_worker_async(**options))
-        if stop is None:
-            await run
-            return
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if not run.done():
-            run.cancel()  # procrastinate's graceful stop: running jobs finish (up to the graceful timeout)
-            with contextlib.suppress(asyncio.CancelledError):
-                await run
+    pause_s = RESTART_PAUSE_S[0]
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        while not stop.is_set():
+            started = asyncio.get_running_loop().time()
+            try:
+                async with app.open_async():
+                    run = asyncio.create_task(app.run_worker_async(**options))
+                    await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    if not run.done():
+                        run.cancel()  # procrastinate's graceful stop: running jobs finish (up to the graceful timeout)
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await run
+                reason = "it stopped"
+            except Exception as exc:  # the database away: opening the pool or the worker's first queries failed
+                reason = f"{type(exc).__name__}: {exc}"
+            if stop.is_set():
+                break
+            if asyncio.get_running_loop().time() - started > 60:
+                pause_s = RESTART_PAUSE_S[0]  # it had run a while: this is a new outage
+            logger.warning("the queue's worker stopped (%s); starting it again in %g s", reason, pause_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause_s)
+            pause_s = min(pause_s * 2, RESTART_PAUSE_S[1])
+    finally:
         stopper.cancel()
-

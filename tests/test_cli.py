@@ -34,6 +34,22 @@ def test_targets_check_on_the_real_catalogue() -> None:
     assert "23 services, 1 pages, 22 unmonitored, 0 suspended" in out
 
 
+def test_targets_sync_applies_the_catalogue_once_and_retires_what_was_removed(tmp_path: Path) -> None:
+    targets = tmp_path / "targets.toml"
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    targets.write_text(catalogue_toml(["https://rada.example.gov.ua/rishennia", "https://rada.example.gov.ua/novyny"],
+                                      db=db), encoding="utf-8")
+    code, out, _ = invoke("-t", str(targets), "targets", "sync")
+    assert code == 0 and "1 services, 2 pages (2 added, 0 retired)" in out, out
+    code, out, _ = invoke("-t", str(targets), "targets", "sync", "--json")
+    assert code == 0 and json.loads(out) == {"services": 1, "pages": 2, "added": 0, "retired": 0}
+    targets.write_text(catalogue_toml(["https://rada.example.gov.ua/rishennia"], db=db), encoding="utf-8")
+    code, out, _ = invoke("-t", str(targets), "targets", "sync")
+    assert code == 0 and "1 pages (0 added, 1 retired)" in out, out
+    with sqlite3.connect(tmp_path / "m.db") as conn:  # retired, never deleted: its history stays
+        assert conn.execute("SELECT count(*), count(retired_at) FROM pages").fetchone() == (2, 1)
+
+
 def test_targets_check_reports_problems_with_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(catalogue_toml(["https://a.example/"]).replace('regulation = "weekly"', 'regulation = "often"')

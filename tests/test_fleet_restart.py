@@ -174,9 +174,6 @@ def _until(what: str, condition: Callable[[], bool], timeout_s: float, workers: 
         raise AssertionError(f"{exc}\n{_report(workers, logs, cluster)}") from None
 
 
-@pytest.mark.xfail(strict=True, raises=WorkerExited, reason=(
-    "issue 16, a product bug: procrastinate stops its worker when its listener (or heartbeat, or job fetch) meets a "
-    "database error, and fleet.run_worker then returns as if stopped, so `monitor worker` exits 0 mid-round"))
 @pytest.mark.timeout(600)
 def test_workers_reconnect_and_go_on_when_postgresql_restarts_mid_round(cluster: Cluster, sites: list[Site],
                                                                          tmp_path: Path) -> None:
