@@ -141,8 +141,16 @@ async def dispatch(context: procrastinate.JobContext, timestamp: int) -> int:
     assert app is not None
     stalled_s = w.runner.settings.worker_stalled_after_s
     for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_s):
-        logger.warning("retrying job %s (%s) of a worker that stopped beating", job.id, job.task_name)
-        await app.job_manager.retry_job(job)
+        try:
+            await app.job_manager.retry_job(job)
+            logger.warning("retried job %s (%s) of a worker that stopped beating", job.id, job.task_name)
+        except pexc.UniqueViolation:  # its page is queued again already: that job does the check; this one goes
+            assert job.id is not None
+            await app.job_manager.finish_job_by_id_async(job.id, status=pjobs.Status.ABORTED, delete_job=True)
+            logger.warning("dropped job %s (%s) of a worker that stopped beating: its page is queued again", job.id,
+                           job.task_name)
+        except pexc.ConnectorException as exc:  # one job the queue refuses must not stop every dispatch after it
+            logger.error("cannot retry job %s (%s) of a worker that stopped beating: %s", job.id, job.task_name, exc)
     await app.job_manager.prune_stalled_workers(stalled_s)
     now = w.clock.now()
     last = {c.page_id: c.at for c in await asyncio.to_thread(w.fleet.last_checks)}
@@ -289,6 +297,7 @@ async def run_worker(app: procrastinate.App, worker: Worker, *, concurrency: int
     try:
         while not stop.is_set():
             started = asyncio.get_running_loop().time()
+            error: Exception | None = None
             try:
                 async with app.open_async():
                     run = asyncio.create_task(app.run_worker_async(**options))
@@ -299,12 +308,14 @@ async def run_worker(app: procrastinate.App, worker: Worker, *, concurrency: int
                         await run
                 reason = "it stopped"
             except Exception as exc:  # the database away: opening the pool or the worker's first queries failed
-                reason = f"{type(exc).__name__}: {exc}"
+                reason, error = f"{type(exc).__name__}: {exc}", exc
             if stop.is_set():
                 break
             if asyncio.get_running_loop().time() - started > 60:
                 pause_s = RESTART_PAUSE_S[0]  # it had run a while: this is a new outage
-            logger.warning("the queue's worker stopped (%s); starting it again in %g s", reason, pause_s)
+            unexpected = error is not None and not isinstance(error, pexc.ConnectorException | OSError)
+            logger.warning("the queue's worker stopped (%s); starting it again in %g s", reason, pause_s,
+                           exc_info=error if unexpected else None)  # a bug, not the database: its traceback
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause_s)
             pause_s = min(pause_s * 2, RESTART_PAUSE_S[1])

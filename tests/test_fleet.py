@@ -299,6 +299,50 @@ def test_a_host_that_asks_to_wait_does_not_hold_the_workers_job_slots(pg_url: st
     assert later is not None and later[0] >= 4 and later[1].total_seconds() > 500, later
 
 
+def test_dispatch_drops_a_dead_workers_job_whose_page_is_queued_again_and_goes_on(pg_url: str, hosts: list[Site],
+                                                                                  tmp_path: Path) -> None:
+    """After a database restart a job can stay `doing` for a worker that is gone while its page is queued again.
+    Retrying it would break the page's queueing lock (and failed every dispatch after, for good): dispatch
+    drops it, the queued job does the check, and every page is checked."""
+    for path in ("/rishennia", "/novyny"):
+        hosts[0].routes[path] = page(html(f"Сторінка {path}"))
+    targets = tmp_path / "targets.toml"
+    targets.write_text(_catalogue(pg_url, [hosts[0].url("/rishennia"), hosts[0].url("/novyny")],
+                                  worker_stalled_after="10s", calibration_delay="0.01s"), encoding="utf-8")
+    assert CliRunner().invoke(main, ["-t", str(targets), "db", "upgrade"]).exit_code == 0
+    store = Store.open(pg_url)
+    try:
+        ids = store.catalogue.sync_catalogue(load_catalogue(targets), datetime.now(UTC))
+    finally:
+        store.close()
+    stuck = ids[next(iter(ids))]
+    lock = f"page-{stuck}"
+    args = '{"page_id": %d, "due_at": "2026-01-01T00:00:00+00:00", "dispatched_at": "2026-01-01T00:00:00+00:00"}'
+    with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+        dead = conn.execute("INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '1 hour') "
+                            "RETURNING id").fetchone()[0]  # type: ignore[index]
+        conn.execute("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, queueing_lock, args, status, "
+                     "worker_id) VALUES ('checks', 'monitor:check', %s, %s, %s, 'doing', %s)",
+                     (lock, lock, args % stuck, dead))
+        conn.execute("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, queueing_lock, args) VALUES "
+                     "('checks', 'monitor:check', %s, %s, %s)", (lock, lock, args % stuck))
+    logs = [tmp_path / "worker.log"]
+    workers = [_start_worker(targets, logs[0])]
+    try:
+        _wait_progress("every page checked", lambda: _checks(pg_url)[1], 2, stalled_s=60,
+                       state=lambda: _fleet_state(pg_url, logs))
+        time.sleep(17)  # one more dispatch: it still runs
+        log = logs[0].read_text()
+        assert "its page is queued again" in log, log[-3000:]
+        assert not [line for line in log.splitlines() if "monitor:dispatch" in line and "status: Error" in line], log
+    finally:
+        _stop(workers)
+    assert _checks(pg_url) == (2, 2, 1), _fleet_state(pg_url, logs)
+    with psycopg.connect(_libpq(pg_url)) as conn:
+        left = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'monitor:check'").fetchone()
+    assert left == (0,), _fleet_state(pg_url, logs)
+
+
 def test_two_workers_keep_one_pause_between_requests_to_a_host_as_the_server_sees_it(
         pg_url: str, hosts: list[Site], tmp_path: Path) -> None:
     site = hosts[1]
