@@ -57,9 +57,6 @@ RESTART_PAUSE_S = (1.0, 30.0)  # the pause before starting the queue's worker ag
 LEDGER = "monitor_procrastinate_migrations"  # the procrastinate migrations applied to this database
 WAIT_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)  # a job's wait in the queue
 
-tasks = procrastinate.Blueprint()
-
-
 @dataclass(slots=True)
 class Worker:
     """What a worker process's jobs work with (procrastinate passes it to every job)."""
@@ -100,7 +97,6 @@ def _worker(context: procrastinate.JobContext) -> Worker:
     return worker
 
 
-@tasks.task(name="check", queue=CHECKS, pass_context=True)
 async def check(context: procrastinate.JobContext, page_id: int, due_at: str, dispatched_at: str) -> bool:
     """Check one page for its round; True if this job checked it, False if the round's check was done (or is
     put off: a job for the same round comes back when its host can be asked)."""
@@ -132,8 +128,6 @@ async def check(context: procrastinate.JobContext, page_id: int, due_at: str, di
     return record is not None
 
 
-@tasks.periodic(cron=DISPATCH_CRON)
-@tasks.task(name="dispatch", queue=DISPATCH, pass_context=True, queueing_lock="dispatch")
 async def dispatch(context: procrastinate.JobContext, timestamp: int) -> int:
     """Defer a check job for every due page; retry the jobs of stalled workers. Returns the jobs deferred."""
     w = _worker(context)
@@ -156,12 +150,12 @@ async def dispatch(context: procrastinate.JobContext, timestamp: int) -> int:
     last = {c.page_id: c.at for c in await asyncio.to_thread(w.fleet.last_checks)}
     due = schedule.due(w.runner.targets.values(), last, now)
     queued = {r["queueing_lock"] for r in await app.connector.execute_query_all_async(
-        "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' AND task_name = %(task)s",
+        "SELECT queueing_lock FROM procrastinate_jobs WHERE status IN ('todo', 'doing') AND task_name = %(task)s",
         task="monitor:check")}
     jobs = [pjobs.Job(queue=CHECKS, task_name="monitor:check", lock=f"page-{t.page_id}",  # as for one job
                       queueing_lock=f"page-{t.page_id}", task_kwargs={
                           "page_id": t.page_id, "due_at": at.isoformat(), "dispatched_at": now.isoformat()})
-            for t, at in due if f"page-{t.page_id}" not in queued]
+            for t, at in due if f"page-{t.page_id}" not in queued]  # waiting, or being checked now
     deferred = 0
     for start in range(0, len(jobs), DEFER_BATCH):  # one statement per batch
         batch = jobs[start:start + DEFER_BATCH]
@@ -178,8 +172,6 @@ async def dispatch(context: procrastinate.JobContext, timestamp: int) -> int:
     return deferred
 
 
-@tasks.periodic(cron=DAILY_CRON)
-@tasks.task(name="daily", queue=DISPATCH, pass_context=True, queueing_lock="daily")
 async def daily(context: procrastinate.JobContext, timestamp: int) -> None:
     """Link checks and retention (what `monitor run` does daily), once a day for the whole fleet."""
     w = _worker(context)
@@ -193,8 +185,14 @@ def conninfo(database_url: str) -> str:
 
 
 def make_app(database_url: str) -> procrastinate.App:
+    """An app with the monitor's tasks, registered anew for each app (a procrastinate Blueprint is changed by
+    the first app it is added to, and a second app of the same process would name its tasks twice over)."""
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(database_url)))
-    app.add_tasks_from(tasks, namespace="monitor")
+    app.task(name="monitor:check", queue=CHECKS, pass_context=True)(check)
+    app.periodic(cron=DISPATCH_CRON)(
+        app.task(name="monitor:dispatch", queue=DISPATCH, pass_context=True, queueing_lock="dispatch")(dispatch))
+    app.periodic(cron=DAILY_CRON)(
+        app.task(name="monitor:daily", queue=DISPATCH, pass_context=True, queueing_lock="daily")(daily))
     return app
 
 

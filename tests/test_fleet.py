@@ -343,6 +343,44 @@ def test_dispatch_drops_a_dead_workers_job_whose_page_is_queued_again_and_goes_o
     assert left == (0,), _fleet_state(pg_url, logs)
 
 
+def test_the_fleet_dispatches_every_15_s_and_does_the_daily_work_once_a_day(pg_url: str, hosts: list[Site],
+                                                                            tmp_path: Path) -> None:
+    """Procrastinate's periodic tasks: dispatch every 15 s, the daily work (link checks, retention) at 03:17. A
+    daily job, deferred here as the periodic deferrer would at 03:17, checks the page's links."""
+    for _ in range(2):  # a second app of the same process names its tasks alike
+        app = fleet.make_app(pg_url)
+        periodic = {p.task.name: p.cron for p in app.periodic_registry.periodic_tasks.values()}
+        assert periodic == {"monitor:dispatch": "* * * * * */15", "monitor:daily": "17 3 * * *"}
+        assert {"monitor:check", "monitor:dispatch", "monitor:daily"} <= set(app.tasks)
+    site = hosts[0]
+    site.routes["/uk"] = page("<html><body><main><h1>Міська рада</h1><p>Рішення сесії та розпорядження.</p>"
+                              '<a href="/dokumenty/1">Рішення № 1</a> <a href="/dokumenty/2">Рішення № 2</a>'
+                              "</main></body></html>")
+    site.routes["/dokumenty/1"] = page(html("Рішення № 1"))
+    targets = tmp_path / "targets.toml"
+    targets.write_text(_catalogue(pg_url, [site.url("/uk")], calibration_delay="0.01s"), encoding="utf-8")
+    assert CliRunner().invoke(main, ["-t", str(targets), "db", "upgrade"]).exit_code == 0
+    logs = [tmp_path / "worker.log"]
+    workers = [_start_worker(targets, logs[0])]
+    try:
+        _wait("the page checked", lambda: _checks(pg_url)[1] == 1, 60, state=lambda: _fleet_state(pg_url, logs))
+
+        async def defer_daily() -> None:
+            app = fleet.make_app(pg_url)
+            async with app.open_async():
+                await app.tasks["monitor:daily"].defer_async(timestamp=0)
+
+        asyncio.run(defer_daily())
+
+        def links() -> dict[str, int | None]:
+            with psycopg.connect(_libpq(pg_url)) as conn:
+                return dict(conn.execute("SELECT url, status FROM link_checks").fetchall())
+        _wait("the page's links checked", lambda: len(links()) == 2, 60, state=lambda: _fleet_state(pg_url, logs))
+    finally:
+        _stop(workers)
+    assert links() == {site.url("/dokumenty/1"): 200, site.url("/dokumenty/2"): 404}
+
+
 def test_two_workers_keep_one_pause_between_requests_to_a_host_as_the_server_sees_it(
         pg_url: str, hosts: list[Site], tmp_path: Path) -> None:
     site = hosts[1]
