@@ -78,17 +78,27 @@ class Worker:
         self.waits[bisect.bisect_left(WAIT_BUCKETS, seconds)] += 1
         self.wait_sum_s += seconds
 
-    async def put_off_s(self, url: str) -> float:
-        """How long to put a check off so that it does not hold a job slot waiting for its host (0: run it now):
-        a few seconds when this process already has a full set of requests for the host, or the host's own
-        wait when it is longer than POSTPONE_AFTER_S (a Retry-After, a long pause)."""
+    async def put_off_s(self, url: str, attempt: int) -> float:
+        """How long to put a check off so that it does not hold a job slot waiting for its host (0: run it now,
+        with a claim on the host this process holds until `done`): when this process already has a full set of
+        checks of the host, a wait that doubles with each put-off of the job (`attempt`: 1 s to a minute); or
+        the host's own wait when it is longer than POSTPONE_AFTER_S (a Retry-After, a long pause). With jitter,
+        so put-off jobs do not come back together."""
         if self.gate is None:
             return 0.0
         host = host_key(url)
-        if self.gate.crowded(host):
-            return random.uniform(1.0, 3.0)
+        if not self.gate.claim(host):
+            return min(60.0, 2.0 ** attempt) * random.uniform(0.8, 1.2)
         wait = await asyncio.to_thread(self.fleet.host_wait, host)
-        return wait if wait > POSTPONE_AFTER_S else 0.0
+        if wait <= POSTPONE_AFTER_S:
+            return 0.0
+        self.gate.release(host)
+        return wait + random.uniform(0.0, min(30.0, 0.1 * wait))
+
+    def done(self, url: str) -> None:
+        """The check that put_off_s let run is over."""
+        if self.gate is not None:
+            self.gate.release(host_key(url))
 
 
 def _worker(context: procrastinate.JobContext) -> Worker:
@@ -97,14 +107,15 @@ def _worker(context: procrastinate.JobContext) -> Worker:
     return worker
 
 
-async def check(context: procrastinate.JobContext, page_id: int, due_at: str, dispatched_at: str) -> bool:
+async def check(context: procrastinate.JobContext, page_id: int, due_at: str, dispatched_at: str,
+                attempt: int = 0) -> bool:
     """Check one page for its round; True if this job checked it, False if the round's check was done (or is
-    put off: a job for the same round comes back when its host can be asked)."""
+    put off: a job for the same round comes back when its host can be asked, `attempt` counting put-offs)."""
     w = _worker(context)
     target = w.runner.targets.get(page_id)
     if target is None:  # retired since it was dispatched
         return False
-    later_s = await w.put_off_s(target.page.url)
+    later_s = await w.put_off_s(target.page.url, attempt)
     if later_s > 0:
         w.postponed += 1
         w.jobs_done += 1
@@ -113,15 +124,18 @@ async def check(context: procrastinate.JobContext, page_id: int, due_at: str, di
         with contextlib.suppress(pexc.AlreadyEnqueued):  # a dispatch queued the page again meanwhile
             await context.app.tasks["monitor:check"].configure(
                 queueing_lock=lock, lock=lock, schedule_in={"milliseconds": int(later_s * 1000)}).defer_async(
-                page_id=page_id, due_at=due_at, dispatched_at=dispatched_at)
+                page_id=page_id, due_at=due_at, dispatched_at=dispatched_at, attempt=attempt + 1)
         return False
-    dispatched = datetime.fromisoformat(dispatched_at)
-    w.waited(max(0.0, (w.clock.now() - dispatched).total_seconds()))
     try:
-        record = await w.runner.check_due(page_id, datetime.fromisoformat(due_at), scheduled_at=dispatched)
-    except Exception:
-        w.jobs_failed += 1
-        raise
+        dispatched = datetime.fromisoformat(dispatched_at)
+        w.waited(max(0.0, (w.clock.now() - dispatched).total_seconds()))
+        try:
+            record = await w.runner.check_due(page_id, datetime.fromisoformat(due_at), scheduled_at=dispatched)
+        except Exception:
+            w.jobs_failed += 1
+            raise
+    finally:
+        w.done(target.page.url)
     w.jobs_done += 1
     if record is None:
         w.skipped += 1
@@ -140,7 +154,8 @@ async def dispatch(context: procrastinate.JobContext, timestamp: int) -> int:
             logger.warning("retried job %s (%s) of a worker that stopped beating", job.id, job.task_name)
         except pexc.UniqueViolation:  # its page is queued again already: that job does the check; this one goes
             assert job.id is not None
-            await app.job_manager.finish_job_by_id_async(job.id, status=pjobs.Status.ABORTED, delete_job=True)
+            with contextlib.suppress(pexc.ConnectorException):  # another dispatch dropped it first
+                await app.job_manager.finish_job_by_id_async(job.id, status=pjobs.Status.ABORTED, delete_job=True)
             logger.warning("dropped job %s (%s) of a worker that stopped beating: its page is queued again", job.id,
                            job.task_name)
         except pexc.ConnectorException as exc:  # one job the queue refuses must not stop every dispatch after it
@@ -192,7 +207,7 @@ def make_app(database_url: str) -> procrastinate.App:
     app.periodic(cron=DISPATCH_CRON)(
         app.task(name="monitor:dispatch", queue=DISPATCH, pass_context=True, queueing_lock="dispatch")(dispatch))
     app.periodic(cron=DAILY_CRON)(
-        app.task(name="monitor:daily", queue=DISPATCH, pass_context=True, queueing_lock="daily")(daily))
+        app.task(name="monitor:daily", queue=DISPATCH, pass_context=True, queueing_lock="daily", lock="daily")(daily))
     return app
 
 
@@ -241,37 +256,52 @@ class FleetGate:
     def __init__(self, fleet: FleetStore, settings: Settings, *, poll_s: float = 1.0) -> None:
         self.fleet, self.settings, self.poll_s = fleet, settings, poll_s
         self._local: dict[str, asyncio.Semaphore] = {}
-        self._wanting: dict[str, int] = {}  # requests to the host in this process: holding or waiting for a turn
+        self._claims: dict[str, int] = {}  # checks of the host under way in this process
 
-    def crowded(self, host: str) -> bool:
-        """Whether this process already has a full set of requests holding or waiting for the host's turns."""
-        return self._wanting.get(host, 0) >= self.settings.per_host_concurrency
+    def claim(self, host: str) -> bool:
+        """Count one more check of the host in this process, unless it already has per_host_concurrency."""
+        if self._claims.get(host, 0) >= self.settings.per_host_concurrency:
+            return False
+        self._claims[host] = self._claims.get(host, 0) + 1
+        return True
+
+    def release(self, host: str) -> None:
+        self._claims[host] -= 1
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
         s = self.settings
         holder = uuid.uuid4().hex
         local = self._local.setdefault(host, asyncio.Semaphore(s.per_host_concurrency))
-        self._wanting[host] = self._wanting.get(host, 0) + 1
+        async with local:
+            busy_s = max(0.05, min(s.per_host_delay_s, 0.5))
+            while True:
+                wait = await self._take_turn(host, holder)
+                if wait == 0:
+                    break
+                if wait < 0:  # every slot is out, in other workers: ask again later, later each time
+                    wait, busy_s = busy_s * random.uniform(0.8, 1.2), min(busy_s * 1.5, BUSY_POLL_MAX_S)
+                await asyncio.sleep(min(wait, self.poll_s))
+            try:
+                yield
+            finally:
+                await asyncio.shield(asyncio.to_thread(self.fleet.give_back, host, holder,
+                                                       delay_s=s.per_host_delay_s))
+
+    async def _take_turn(self, host: str, holder: str) -> float:
+        """Ask the store for a turn. A fetch cancelled (its deadline) while the question is under way gives
+        back the turn it may have been given: a lease left out would block the host until it expires."""
+        s = self.settings
+        asked = asyncio.ensure_future(asyncio.to_thread(
+            self.fleet.take_turn, host, holder, concurrency=s.per_host_concurrency, delay_s=s.per_host_delay_s,
+            lease_s=s.timeout_s * 2 + 60))
         try:
-            async with local:
-                busy_s = max(0.05, min(s.per_host_delay_s, 0.5))
-                while True:
-                    wait = await asyncio.to_thread(self.fleet.take_turn, host, holder,
-                                                   concurrency=s.per_host_concurrency, delay_s=s.per_host_delay_s,
-                                                   lease_s=s.timeout_s * 2 + 60)
-                    if wait == 0:
-                        break
-                    if wait < 0:  # every slot is out, in other workers: ask again later, later each time
-                        wait, busy_s = busy_s * random.uniform(0.8, 1.2), min(busy_s * 1.5, BUSY_POLL_MAX_S)
-                    await asyncio.sleep(min(wait, self.poll_s))
-                try:
-                    yield
-                finally:
-                    await asyncio.shield(asyncio.to_thread(self.fleet.give_back, host, holder,
-                                                           delay_s=s.per_host_delay_s))
-        finally:
-            self._wanting[host] -= 1
+            return await asyncio.shield(asked)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                if await asked == 0:
+                    await asyncio.to_thread(self.fleet.give_back, host, holder, delay_s=s.per_host_delay_s)
+            raise
 
     def defer(self, host: str, seconds: float) -> None:
         self.fleet.defer_host(host, seconds)

@@ -6,6 +6,7 @@ next check on. Learning never disturbs checking."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 HISTORY_WAIT_S = 600.0  # history learning waits this long for the new version to be written
 HISTORY_VERSIONS = 12
 SIBLING_PAGES = 8  # the site's other monitored pages compared with a page for its template
+PARSED_KEPT = 256  # sibling contents kept parsed, the oldest dropped first
 
 
 class Learner:
@@ -43,6 +45,8 @@ class Learner:
     def attach(self) -> Learner:
         """Load when each page was last calibrated and follow the runner's checks."""
         self._calibrated = self.noise.calibrated(self.runner.targets)
+        for t in self.runner.targets.values():
+            self._by_host.setdefault((urlsplit(t.page.url).hostname, t.page.kind), []).append(t.page_id)
         self.runner.after_check.append(self.after_check)
         return self
 
@@ -116,20 +120,20 @@ class Learner:
 
     def _siblings(self, page_id: int) -> list[Content]:
         """The newest stored content of up to SIBLING_PAGES other monitored pages of the page's kind on its host
-        (read in one query; each content parsed once while it stays the newest)."""
+        (read in one query; each content parsed once while it stays the newest and among the recent ones)."""
         target = self.runner.targets[page_id]
-        if not self._by_host:
-            for t in self.runner.targets.values():
-                self._by_host.setdefault((urlsplit(t.page.url).hostname, t.page.kind), []).append(t.page_id)
         same = self._by_host.get((urlsplit(target.page.url).hostname, target.page.kind), [])
         others = [pid for pid in same if pid != page_id][:4 * SIBLING_PAGES]  # some not captured yet
         out: list[Content] = []
         for _, (sha, blob) in sorted(self.noise.newest_contents(others).items())[:SIBLING_PAGES]:
-            if sha not in self._parsed:
-                if len(self._parsed) >= 4 * SIBLING_PAGES * 64:
-                    self._parsed.clear()
-                self._parsed[sha] = load_content(blob)
-            out.append(self._parsed[sha])
+            content = self._parsed.get(sha)  # one dict operation at a time: calibrations run this in threads
+            if content is None:
+                content = load_content(blob)
+                self._parsed[sha] = content
+                while len(self._parsed) > PARSED_KEPT:
+                    with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                        self._parsed.pop(next(iter(self._parsed)))
+            out.append(content)
         return out
 
     async def learn_history(self, page_id: int, seq: int) -> None:

@@ -38,6 +38,11 @@ class SqlMaintenance:
         report = {"checks_summarised": 0, "days_summarised": 0, "raw_captures_dropped": 0, "blobs_deleted": 0,
                   "link_checks_deleted": 0}
         with translate("cannot prune"), self.engine.begin() as conn:
+            # versions first, then the checks chain's head: the order a writer takes them in (no deadlock)
+            current = select(P.c.last_version_id).where(P.c.last_version_id.is_not(None))
+            report["raw_captures_dropped"] = conn.execute(
+                update(V).where(V.c.last_seen_at < raw_before, V.c.raw_sha.is_not(None), V.c.id.not_in(current))
+                .values(raw_sha=None)).rowcount
             upto = chain.prunable(conn, C, C.c.started_at < checks_before)
             old = (C.c.chain_seq <= upto) & (C.c.started_at < checks_before)
             summary: dict[tuple[int, str], dict[str, Any]] = {}
@@ -70,10 +75,6 @@ class SqlMaintenance:
             report["checks_summarised"] = conn.execute(C.delete().where(C.c.chain_seq <= upto)).rowcount
             if report["checks_summarised"] != removed:  # a record without its place: the chain says where
                 report["checks_summarised"] = removed
-            current = select(P.c.last_version_id).where(P.c.last_version_id.is_not(None))
-            report["raw_captures_dropped"] = conn.execute(
-                update(V).where(V.c.last_seen_at < raw_before, V.c.raw_sha.is_not(None), V.c.id.not_in(current))
-                .values(raw_sha=None)).rowcount
             used = union(select(V.c.content_sha), select(V.c.raw_sha).where(V.c.raw_sha.is_not(None)),
                          select(CH.c.evidence_sha).where(CH.c.evidence_sha.is_not(None)))
             report["blobs_deleted"] = conn.execute(B.delete().where(B.c.sha256.not_in(used))).rowcount
