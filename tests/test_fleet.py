@@ -477,3 +477,49 @@ def test_a_retried_job_of_a_page_checked_for_its_round_does_nothing(pg_url: str,
         store.close()
     assert first is not None and second is None
     assert _checks(pg_url) == (1, 1, 1)
+
+
+def _leases(db: str) -> int:
+    with psycopg.connect(_libpq(db)) as conn:
+        return int(conn.execute("SELECT count(*) FROM host_leases").fetchone()[0])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("cancel_after_s", [0.05, 0.35])
+def test_a_fetch_cancelled_while_it_asks_for_a_turn_leaves_no_lease(pg_url: str, cancel_after_s: float) -> None:
+    """A check's deadline may cancel it while the store is answering its question for a turn at a host (0.05 s:
+    before the answer; 0.35 s: after it, while the turn is held): a lease given to a cancelled fetch would
+    block the host for the whole fleet until it expired (two fetch timeouts and a minute)."""
+    from monitor.domain import Settings
+    from monitor.store.fleet import SqlFleet
+
+    store = Store.open(pg_url, auto_upgrade=True)
+
+    class SlowStore(SqlFleet):  # the real store, answering after 0.2 s as a loaded database does
+        def take_turn(self, host: str, holder: str, **kw: float) -> float:  # type: ignore[override]
+            time.sleep(0.2)
+            return super().take_turn(host, holder, **kw)  # type: ignore[arg-type]
+
+    gate = fleet.FleetGate(SlowStore(store.fleet.engine), Settings(per_host_concurrency=1, per_host_delay_s=0.0))
+    held: list[bool] = []
+
+    async def fetch_cancelled() -> None:
+        async def request() -> None:
+            async with gate.slot("127.0.0.1"):
+                held.append(True)
+                await asyncio.sleep(10)  # the request, cut by the deadline
+
+        task = asyncio.create_task(request())
+        await asyncio.sleep(cancel_after_s)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.3)  # a question still under way has its answer by now
+
+    try:
+        asyncio.run(fetch_cancelled())
+        assert held == ([True] if cancel_after_s > 0.2 else [])
+        assert _leases(pg_url) == 0
+        # the host can be asked at once: the next fetch is not refused for a slot left out
+        assert store.fleet.take_turn("127.0.0.1", "next", concurrency=1, delay_s=0.0, lease_s=60) == 0
+    finally:
+        store.close()
