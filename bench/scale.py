@@ -1,23 +1,23 @@
 """The procrastinate engine at scale on this machine: 1, 2 and 4 `monitor worker` processes over the real
 PostgreSQL check every page of a catalogue served from four loopback hosts (127.0.0.1-4). Measured: pages/s over
-the round, PostgreSQL transactions per check (all of them: the store's and the queue's), and the check jobs'
-wait in the queue (from the workers' own /metrics histograms).
+the round, PostgreSQL transactions per check (all of them: the store's and the queue's), worker CPU per check, and each
+page's wait from its dispatch to the start of its check job (a trigger in the bench's own database records
+every start: procrastinate deletes done jobs and their events).
 
-The round measured is a first round (every page due at once, so the fleet is saturated): each new page is
-fetched twice, its calibration capture taken 10 ms after the first."""
+Two rounds: a first round (every page new and due at once, so the fleet is saturated; each new page is
+fetched twice, its calibration capture taken 10 ms after the first) and a steady round (every page due again,
+unchanged). With a whole round due at once, the queue wait is the backlog: about half the round at the median."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -50,13 +50,30 @@ def _xacts(conn: psycopg.Connection, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
-    """The bucket bound under which a fraction q of the jobs waited (cumulative buckets)."""
-    total = buckets[-1][1] if buckets else 0
-    for bound, count in buckets:
-        if total and count >= q * total:
-            return bound
-    return None
+# The bench's own probe in its own database: every start of a check job, with the time its page was
+# dispatched (a put-off job keeps it). Procrastinate deletes done jobs, and their events with them.
+_PROBE = """
+CREATE TABLE bench_starts (page_id bigint, dispatched_at timestamptz, started_at timestamptz);
+CREATE FUNCTION bench_started() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO bench_starts VALUES ((NEW.args->>'page_id')::bigint, (NEW.args->>'dispatched_at')::timestamptz,
+                                   clock_timestamp());
+  RETURN NULL;
+END $$;
+CREATE TRIGGER bench_started AFTER UPDATE OF status ON procrastinate_jobs FOR EACH ROW
+  WHEN (OLD.status = 'todo' AND NEW.status = 'doing' AND NEW.task_name = 'monitor:check')
+  EXECUTE FUNCTION bench_started();
+"""
+
+
+def _queue_wait(conn: psycopg.Connection, since: object) -> dict[str, float]:
+    """Each page's wait from its dispatch to the first start of its job (put-offs included), this round."""
+    row = conn.execute(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY w), percentile_cont(0.95) WITHIN GROUP (ORDER BY w), "
+        "max(w) FROM (SELECT extract(epoch FROM min(started_at) - dispatched_at) AS w FROM bench_starts "
+        "WHERE dispatched_at >= %s GROUP BY page_id, dispatched_at) AS waits", (since,)).fetchone()
+    return {"queue_wait_p50_s": round(float(row[0] or 0), 1), "queue_wait_p95_s": round(float(row[1] or 0), 1),
+            "queue_wait_max_s": round(float(row[2] or 0), 1)} if row else {}
 
 
 def run(workers: int, pages: int, concurrency: int, servers: list[PageServer]) -> dict[str, object]:
@@ -72,27 +89,17 @@ def run(workers: int, pages: int, concurrency: int, servers: list[PageServer]) -
             targets.write_text(catalogue(urls, db, concurrency), encoding="utf-8")
             monitor = [sys.executable, "-m", "monitor", "-t", str(targets), "--log-level", "WARNING"]
             subprocess.run([*monitor, "db", "upgrade"], check=True, capture_output=True)
-            ports = [20000 + os.getpid() % 20000 + n for n in range(workers)]
+            with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
+                conn.execute(_PROBE)
             with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
                 started = time.monotonic()
-                for port in ports:
-                    procs.append(subprocess.Popen([*monitor, "worker", "--metrics-listen", f"127.0.0.1:{port}"],
-                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                for _ in range(workers):
+                    procs.append(subprocess.Popen([*monitor, "worker"], stdout=subprocess.DEVNULL,
+                                                  stderr=subprocess.DEVNULL))
                 first = _round(conn, name, pages, procs, started)
                 # the second round: every page due again a week later, unchanged, calibrated (the steady state)
                 conn.execute("UPDATE pages SET last_check_at = last_check_at - interval '8 days'")
                 steady = _round(conn, name, pages, procs, time.monotonic())
-            waits: list[tuple[float, float]] = []
-            for port in ports:
-                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-                for bound, count in re.findall(r'freshness_worker_queue_wait_seconds_bucket\{le="([^"]+)"\} (\S+)',
-                                               text):
-                    b = float("inf") if bound == "+Inf" else float(bound)
-                    found = [i for i, (x, _) in enumerate(waits) if x == b]
-                    if found:
-                        waits[found[0]] = (b, waits[found[0]][1] + float(count))
-                    else:
-                        waits.append((b, float(count)))
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -103,9 +110,7 @@ def run(workers: int, pages: int, concurrency: int, servers: list[PageServer]) -
                 p.kill()
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    waits.sort()
-    return {"workers": workers, "pages": pages, "first_round": first, "steady_round": steady,
-            "queue_wait_p50_s": _quantile(waits, 0.5), "queue_wait_p95_s": _quantile(waits, 0.95)}
+    return {"workers": workers, "pages": pages, "first_round": first, "steady_round": steady}
 
 
 def _cpu_s(procs: list[subprocess.Popen[bytes]]) -> float:
@@ -142,7 +147,8 @@ def _round(conn: psycopg.Connection, name: str, pages: int, procs: list[subproce
     return {"checks": checks, "round_s": round(last - started, 1),
             "pages_per_s": round(pages / (last - (first or started)), 1),
             "transactions_per_check": round((_xacts(conn, name) - before) / checks, 1),
-            "worker_cpu_ms_per_check": round((_cpu_s(procs) - cpu) * 1000 / checks, 1)}
+            "worker_cpu_ms_per_check": round((_cpu_s(procs) - cpu) * 1000 / checks, 1),
+            **_queue_wait(conn, since)}
 
 
 def main(argv: list[str]) -> dict[str, object] | None:
