@@ -1,8 +1,9 @@
 """The procrastinate engine at scale on this machine: 1, 2 and 4 `monitor worker` processes over the real
 PostgreSQL check every page of a catalogue served from four loopback hosts (127.0.0.1-4). Measured: pages/s over
-the round, PostgreSQL transactions per check (all of them: the store's and the queue's), worker CPU per check, and each
-page's wait from its dispatch to the start of its check job (a trigger in the bench's own database records
-every start: procrastinate deletes done jobs and their events).
+the round, PostgreSQL transactions per check (all of them: the store's and the queue's), the statements and
+round trips the workers send per check (counted on the wire by a relay, bench/pgcount.py), worker CPU per
+check, and each page's wait from its dispatch to the start of its check job (a trigger in the bench's own
+database records every start: procrastinate deletes done jobs and their events).
 
 Two rounds: a first round (every page new and due at once, so the fleet is saturated; each new page is
 fetched twice, its calibration capture taken 10 ms after the first) and a steady round (every page due again,
@@ -24,6 +25,7 @@ from pathlib import Path
 import psycopg
 
 from bench.common import PageServer, corpus_pages
+from bench.pgcount import Counts, PgCounter
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
@@ -80,36 +82,38 @@ def run(workers: int, pages: int, concurrency: int, servers: list[PageServer]) -
     name = f"bench_scale_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    db = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     urls = [servers[i % len(servers)].url(i) for i in range(pages)]
     procs: list[subprocess.Popen[bytes]] = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            targets = Path(tmp) / "targets.toml"
-            targets.write_text(catalogue(urls, db, concurrency), encoding="utf-8")
-            monitor = [sys.executable, "-m", "monitor", "-t", str(targets), "--log-level", "WARNING"]
-            subprocess.run([*monitor, "db", "upgrade"], check=True, capture_output=True)
-            with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
-                conn.execute(_PROBE)
-            with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
-                started = time.monotonic()
-                for _ in range(workers):
-                    procs.append(subprocess.Popen([*monitor, "worker"], stdout=subprocess.DEVNULL,
-                                                  stderr=subprocess.DEVNULL))
-                first = _round(conn, name, pages, procs, started)
-                # the second round: every page due again a week later, unchanged, calibrated (the steady state)
-                conn.execute("UPDATE pages SET last_check_at = last_check_at - interval '8 days'")
-                steady = _round(conn, name, pages, procs, time.monotonic())
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with PgCounter() as relay:  # stopped after the workers
+        # the workers talk to PostgreSQL through the relay, in the clear, so that it can count what they send
+        db = f"postgresql+psycopg://postgres@127.0.0.1:{relay.port}/{name}?sslmode=disable&gssencmode=disable"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                targets = Path(tmp) / "targets.toml"
+                targets.write_text(catalogue(urls, db, concurrency), encoding="utf-8")
+                monitor = [sys.executable, "-m", "monitor", "-t", str(targets), "--log-level", "WARNING"]
+                subprocess.run([*monitor, "db", "upgrade"], check=True, capture_output=True)
+                with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
+                    conn.execute(_PROBE)
+                with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
+                    started = time.monotonic()
+                    for _ in range(workers):
+                        procs.append(subprocess.Popen([*monitor, "worker"], stdout=subprocess.DEVNULL,
+                                                      stderr=subprocess.DEVNULL))
+                    first = _round(conn, name, pages, procs, started, relay.counts)
+                    # the second round: every page due again a week later, unchanged, calibrated (the steady state)
+                    conn.execute("UPDATE pages SET last_check_at = last_check_at - interval '8 days'")
+                    steady = _round(conn, name, pages, procs, time.monotonic(), relay.counts)
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                try:
+                    p.wait(60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return {"workers": workers, "pages": pages, "first_round": first, "steady_round": steady}
 
 
@@ -126,10 +130,11 @@ def _cpu_s(procs: list[subprocess.Popen[bytes]]) -> float:
 
 
 def _round(conn: psycopg.Connection, name: str, pages: int, procs: list[subprocess.Popen[bytes]],
-           started: float) -> dict[str, float]:
+           started: float, wire: Counts) -> dict[str, float]:
     """Wait for one check of every page after `started` (a round), measuring it."""
     before_checks = int(conn.execute("SELECT count(*) FROM checks").fetchone()[0])  # type: ignore[index]
     before, cpu = _xacts(conn, name), _cpu_s(procs)
+    statements, round_trips = wire.statements, wire.round_trips
     since = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
     first = None
     while time.monotonic() - started < 1800:
@@ -147,6 +152,8 @@ def _round(conn: psycopg.Connection, name: str, pages: int, procs: list[subproce
     return {"checks": checks, "round_s": round(last - started, 1),
             "pages_per_s": round(pages / (last - (first or started)), 1),
             "transactions_per_check": round((_xacts(conn, name) - before) / checks, 1),
+            "statements_per_check": round((wire.statements - statements) / checks, 1),
+            "round_trips_per_check": round((wire.round_trips - round_trips) / checks, 1),
             "worker_cpu_ms_per_check": round((_cpu_s(procs) - cpu) * 1000 / checks, 1),
             **_queue_wait(conn, since)}
 
