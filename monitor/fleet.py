@@ -53,6 +53,9 @@ DAILY_CRON = "17 3 * * *"  # link checks and retention, at night
 DEFER_BATCH = 500  # check jobs deferred per statement
 BUSY_POLL_MAX_S = 0.25  # a request waiting for a slot at a busy host asks again at most this far apart
 POSTPONE_AFTER_S = 5.0  # a check whose host cannot be asked for longer is put off, its job slot freed
+# A check put off because this worker already has a full set of checks of its host comes back after 1, 2, 4 s...
+# up to this: longer, and the round's last pages sleep on in the queue while their host sits idle.
+PUT_OFF_MAX_S = 15.0
 RESTART_PAUSE_S = (1.0, 30.0)  # the pause before starting the queue's worker again, first and longest
 LEDGER = "monitor_procrastinate_migrations"  # the procrastinate migrations applied to this database
 WAIT_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)  # a job's wait in the queue
@@ -81,15 +84,19 @@ class Worker:
     async def put_off_s(self, url: str, attempt: int) -> float:
         """How long to put a check off so that it does not hold a job slot waiting for its host (0: run it now,
         with a claim on the host this process holds until `done`): when this process already has a full set of
-        checks of the host, a wait that doubles with each put-off of the job (`attempt`: 1 s to a minute); or
+        checks of the host, a wait that doubles with each put-off of the job (`attempt`: 1 s to PUT_OFF_MAX_S); or
         the host's own wait when it is longer than POSTPONE_AFTER_S (a Retry-After, a long pause). With jitter,
         so put-off jobs do not come back together."""
         if self.gate is None:
             return 0.0
         host = host_key(url)
         if not self.gate.claim(host):
-            return min(60.0, 2.0 ** attempt) * random.uniform(0.8, 1.2)
-        wait = await asyncio.to_thread(self.fleet.host_wait, host)
+            return min(PUT_OFF_MAX_S, 2.0 ** attempt) * random.uniform(0.8, 1.2)
+        try:
+            wait = await asyncio.to_thread(self.fleet.host_wait, host)
+        except BaseException:  # the store away, the job cancelled: the claim must not outlive the job
+            self.gate.release(host)
+            raise
         if wait <= POSTPONE_AFTER_S:
             return 0.0
         self.gate.release(host)

@@ -523,3 +523,52 @@ def test_a_fetch_cancelled_while_it_asks_for_a_turn_leaves_no_lease(pg_url: str,
         assert store.fleet.take_turn("127.0.0.1", "next", concurrency=1, delay_s=0.0, lease_s=60) == 0
     finally:
         store.close()
+
+
+def test_a_check_that_cannot_ask_its_hosts_pause_gives_its_claim_back(pg_url: str) -> None:
+    """A worker counts its checks of each host (per_host_concurrency at most); a check that fails or is cancelled
+    while asking the store for the host's pause gives its claim back. Kept, two such checks (a PostgreSQL
+    restart) would leave the worker putting off every later check of that host, for good."""
+    import sqlalchemy
+
+    from monitor.domain import Settings
+    from monitor.errors import StoreUnavailable
+    from monitor.store.fleet import SqlFleet
+
+    settings = Settings(per_host_concurrency=2)
+    host, url = "127.0.0.1", "http://127.0.0.1:8080/rishennia"
+    away = SqlFleet(sqlalchemy.create_engine("postgresql+psycopg://postgres@127.0.0.1:9/monitor",
+                                             connect_args={"connect_timeout": 2}))  # nobody listens on port 9
+    worker = fleet.Worker(runner=None, fleet=away, gate=fleet.FleetGate(away, settings))  # type: ignore[arg-type]
+    for _ in range(3):
+        with pytest.raises(StoreUnavailable):
+            asyncio.run(worker.put_off_s(url, 0))
+    assert worker.gate is not None and worker.gate.claim(host) and worker.gate.claim(host)  # both slots free
+    worker.gate.release(host)
+    worker.gate.release(host)
+
+    store = Store.open(pg_url, auto_upgrade=True)
+
+    class SlowStore(SqlFleet):
+        def host_wait(self, host: str) -> float:
+            time.sleep(0.3)
+            return super().host_wait(host)
+
+    try:
+        slow = SlowStore(store.fleet.engine)
+        worker = fleet.Worker(runner=None, fleet=slow, gate=fleet.FleetGate(slow, settings))  # type: ignore[arg-type]
+
+        async def cancelled() -> None:
+            for _ in range(3):
+                task = asyncio.create_task(worker.put_off_s(url, 0))
+                await asyncio.sleep(0.05)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            assert await worker.put_off_s(url, 0) == 0  # asked in full: run now, with a claim
+            assert await worker.put_off_s(url, 0) == 0
+            assert await worker.put_off_s(url, 0) > 0  # the third check of the host waits its turn
+
+        asyncio.run(cancelled())
+    finally:
+        store.close()
