@@ -122,7 +122,11 @@ async def check(context: procrastinate.JobContext, page_id: int, due_at: str, di
     target = w.runner.targets.get(page_id)
     if target is None:  # retired since it was dispatched
         return False
-    later_s = await w.put_off_s(target.page.url, attempt)
+    try:
+        later_s = await w.put_off_s(target.page.url, attempt)
+    except Exception:  # the store away: the job fails (dispatch queues the page again), and is counted so
+        w.jobs_failed += 1
+        raise
     if later_s > 0:
         w.postponed += 1
         w.jobs_done += 1

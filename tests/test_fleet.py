@@ -17,7 +17,9 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
+import procrastinate
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -546,6 +548,14 @@ def test_a_check_that_cannot_ask_its_hosts_pause_gives_its_claim_back(pg_url: st
     assert worker.gate is not None and worker.gate.claim(host) and worker.gate.claim(host)  # both slots free
     worker.gate.release(host)
     worker.gate.release(host)
+    # the check job itself: it fails (dispatch queues the page again) and the worker counts it failed
+    worker.runner = SimpleNamespace(targets={7: SimpleNamespace(page=SimpleNamespace(url=url))})  # type: ignore[assignment]
+    context = procrastinate.JobContext(app=None, job=None, start_timestamp=0.0,  # type: ignore[arg-type]
+                                       abort_reason=lambda: None, additional_context={"monitor": worker})
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(fleet.check(context, 7, "2026-12-01T00:00:00+00:00", "2026-12-01T00:00:00+00:00"))
+    assert (worker.jobs_failed, worker.jobs_done) == (1, 0)
+    assert worker.gate.claim(host) and worker.gate.claim(host)
 
     store = Store.open(pg_url, auto_upgrade=True)
 
