@@ -6,7 +6,7 @@ check, and each page's wait from its dispatch to the start of its check job (a t
 database records every start: procrastinate deletes done jobs and their events).
 
 Two rounds: a first round (every page new and due at once, so the fleet is saturated; each new page is
-fetched twice, its calibration capture taken 10 ms after the first) and a steady round (every page due again,
+calibrated too, its captures 10 ms apart) and a steady round (every page due again,
 unchanged). With a whole round due at once, the queue wait is the backlog: about half the round at the median."""
 
 from __future__ import annotations
@@ -95,7 +95,6 @@ def run(workers: int, pages: int, concurrency: int, servers: list[PageServer]) -
                 subprocess.run([*monitor, "db", "upgrade"], check=True, capture_output=True)
                 with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
                     conn.execute(_PROBE)
-                with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as conn:
                     started = time.monotonic()
                     for _ in range(workers):
                         procs.append(subprocess.Popen([*monitor, "worker"], stdout=subprocess.DEVNULL,

@@ -123,30 +123,31 @@ async def check(context: procrastinate.JobContext, page_id: int, due_at: str, di
     if target is None:  # retired since it was dispatched
         return False
     try:
-        later_s = await w.put_off_s(target.page.url, attempt)
-    except Exception:  # the store away: the job fails (dispatch queues the page again), and is counted so
+        return await _check(context, w, target.page.url, page_id, due_at, dispatched_at, attempt)
+    except Exception:  # the store or the queue away: the job fails (dispatch queues the page again), counted so
         w.jobs_failed += 1
         raise
+
+
+async def _check(context: procrastinate.JobContext, w: Worker, url: str, page_id: int, due_at: str,
+                 dispatched_at: str, attempt: int) -> bool:
+    later_s = await w.put_off_s(url, attempt)
     if later_s > 0:
-        w.postponed += 1
-        w.jobs_done += 1
         assert context.app is not None
         lock = f"page-{page_id}"  # as dispatch defers it
         with contextlib.suppress(pexc.AlreadyEnqueued):  # a dispatch queued the page again meanwhile
             await context.app.tasks["monitor:check"].configure(
                 queueing_lock=lock, lock=lock, schedule_in={"milliseconds": int(later_s * 1000)}).defer_async(
                 page_id=page_id, due_at=due_at, dispatched_at=dispatched_at, attempt=attempt + 1)
+        w.postponed += 1
+        w.jobs_done += 1
         return False
     try:
         dispatched = datetime.fromisoformat(dispatched_at)
         w.waited(max(0.0, (w.clock.now() - dispatched).total_seconds()))
-        try:
-            record = await w.runner.check_due(page_id, datetime.fromisoformat(due_at), scheduled_at=dispatched)
-        except Exception:
-            w.jobs_failed += 1
-            raise
+        record = await w.runner.check_due(page_id, datetime.fromisoformat(due_at), scheduled_at=dispatched)
     finally:
-        w.done(target.page.url)
+        w.done(url)
     w.jobs_done += 1
     if record is None:
         w.skipped += 1
